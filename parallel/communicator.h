@@ -1,0 +1,93 @@
+#ifndef DSERVE_PARALLEL_COMMUNICATOR_H_
+#define DSERVE_PARALLEL_COMMUNICATOR_H_
+
+// Collective and point-to-point communication among the ranks of one mesh
+// group. Mirrors PyTorch c10d's Backend split: one small interface, with Gloo
+// (CPU, LibTorch c10d), NCCL (GPU, --config=cuda) and fake implementations.
+//
+// Contract shared by every implementation:
+//  * A Communicator covers exactly one group (e.g. the ulysses group of this
+//    rank); ranks are numbered 0..size()-1 inside the group. Nothing here is a
+//    global process group: the mesh builds one Communicator per group and
+//    passes it explicitly.
+//  * Every call blocks until the local part of the operation is complete
+//    (output tensors are valid on return); on GPU "complete" means enqueued on
+//    the current CUDA stream.
+//  * Tensors must be contiguous. Collectives must be called by every rank of
+//    the group in the same order with matching shapes and dtypes.
+//  * A Communicator is not thread-safe: one thread drives it.
+//  * Errors (c10::Error, ncclResult_t) are converted to absl::Status where
+//    they arise; a failed collective leaves the group unusable (the replica is
+//    torn down and restarted, as NCCL communicators cannot be repaired).
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include <ATen/core/Tensor.h>
+
+namespace dserve::parallel {
+
+// Bytes this rank put on the wire (sent), per operation kind, since creation
+// or the last ResetStats(). Tests and benchmarks compare these with analytic
+// formulas, so each implementation counts the same way:
+//  * Broadcast: root counts (size-1)*nbytes, others 0.
+//  * AllReduce: 2*(size-1)/size*nbytes (ring algorithm).
+//  * AllGather: (size-1)*nbytes(input).
+//  * AllToAll: (size-1)/size*nbytes(input).
+//  * Send: nbytes; Recv: 0. Barrier: 0.
+struct CommStats {
+  int64_t broadcast_bytes = 0;
+  int64_t all_reduce_bytes = 0;
+  int64_t all_gather_bytes = 0;
+  int64_t all_to_all_bytes = 0;
+  int64_t send_bytes = 0;
+  int64_t calls = 0;
+
+  int64_t total_bytes() const {
+    return broadcast_bytes + all_reduce_bytes + all_gather_bytes +
+           all_to_all_bytes + send_bytes;
+  }
+};
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+
+  // This rank's index in the group, 0..size()-1.
+  virtual int rank() const = 0;
+  // Number of ranks in the group.
+  virtual int size() const = 0;
+  // "gloo", "nccl" or "fake"; for logs and GetServerInfo.
+  virtual std::string backend_name() const = 0;
+
+  // Copies `tensor` from group rank `root` into `tensor` on every rank.
+  virtual absl::Status Broadcast(at::Tensor& tensor, int root) = 0;
+  // Element-wise sum over the group, in place.
+  virtual absl::Status AllReduceSum(at::Tensor& tensor) = 0;
+  // Concatenates every rank's `input` along dim 0 into `output`
+  // (output.size(0) == size() * input.size(0), rank order).
+  virtual absl::Status AllGather(const at::Tensor& input,
+                                 at::Tensor& output) = 0;
+  // Splits `input` into size() equal chunks along dim 0, sends chunk j to
+  // rank j, and writes the chunk received from rank j at chunk j of `output`
+  // (same shape as input).
+  virtual absl::Status AllToAll(const at::Tensor& input,
+                                at::Tensor& output) = 0;
+  // Point to point; `peer` is a group rank. Send/Recv pairs must match in
+  // shape and dtype.
+  virtual absl::Status Send(const at::Tensor& tensor, int peer) = 0;
+  virtual absl::Status Recv(at::Tensor& tensor, int peer) = 0;
+  // Returns once every rank of the group has entered Barrier.
+  virtual absl::Status Barrier() = 0;
+
+  const CommStats& stats() const { return stats_; }
+  void ResetStats() { stats_ = CommStats(); }
+
+ protected:
+  CommStats stats_;
+};
+
+}  // namespace dserve::parallel
+
+#endif  // DSERVE_PARALLEL_COMMUNICATOR_H_

@@ -1,0 +1,3 @@
+#!/bin/sh
+# Debian's protoc stands in for the one @com_google_protobuf would build.
+exec /usr/bin/protoc "$@"

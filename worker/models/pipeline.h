@@ -1,0 +1,108 @@
+#ifndef DSERVE_WORKER_MODELS_PIPELINE_H_
+#define DSERVE_WORKER_MODELS_PIPELINE_H_
+
+// A text-to-image/video pipeline: tokenizer + text encoder → Wan2.1-style DiT
+// denoising loop (flow matching, classifier-free guidance) → decoder.
+//
+// The rank loop drives it one step at a time so that cancellation and
+// progress happen at step boundaries:
+//
+//   DenoiseState s = pipeline.Prepare(spec)   // text encode + initial noise
+//   for (...) pipeline.Step(s)                // one denoising step
+//   at::Tensor pixels = pipeline.Decode(s)    // [B, F, H, W, 3] in [0, 1]
+//
+// Ownership / threading: a Pipeline owns its weights and is immutable after
+// construction; Prepare/Step/Decode are const and may be called from one
+// thread at a time per DenoiseState. Every call blocks until its compute is
+// done. The initial noise is drawn on the CPU at full shape from each item's
+// seed, so the same spec gives the same pixels on any layout.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "worker/models/model_config.h"
+#include <ATen/core/Tensor.h>
+
+namespace dserve::models {
+
+// One request inside a (possibly batched) generation.
+struct GenerationItem {
+  std::string prompt;
+  std::string negative_prompt;
+  uint64_t seed = 0;
+  // 1 = no classifier-free guidance for this item.
+  float guidance_scale = 1.0f;
+};
+
+// Shape and schedule shared by every item of a batch. Values are resolved
+// (no zeros meaning "default"); ValidateSpec checks them against the model.
+struct GenerationSpec {
+  int width = 0;
+  int height = 0;
+  int num_frames = 1;
+  int num_steps = 0;
+  float flow_shift = 1.0f;
+  std::vector<GenerationItem> items;
+};
+
+// Everything that changes from one denoising step to the next.
+struct DenoiseState {
+  // [B, C, F, h, w] latents at the current sigma (full shape on every rank).
+  at::Tensor latents;
+  // [B, L, text_dim] text embeddings of the prompts and negative prompts.
+  at::Tensor cond_context;
+  at::Tensor uncond_context;
+  // [B] guidance scale per item.
+  at::Tensor guidance;
+  // num_steps + 1 shifted sigmas, from ~1 down to 0.
+  std::vector<double> sigmas;
+  // Steps done so far, 0..num_steps.
+  int step = 0;
+  // Latest prediction of the clean sample, for previews.
+  at::Tensor x0_estimate;
+  // Per item: words that were not in the vocabulary.
+  std::vector<std::vector<std::string>> unknown_words;
+};
+
+class Pipeline {
+ public:
+  // Builds a pipeline from a config and weights keyed by checkpoint name.
+  // Fails with INVALID_ARGUMENT naming the first missing or mis-shaped key.
+  static absl::StatusOr<std::unique_ptr<Pipeline>> Create(
+      PipelineConfig config, WeightMap weights);
+  // Loads `dir`/config.json and `dir`/model.safetensors.
+  static absl::StatusOr<std::unique_ptr<Pipeline>> LoadFromDirectory(
+      const std::string& dir);
+
+  const PipelineConfig& config() const { return config_; }
+  const WeightMap& weights() const { return weights_; }
+
+  // INVALID_ARGUMENT naming the field, value and allowed range.
+  absl::Status ValidateSpec(const GenerationSpec& spec) const;
+  absl::StatusOr<DenoiseState> Prepare(const GenerationSpec& spec) const;
+  // One denoising step for every item (both CFG branches where guidance != 1).
+  absl::Status Step(DenoiseState& state) const;
+  // Decodes the final latents: [B, F, H, W, 3] float32 in [0, 1].
+  at::Tensor Decode(const DenoiseState& state) const;
+  // Decodes the current x0 estimate of item `item`, frame 0: [H, W, 3].
+  at::Tensor Preview(const DenoiseState& state, int item) const;
+
+  ~Pipeline();
+
+ private:
+  class Impl;
+  Pipeline(PipelineConfig config, WeightMap weights,
+           std::unique_ptr<Impl> impl);
+
+  PipelineConfig config_;
+  WeightMap weights_;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace dserve::models
+
+#endif  // DSERVE_WORKER_MODELS_PIPELINE_H_
