@@ -1,0 +1,282 @@
+#include "clients/commands.h"
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <grpcpp/client_context.h>
+#include <grpcpp/support/status.h>
+#include <grpcpp/support/sync_stream.h>
+
+#include "absl/strings/str_join.h"
+#include "clients/cli_status.h"
+#include "clients/media_output.h"
+#include "clients/progress_bar.h"
+#include "clients/request_options.h"
+
+namespace dserve::clients {
+namespace {
+
+using dserve::v1::GenerateEvent;
+
+void ApplyDeadline(const CommandEnv& env, grpc::ClientContext* context) {
+  if (env.timeout > absl::ZeroDuration()) {
+    context->set_deadline(std::chrono::system_clock::now() +
+                          absl::ToChronoMilliseconds(env.timeout));
+  }
+}
+
+int FailRpc(const grpc::Status& status, const CommandEnv& env) {
+  *env.err << DescribeStatus(status) << "\n";
+  return ExitCodeForStatusCode(status.error_code());
+}
+
+void PrintResult(const dserve::v1::Result& result, const CommandEnv& env) {
+  *env.out << "seed: " << result.seed() << "\n";
+  *env.out << "timings: " << FormatTimings(result.timings()) << "\n";
+  for (const std::string& warning : result.warnings()) {
+    *env.err << "warning: " << warning << "\n";
+  }
+}
+
+// Writes the result's media when the user asked for a file; prints the
+// paths. Returns the exit code.
+int SaveResult(const dserve::v1::Result& result, const std::string& out_path,
+               const CommandEnv& env) {
+  if (out_path.empty()) return kExitOk;
+  auto written = WriteResultMedia(result, out_path);
+  if (!written.ok()) {
+    *env.err << "error: " << written.status().message() << "\n";
+    return kExitLocalFailure;
+  }
+  for (const std::string& path : *written) *env.out << "wrote: " << path << "\n";
+  return kExitOk;
+}
+
+// Reads a Generate or WatchJob stream to its end: draws progress, prints the
+// job id, replica, seed and timings, and saves the media. Returns the exit
+// code, taking the job's outcome from a JobEnded event (WatchJob) or from the
+// stream's status (Generate).
+int ConsumeEvents(grpc::ClientReaderInterface<GenerateEvent>* reader,
+                  const std::string& out_path, const CommandEnv& env) {
+  std::optional<ProgressBar> bar;
+  if (env.show_progress) bar.emplace(env.err);
+  std::string job_id;
+  std::optional<dserve::v1::Result> result;
+  std::optional<dserve::v1::JobEnded> ended;
+  GenerateEvent event;
+  while (reader->Read(&event)) {
+    if (job_id.empty() && !event.job_id().empty()) {
+      job_id = event.job_id();
+      if (bar) bar->Finish();
+      *env.out << "job_id: " << job_id << "\n";
+      env.out->flush();
+    }
+    switch (event.event_case()) {
+      case GenerateEvent::kQueued:
+        if (bar) {
+          bar->SetMessage("queued at position " +
+                          std::to_string(event.queued().position()));
+        }
+        break;
+      case GenerateEvent::kStarted:
+        if (bar) bar->Finish();
+        *env.out << "replica: " << event.started().replica() << "\n";
+        env.out->flush();
+        break;
+      case GenerateEvent::kProgress:
+        if (bar) {
+          bar->Update(event.progress().step(), event.progress().total(),
+                      event.progress().elapsed_ms());
+        }
+        break;
+      case GenerateEvent::kResult:
+        result = event.result();
+        break;
+      case GenerateEvent::kEnded:
+        ended = event.ended();
+        break;
+      case GenerateEvent::EVENT_NOT_SET:
+        break;
+    }
+  }
+  if (bar) bar->Finish();
+  const grpc::Status status = reader->Finish();
+  if (!status.ok()) return FailRpc(status, env);
+  if (ended.has_value()) {
+    *env.out << "state: " << JobStateName(ended->state()) << "\n";
+    if (ended->status_code() != 0) {
+      *env.err << DescribeStatus(ended->status_code(),
+                                 ended->status_message())
+               << "\n";
+      return ExitCodeForStatusCode(ended->status_code());
+    }
+    if (!result.has_value()) return kExitOk;
+  }
+  if (!result.has_value()) {
+    *env.err << "error: the stream ended OK without a result (server bug)\n";
+    return kExitLocalFailure;
+  }
+  PrintResult(*result, env);
+  return SaveResult(*result, out_path, env);
+}
+
+void PrintJob(const dserve::v1::Job& job, const CommandEnv& env) {
+  *env.out << "job_id: " << job.job_id() << "\n";
+  *env.out << "state: " << JobStateName(job.state()) << "\n";
+  *env.out << "replica: " << job.replica() << "\n";
+  *env.out << "step: " << job.step() << "/" << job.total_steps() << "\n";
+  if (job.status_code() != 0) {
+    *env.out << "status: " << StatusCodeName(job.status_code()) << ": "
+             << job.status_message() << "\n";
+  }
+  if (job.state() == dserve::v1::JOB_STATE_SUCCEEDED) {
+    PrintResult(job.result(), env);
+  }
+}
+
+}  // namespace
+
+int RunGenerate(Stub& stub, const dserve::v1::GenerateRequest& request,
+                const std::string& out_path, const CommandEnv& env) {
+  grpc::ClientContext context;
+  ApplyDeadline(env, &context);
+  std::unique_ptr<grpc::ClientReaderInterface<GenerateEvent>> reader =
+      stub.Generate(&context, request);
+  return ConsumeEvents(reader.get(), out_path, env);
+}
+
+int RunSubmit(Stub& stub, const dserve::v1::GenerateRequest& request,
+              const CommandEnv& env) {
+  grpc::ClientContext context;
+  ApplyDeadline(env, &context);
+  dserve::v1::SubmitJobRequest submit;
+  *submit.mutable_request() = request;
+  dserve::v1::Job job;
+  const grpc::Status status = stub.SubmitJob(&context, submit, &job);
+  if (!status.ok()) return FailRpc(status, env);
+  *env.out << "job_id: " << job.job_id() << "\n";
+  return kExitOk;
+}
+
+int RunStatus(Stub& stub, const std::string& job_id, const CommandEnv& env) {
+  grpc::ClientContext context;
+  ApplyDeadline(env, &context);
+  dserve::v1::GetJobRequest get;
+  get.set_job_id(job_id);
+  dserve::v1::Job job;
+  const grpc::Status status = stub.GetJob(&context, get, &job);
+  if (!status.ok()) return FailRpc(status, env);
+  PrintJob(job, env);
+  return kExitOk;
+}
+
+int RunWatch(Stub& stub, const std::string& job_id,
+             const std::string& out_path, const CommandEnv& env) {
+  grpc::ClientContext context;
+  ApplyDeadline(env, &context);
+  dserve::v1::WatchJobRequest watch;
+  watch.set_job_id(job_id);
+  std::unique_ptr<grpc::ClientReaderInterface<GenerateEvent>> reader =
+      stub.WatchJob(&context, watch);
+  return ConsumeEvents(reader.get(), out_path, env);
+}
+
+int RunCancel(Stub& stub, const std::string& job_id, const CommandEnv& env) {
+  grpc::ClientContext context;
+  ApplyDeadline(env, &context);
+  dserve::v1::CancelJobRequest cancel;
+  cancel.set_job_id(job_id);
+  dserve::v1::Job job;
+  const grpc::Status status = stub.CancelJob(&context, cancel, &job);
+  if (!status.ok()) return FailRpc(status, env);
+  *env.out << "job_id: " << job.job_id() << "\n";
+  *env.out << "state: " << JobStateName(job.state()) << "\n";
+  return kExitOk;
+}
+
+int RunListJobs(Stub& stub, std::optional<dserve::v1::JobState> state,
+                const CommandEnv& env) {
+  dserve::v1::ListJobsRequest list;
+  if (state.has_value()) list.add_states(*state);
+  // A server bug that always returns a token must not loop forever.
+  constexpr int kMaxPages = 10000;
+  for (int page = 0; page < kMaxPages; ++page) {
+    grpc::ClientContext context;
+    ApplyDeadline(env, &context);
+    dserve::v1::ListJobsResponse response;
+    const grpc::Status status = stub.ListJobs(&context, list, &response);
+    if (!status.ok()) return FailRpc(status, env);
+    for (const dserve::v1::Job& job : response.jobs()) {
+      *env.out << job.job_id() << "  " << JobStateName(job.state())
+               << "  step " << job.step() << "/" << job.total_steps()
+               << "  replica " << job.replica() << "  \""
+               << job.request().prompt() << "\"\n";
+    }
+    if (response.next_page_token().empty()) return kExitOk;
+    list.set_page_token(response.next_page_token());
+  }
+  *env.err << "error: ListJobs returned more than " << kMaxPages
+           << " pages\n";
+  return kExitLocalFailure;
+}
+
+int RunInfo(Stub& stub, const CommandEnv& env) {
+  grpc::ClientContext context;
+  ApplyDeadline(env, &context);
+  dserve::v1::ServerInfo info;
+  const grpc::Status status =
+      stub.GetServerInfo(&context, dserve::v1::GetServerInfoRequest(), &info);
+  if (!status.ok()) return FailRpc(status, env);
+  *env.out << "version: " << info.version() << "\n";
+  *env.out << "default_model: " << info.default_model() << "\n";
+  *env.out << "mesh: " << FormatMesh(info.mesh()) << "\n";
+  *env.out << "queue: " << info.queue_depth() << "/" << info.queue_capacity()
+           << "\n";
+  *env.out << "draining: " << (info.draining() ? "yes" : "no") << "\n";
+  for (const dserve::v1::ReplicaInfo& replica : info.replicas()) {
+    std::vector<std::string> pids;
+    for (int32_t pid : replica.pids()) pids.push_back(std::to_string(pid));
+    *env.out << "replica " << replica.index() << ": "
+             << ReplicaStateName(replica.state())
+             << "  world " << replica.world_size() << "  pids "
+             << absl::StrJoin(pids, ",") << "  leader "
+             << replica.leader_address() << "  jobs "
+             << replica.jobs_completed() << "  restarts "
+             << replica.restarts();
+    if (!replica.current_job_id().empty()) {
+      *env.out << "  running " << replica.current_job_id();
+    }
+    *env.out << "\n";
+  }
+  return kExitOk;
+}
+
+int RunModels(Stub& stub, const CommandEnv& env) {
+  grpc::ClientContext context;
+  ApplyDeadline(env, &context);
+  dserve::v1::ListModelsResponse response;
+  const grpc::Status status = stub.ListModels(
+      &context, dserve::v1::ListModelsRequest(), &response);
+  if (!status.ok()) return FailRpc(status, env);
+  for (const dserve::v1::ModelInfo& model : response.models()) {
+    *env.out << model.name() << (model.is_default() ? " (default)" : "")
+             << ": " << model.description() << "\n";
+    *env.out << "  size " << model.default_width() << "x"
+             << model.default_height() << " (max " << model.max_width()
+             << "x" << model.max_height() << ", step " << model.size_step()
+             << "), frames <= " << model.max_frames() << ", steps "
+             << model.default_steps() << ", guidance "
+             << model.default_guidance_scale() << ", flow_shift "
+             << model.default_flow_shift() << "\n";
+    *env.out << "  dit dim " << model.dim() << ", heads "
+             << model.num_heads() << ", layers " << model.num_layers()
+             << ", prediction " << model.prediction_type() << ", vocabulary "
+             << model.vocabulary_size() << " words\n";
+  }
+  return kExitOk;
+}
+
+}  // namespace dserve::clients

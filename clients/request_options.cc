@@ -1,0 +1,90 @@
+#include "clients/request_options.h"
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+
+namespace dserve::clients {
+namespace {
+
+using dserve::v1::JobState;
+
+constexpr JobState kTerminalAndLiveStates[] = {
+    dserve::v1::JOB_STATE_QUEUED,    dserve::v1::JOB_STATE_RUNNING,
+    dserve::v1::JOB_STATE_SUCCEEDED, dserve::v1::JOB_STATE_FAILED,
+    dserve::v1::JOB_STATE_CANCELLED, dserve::v1::JOB_STATE_DEADLINE_EXCEEDED,
+};
+
+}  // namespace
+
+dserve::v1::GenerateRequest BuildGenerateRequest(
+    const RequestOptions& options) {
+  dserve::v1::GenerateRequest request;
+  request.set_model(options.model);
+  request.set_prompt(options.prompt);
+  request.set_negative_prompt(options.negative_prompt);
+  request.set_width(options.width);
+  request.set_height(options.height);
+  request.set_num_frames(options.num_frames);
+  request.set_num_inference_steps(options.num_inference_steps);
+  if (options.guidance_scale.has_value()) {
+    request.set_guidance_scale(*options.guidance_scale);
+  }
+  if (options.seed.has_value()) request.set_seed(*options.seed);
+  if (options.flow_shift.has_value()) {
+    request.set_flow_shift(*options.flow_shift);
+  }
+  request.set_priority(options.priority);
+  request.set_client_request_id(options.client_request_id);
+  return request;
+}
+
+std::string JobStateName(JobState state) {
+  const std::string full = dserve::v1::JobState_Name(state);
+  absl::string_view name = full;
+  absl::ConsumePrefix(&name, "JOB_STATE_");
+  return absl::AsciiStrToLower(name);
+}
+
+absl::StatusOr<JobState> ParseJobState(const std::string& name) {
+  const std::string upper = absl::AsciiStrToUpper(name);
+  absl::string_view short_name = upper;
+  absl::ConsumePrefix(&short_name, "JOB_STATE_");
+  for (JobState state : kTerminalAndLiveStates) {
+    if (JobStateName(state) == absl::AsciiStrToLower(short_name)) return state;
+  }
+  std::vector<std::string> allowed;
+  for (JobState state : kTerminalAndLiveStates) {
+    allowed.push_back(JobStateName(state));
+  }
+  return absl::InvalidArgumentError(
+      absl::StrFormat("--state \"%s\" is not a job state; use one of: %s",
+                      name, absl::StrJoin(allowed, ", ")));
+}
+
+std::string ReplicaStateName(dserve::v1::ReplicaState state) {
+  const std::string full = dserve::v1::ReplicaState_Name(state);
+  absl::string_view name = full;
+  absl::ConsumePrefix(&name, "REPLICA_STATE_");
+  return absl::AsciiStrToLower(name);
+}
+
+std::string FormatMesh(const dserve::v1::MeshLayout& mesh) {
+  return absl::StrFormat("dp=%d cfg=%d ring=%d ulysses=%d pp=%d tp=%d",
+                         mesh.dp(), mesh.cfg(), mesh.ring(), mesh.ulysses(),
+                         mesh.pp(), mesh.tp());
+}
+
+std::string FormatTimings(const dserve::v1::Timings& timings) {
+  return absl::StrFormat(
+      "queue %.1f ms, text %.1f ms, denoise %.1f ms (%.1f ms/step), "
+      "decode %.1f ms, total %.1f ms",
+      timings.queue_ms(), timings.text_encode_ms(), timings.denoise_ms(),
+      timings.step_ms_mean(), timings.decode_ms(), timings.total_ms());
+}
+
+}  // namespace dserve::clients

@@ -1,0 +1,62 @@
+#ifndef DSERVE_CLIENTS_REQUEST_OPTIONS_H_
+#define DSERVE_CLIENTS_REQUEST_OPTIONS_H_
+
+// Turns the CLI's request flags into a GenerateRequest and job-state names
+// into JobState values. The CLI deliberately does not re-check ranges: the
+// server owns validation and answers INVALID_ARGUMENT naming the field, so a
+// client built from an older release never rejects what a newer server
+// accepts.
+//
+// Thread-safety: value types and pure functions. Nothing blocks.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "proto/dserve/v1/diffusion_service.pb.h"
+
+namespace dserve::clients {
+
+// Request flags shared by `generate` and `submit`; 0 / empty / nullopt mean
+// "let the server use the model default", as in the proto.
+struct RequestOptions {
+  std::string model;
+  std::string prompt;
+  std::string negative_prompt;
+  int32_t width = 0;
+  int32_t height = 0;
+  int32_t num_frames = 0;
+  int32_t num_inference_steps = 0;
+  std::optional<float> guidance_scale;
+  std::optional<uint64_t> seed;
+  std::optional<float> flow_shift;
+  int32_t priority = 0;
+  std::string client_request_id;
+};
+
+dserve::v1::GenerateRequest BuildGenerateRequest(const RequestOptions& options);
+
+// Accepts the short lower-case names ("queued", "running", "succeeded",
+// "failed", "cancelled", "deadline_exceeded") and the full enum names
+// ("JOB_STATE_QUEUED"), case-insensitively. Anything else is
+// INVALID_ARGUMENT listing the allowed names.
+absl::StatusOr<dserve::v1::JobState> ParseJobState(const std::string& name);
+
+// "queued", "running", ... (the short names ParseJobState accepts).
+std::string JobStateName(dserve::v1::JobState state);
+
+// "starting", "ready", "busy", "draining", "failed".
+std::string ReplicaStateName(dserve::v1::ReplicaState state);
+
+// "dp=2 cfg=1 ring=1 ulysses=1 pp=1 tp=1".
+std::string FormatMesh(const dserve::v1::MeshLayout& mesh);
+
+// One line of timings in milliseconds, e.g.
+// "queue 1.0 ms, text 2.0 ms, denoise 300.0 ms (15.0 ms/step), decode 4.0 ms,
+// total 310.0 ms".
+std::string FormatTimings(const dserve::v1::Timings& timings);
+
+}  // namespace dserve::clients
+
+#endif  // DSERVE_CLIENTS_REQUEST_OPTIONS_H_
