@@ -1,0 +1,152 @@
+#ifndef DSERVE_SCHEDULER_JOB_H_
+#define DSERVE_SCHEDULER_JOB_H_
+
+// Job: one admitted generation request, from the queue to its terminal state.
+//
+// A Job owns
+//  * its identity and scheduling keys (id, priority, arrival sequence,
+//    optional deadline), fixed at construction, so the queue can order jobs
+//    without taking the job's lock;
+//  * the request as submitted and the effective request (defaults resolved,
+//    seed chosen);
+//  * its state machine QUEUED -> RUNNING -> {SUCCEEDED, FAILED, CANCELLED,
+//    DEADLINE_EXCEEDED}. Exactly one terminal transition ever happens: a
+//    second Succeed/Finish is a no-op that returns false;
+//  * its event sink: listeners (a Generate or WatchJob stream) that get every
+//    event. A listener added late first receives the current state (Queued,
+//    or Started plus the latest Progress, or the terminal event), then
+//    follows.
+//
+// Thread-safe. No call blocks, but listeners run synchronously on the caller's
+// thread while the job's lock is held (this keeps events in order), so a
+// listener must not call back into its Job and must not block.
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "proto/dserve/v1/diffusion_service.pb.h"
+
+namespace dserve::scheduler {
+
+// One event for a job's listeners.
+struct JobEvent {
+  // job_id is always set. For a terminal event without result, `event` holds
+  // `ended` (WatchJob writes it; Generate ends its stream with `status`).
+  dserve::v1::GenerateEvent event;
+  // True for the last event a listener will ever get.
+  bool terminal = false;
+  // OK unless the job ended without a result.
+  absl::Status status;
+};
+
+// Immutable description of a job, fixed when it is admitted.
+struct JobSpec {
+  std::string id;
+  // The request exactly as the client sent it.
+  dserve::v1::GenerateRequest request;
+  // Defaults resolved and seed chosen; what the replica runs.
+  dserve::v1::GenerateRequest effective_request;
+  // Arrival order among all jobs of this server (FIFO tie-break, paging).
+  int64_t sequence = 0;
+  // The client's deadline, if any. The scheduler expires the job after it.
+  std::optional<absl::Time> deadline;
+  absl::Time create_time = absl::UnixEpoch();
+};
+
+class Job {
+ public:
+  using Listener = std::function<void(const JobEvent&)>;
+
+  explicit Job(JobSpec spec);
+  Job(const Job&) = delete;
+  Job& operator=(const Job&) = delete;
+
+  // Immutable keys: no lock taken.
+  const std::string& id() const { return spec_.id; }
+  int priority() const { return spec_.effective_request.priority(); }
+  int64_t sequence() const { return spec_.sequence; }
+  const std::optional<absl::Time>& deadline() const { return spec_.deadline; }
+  absl::Time create_time() const { return spec_.create_time; }
+  const dserve::v1::GenerateRequest& request() const { return spec_.request; }
+  const dserve::v1::GenerateRequest& effective_request() const {
+    return spec_.effective_request;
+  }
+
+  dserve::v1::JobState state() const;
+  bool is_terminal() const;
+  // Replica running or that ran the job; -1 while queued.
+  int replica() const;
+  std::optional<absl::Time> start_time() const;
+  // Set once the job reached a terminal state.
+  std::optional<absl::Time> end_time() const;
+
+  // Records the queue position at admission (and later updates) and tells
+  // listeners. Ignored unless QUEUED.
+  void MarkQueued(int position);
+  // QUEUED -> RUNNING. Returns false (and changes nothing) in any other state.
+  bool MarkStarted(int replica, const dserve::v1::MeshLayout& mesh,
+                   int batch_size, absl::Time now);
+  // One denoising step finished. Ignored unless RUNNING. `preview` may be
+  // null.
+  void ReportProgress(int step, int total, double elapsed_ms,
+                      const dserve::v1::Media* preview);
+  // -> SUCCEEDED with `result`. False if the job already ended.
+  bool Succeed(dserve::v1::Result result, absl::Time now);
+  // -> terminal state chosen by the status code: CANCELLED, DEADLINE_EXCEEDED,
+  // otherwise FAILED (an OK status is turned into INTERNAL, as a job cannot
+  // "fail successfully"). False if the job already ended.
+  bool Finish(absl::Status status, absl::Time now);
+
+  // Asks for cancellation; the first reason wins. Returns false if the job
+  // already ended. The scheduler acts on it (queue removal or replica
+  // cancel); the reason becomes the job's final status.
+  bool RequestCancel(absl::Status reason);
+  std::optional<absl::Status> cancel_reason() const;
+
+  // Adds a listener and replays the current state to it before returning.
+  // Returns an id for RemoveListener. After RemoveListener returns, the
+  // listener is never called again.
+  int AddListener(Listener listener);
+  void RemoveListener(int listener_id);
+
+  // Snapshot for GetJob/ListJobs/CancelJob. Result media only when
+  // `include_result` (ListJobs leaves them out).
+  dserve::v1::Job ToProto(bool include_result) const;
+
+ private:
+  void EmitLocked(const JobEvent& event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  JobEvent TerminalEventLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  dserve::v1::GenerateEvent NewEvent() const;
+
+  const JobSpec spec_;
+
+  mutable absl::Mutex mu_;
+  dserve::v1::JobState state_ ABSL_GUARDED_BY(mu_) =
+      dserve::v1::JOB_STATE_QUEUED;
+  int position_ ABSL_GUARDED_BY(mu_) = 0;
+  int replica_ ABSL_GUARDED_BY(mu_) = -1;
+  dserve::v1::Started started_ ABSL_GUARDED_BY(mu_);
+  std::optional<dserve::v1::Progress> last_progress_ ABSL_GUARDED_BY(mu_);
+  int step_ ABSL_GUARDED_BY(mu_) = 0;
+  int total_steps_ ABSL_GUARDED_BY(mu_) = 0;
+  dserve::v1::Result result_ ABSL_GUARDED_BY(mu_);
+  absl::Status final_status_ ABSL_GUARDED_BY(mu_);
+  std::optional<absl::Status> cancel_reason_ ABSL_GUARDED_BY(mu_);
+  std::optional<absl::Time> start_time_ ABSL_GUARDED_BY(mu_);
+  std::optional<absl::Time> end_time_ ABSL_GUARDED_BY(mu_);
+  int next_listener_id_ ABSL_GUARDED_BY(mu_) = 1;
+  std::map<int, Listener> listeners_ ABSL_GUARDED_BY(mu_);
+};
+
+// "JOB_STATE_RUNNING" -> "RUNNING", for logs and messages.
+std::string JobStateName(dserve::v1::JobState state);
+
+}  // namespace dserve::scheduler
+
+#endif  // DSERVE_SCHEDULER_JOB_H_

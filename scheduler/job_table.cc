@@ -1,0 +1,136 @@
+#include "scheduler/job_table.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace dserve::scheduler {
+
+JobTable::JobTable(JobTableOptions options, const Clock* clock)
+    : options_(options), clock_(clock) {}
+
+std::shared_ptr<Job> JobTable::InsertOrGet(std::shared_ptr<Job> job) {
+  EvictFinished();
+  absl::MutexLock lock(&mu_);
+  const std::string& client_id = job->request().client_request_id();
+  if (!client_id.empty()) {
+    auto it = by_client_request_id_.find(client_id);
+    if (it != by_client_request_id_.end()) {
+      auto seq = by_id_.find(it->second);
+      if (seq != by_id_.end()) return by_sequence_.at(seq->second);
+    }
+    by_client_request_id_[client_id] = job->id();
+  }
+  by_id_[job->id()] = job->sequence();
+  by_sequence_[job->sequence()] = job;
+  return job;
+}
+
+std::shared_ptr<Job> JobTable::FindByClientRequestId(
+    const std::string& id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = by_client_request_id_.find(id);
+  if (it == by_client_request_id_.end()) return nullptr;
+  auto seq = by_id_.find(it->second);
+  if (seq == by_id_.end()) return nullptr;
+  return by_sequence_.at(seq->second);
+}
+
+absl::StatusOr<std::shared_ptr<Job>> JobTable::Find(
+    const std::string& job_id) const {
+  absl::MutexLock lock(&mu_);
+  auto it = by_id_.find(job_id);
+  if (it != by_id_.end()) return by_sequence_.at(it->second);
+  if (evicted_.contains(job_id)) {
+    return absl::NotFoundError(absl::StrCat(
+        "job ", job_id, " expired (finished jobs are kept for ",
+        absl::FormatDuration(options_.finished_ttl), ", at most ",
+        options_.max_finished_jobs, " of them)"));
+  }
+  return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
+}
+
+absl::StatusOr<JobPage> JobTable::List(
+    const std::vector<dserve::v1::JobState>& states, int page_size,
+    const std::string& page_token) const {
+  if (page_size == 0) page_size = 100;
+  if (page_size < 1 || page_size > 1000) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "page_size: ", page_size, " is out of range (allowed: 0..1000, 0 = 100)"));
+  }
+  // The token is the arrival sequence of the last job of the previous page;
+  // sequences only grow, so the next page is everything older than it.
+  int64_t below = INT64_MAX;
+  if (!page_token.empty() && (!absl::SimpleAtoi(page_token, &below) || below < 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_token: \"", page_token,
+                     "\" is not a token returned by ListJobs"));
+  }
+  JobPage page;
+  absl::MutexLock lock(&mu_);
+  auto it = by_sequence_.lower_bound(below);
+  while (it != by_sequence_.begin()) {
+    --it;
+    const std::shared_ptr<Job>& job = it->second;
+    if (!states.empty() &&
+        std::find(states.begin(), states.end(), job->state()) == states.end()) {
+      continue;
+    }
+    if (static_cast<int>(page.jobs.size()) == page_size) {
+      page.next_page_token = absl::StrCat(page.jobs.back()->sequence());
+      break;
+    }
+    page.jobs.push_back(job);
+  }
+  return page;
+}
+
+void JobTable::EvictFinished() {
+  const absl::Time now = clock_->Now();
+  absl::MutexLock lock(&mu_);
+  int finished = 0;
+  // Newest first, so the count limit keeps the most recent finished jobs.
+  std::vector<std::map<int64_t, std::shared_ptr<Job>>::iterator> doomed;
+  for (auto it = by_sequence_.end(); it != by_sequence_.begin();) {
+    --it;
+    std::optional<absl::Time> end = it->second->end_time();
+    if (!end.has_value()) continue;
+    ++finished;
+    if (finished > options_.max_finished_jobs ||
+        now - *end > options_.finished_ttl) {
+      doomed.push_back(it);
+    }
+  }
+  // Oldest first, so the bounded evicted-id set forgets the oldest ids.
+  for (auto it = doomed.rbegin(); it != doomed.rend(); ++it) EvictLocked(*it);
+}
+
+void JobTable::EvictLocked(
+    std::map<int64_t, std::shared_ptr<Job>>::iterator it) {
+  const std::shared_ptr<Job> job = std::move(it->second);
+  by_sequence_.erase(it);
+  by_id_.erase(job->id());
+  const std::string& client_id = job->request().client_request_id();
+  if (!client_id.empty()) {
+    auto c = by_client_request_id_.find(client_id);
+    if (c != by_client_request_id_.end() && c->second == job->id()) {
+      by_client_request_id_.erase(c);
+    }
+  }
+  evicted_.insert(job->id());
+  evicted_order_.push_back(job->id());
+  while (static_cast<int>(evicted_order_.size()) > options_.max_evicted_ids) {
+    evicted_.erase(evicted_order_.front());
+    evicted_order_.pop_front();
+  }
+}
+
+int JobTable::size() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(by_sequence_.size());
+}
+
+}  // namespace dserve::scheduler

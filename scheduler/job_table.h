@@ -1,0 +1,97 @@
+#ifndef DSERVE_SCHEDULER_JOB_TABLE_H_
+#define DSERVE_SCHEDULER_JOB_TABLE_H_
+
+// JobTable: every job the server remembers, for GetJob/WatchJob/CancelJob/
+// ListJobs and idempotent SubmitJob.
+//
+// Owns shared references to its jobs, an index client_request_id -> job id,
+// and a bounded set of ids it evicted (so a late GetJob says "expired"
+// rather than "not found"). Finished jobs are evicted when older than
+// `finished_ttl` or beyond `max_finished_jobs` (oldest first); eviction runs
+// on every Insert, so the table needs no thread of its own.
+//
+// Thread-safe (one absl::Mutex). No call blocks.
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "proto/dserve/v1/diffusion_service.pb.h"
+#include "scheduler/clock.h"
+#include "scheduler/job.h"
+
+namespace dserve::scheduler {
+
+struct JobTableOptions {
+  // Finished jobs kept at most this long after they ended...
+  absl::Duration finished_ttl = absl::Hours(1);
+  // ...and at most this many of them.
+  int max_finished_jobs = 1000;
+  // Evicted ids remembered for the "expired" message.
+  int max_evicted_ids = 10000;
+};
+
+struct JobPage {
+  std::vector<std::shared_ptr<Job>> jobs;
+  // Empty on the last page.
+  std::string next_page_token;
+};
+
+class JobTable {
+ public:
+  // `clock` is not owned and must outlive the table.
+  JobTable(JobTableOptions options, const Clock* clock);
+
+  // Adds `job` (evicting old finished jobs first). If the job has a
+  // client_request_id that a remembered job already uses, nothing is added
+  // and that job is returned instead; otherwise returns `job`.
+  std::shared_ptr<Job> InsertOrGet(std::shared_ptr<Job> job);
+
+  // The remembered job with this client_request_id, or nullptr.
+  std::shared_ptr<Job> FindByClientRequestId(const std::string& id) const;
+
+  // NOT_FOUND "job X not found", or "job X expired ..." for evicted ids.
+  absl::StatusOr<std::shared_ptr<Job>> Find(const std::string& job_id) const;
+
+  // Newest first, only `states` (empty = all). page_size 0 = 100, else
+  // 1..1000; page_token from a previous page or empty. INVALID_ARGUMENT for
+  // a bad page_size or page_token.
+  absl::StatusOr<JobPage> List(const std::vector<dserve::v1::JobState>& states,
+                               int page_size,
+                               const std::string& page_token) const;
+
+  // Evicts finished jobs by age and count. Called by InsertOrGet; public so
+  // tests (and a future janitor) can run it.
+  void EvictFinished();
+
+  int size() const;
+
+ private:
+  void EvictLocked(std::map<int64_t, std::shared_ptr<Job>>::iterator it)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+
+  const JobTableOptions options_;
+  const Clock* const clock_;
+
+  mutable absl::Mutex mu_;
+  // By arrival sequence; iteration from the back is newest first.
+  std::map<int64_t, std::shared_ptr<Job>> by_sequence_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, int64_t> by_id_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, std::string> by_client_request_id_
+      ABSL_GUARDED_BY(mu_);
+  std::deque<std::string> evicted_order_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_set<std::string> evicted_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace dserve::scheduler
+
+#endif  // DSERVE_SCHEDULER_JOB_TABLE_H_

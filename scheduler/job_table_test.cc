@@ -1,0 +1,135 @@
+#include "scheduler/job_table.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "scheduler/testing/fake_clock.h"
+
+namespace dserve::scheduler {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+class JobTableTest : public ::testing::Test {
+ protected:
+  std::shared_ptr<Job> MakeJob(const std::string& client_id = "") {
+    JobSpec spec;
+    spec.id = "j-" + std::to_string(next_);
+    spec.sequence = next_++;
+    spec.request.set_client_request_id(client_id);
+    spec.create_time = clock_.Now();
+    return std::make_shared<Job>(spec);
+  }
+  static std::vector<std::string> Ids(const JobPage& page) {
+    std::vector<std::string> ids;
+    for (const auto& job : page.jobs) ids.push_back(job->id());
+    return ids;
+  }
+
+  int64_t next_ = 1;
+  testing::FakeClock clock_;
+};
+
+TEST_F(JobTableTest, FindAndNotFound) {
+  JobTable table(JobTableOptions(), &clock_);
+  auto job = MakeJob();
+  EXPECT_EQ(table.InsertOrGet(job), job);
+  EXPECT_EQ(*table.Find("j-1"), job);
+  absl::StatusOr<std::shared_ptr<Job>> missing = table.Find("j-99");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(missing.status().message(), "job j-99 not found");
+}
+
+TEST_F(JobTableTest, ClientRequestIdIsIdempotent) {
+  JobTable table(JobTableOptions(), &clock_);
+  auto first = MakeJob("req-1");
+  auto second = MakeJob("req-1");
+  EXPECT_EQ(table.InsertOrGet(first), first);
+  EXPECT_EQ(table.InsertOrGet(second), first);
+  EXPECT_EQ(table.FindByClientRequestId("req-1"), first);
+  EXPECT_EQ(table.FindByClientRequestId("req-2"), nullptr);
+  EXPECT_EQ(table.size(), 1);
+}
+
+TEST_F(JobTableTest, ListIsNewestFirstWithFilterAndPaging) {
+  JobTable table(JobTableOptions(), &clock_);
+  std::vector<std::shared_ptr<Job>> jobs;
+  for (int i = 0; i < 5; ++i) jobs.push_back(table.InsertOrGet(MakeJob()));
+  jobs[1]->Finish(absl::CancelledError("x"), clock_.Now());
+  jobs[3]->Finish(absl::CancelledError("x"), clock_.Now());
+
+  absl::StatusOr<JobPage> page = table.List({}, 2, "");
+  ASSERT_TRUE(page.ok());
+  EXPECT_THAT(Ids(*page), ElementsAre("j-5", "j-4"));
+  ASSERT_FALSE(page->next_page_token.empty());
+  page = table.List({}, 2, page->next_page_token);
+  EXPECT_THAT(Ids(*page), ElementsAre("j-3", "j-2"));
+  page = table.List({}, 2, page->next_page_token);
+  EXPECT_THAT(Ids(*page), ElementsAre("j-1"));
+  EXPECT_TRUE(page->next_page_token.empty());
+
+  page = table.List({dserve::v1::JOB_STATE_CANCELLED}, 0, "");
+  EXPECT_THAT(Ids(*page), ElementsAre("j-4", "j-2"));
+  page = table.List({dserve::v1::JOB_STATE_QUEUED}, 0, "");
+  EXPECT_THAT(Ids(*page), ElementsAre("j-5", "j-3", "j-1"));
+}
+
+TEST_F(JobTableTest, ListRejectsBadArguments) {
+  JobTable table(JobTableOptions(), &clock_);
+  absl::StatusOr<JobPage> page = table.List({}, 1001, "");
+  EXPECT_EQ(page.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(page.status().message(), HasSubstr("page_size: 1001"));
+  page = table.List({}, 10, "abc");
+  EXPECT_EQ(page.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(page.status().message(), HasSubstr("page_token: \"abc\""));
+}
+
+TEST_F(JobTableTest, EvictsFinishedJobsByAge) {
+  JobTableOptions options;
+  options.finished_ttl = absl::Minutes(10);
+  JobTable table(options, &clock_);
+  auto done = table.InsertOrGet(MakeJob("idem"));
+  auto running = table.InsertOrGet(MakeJob());
+  done->Finish(absl::CancelledError("x"), clock_.Now());
+  clock_.Advance(absl::Minutes(11));
+  table.EvictFinished();
+  absl::StatusOr<std::shared_ptr<Job>> found = table.Find(done->id());
+  EXPECT_EQ(found.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(found.status().message(), HasSubstr("job j-1 expired"));
+  EXPECT_TRUE(table.Find(running->id()).ok());  // Unfinished jobs stay.
+  // The idempotency key is free again once its job is gone.
+  EXPECT_EQ(table.FindByClientRequestId("idem"), nullptr);
+}
+
+TEST_F(JobTableTest, EvictsOldestFinishedJobsBeyondCount) {
+  JobTableOptions options;
+  options.max_finished_jobs = 2;
+  JobTable table(options, &clock_);
+  for (int i = 0; i < 4; ++i) {
+    table.InsertOrGet(MakeJob())->Finish(absl::CancelledError("x"), clock_.Now());
+  }
+  table.EvictFinished();
+  EXPECT_FALSE(table.Find("j-1").ok());
+  EXPECT_FALSE(table.Find("j-2").ok());
+  EXPECT_TRUE(table.Find("j-3").ok());
+  EXPECT_TRUE(table.Find("j-4").ok());
+}
+
+TEST_F(JobTableTest, EvictedIdSetIsBounded) {
+  JobTableOptions options;
+  options.max_finished_jobs = 0;
+  options.max_evicted_ids = 1;
+  JobTable table(options, &clock_);
+  table.InsertOrGet(MakeJob())->Finish(absl::CancelledError("x"), clock_.Now());
+  table.InsertOrGet(MakeJob())->Finish(absl::CancelledError("x"), clock_.Now());
+  table.EvictFinished();
+  EXPECT_THAT(table.Find("j-1").status().message(), HasSubstr("not found"));
+  EXPECT_THAT(table.Find("j-2").status().message(), HasSubstr("expired"));
+}
+
+}  // namespace
+}  // namespace dserve::scheduler
