@@ -1,0 +1,175 @@
+// The dserve CLI against the real server: generate writes a valid PNG of the
+// requested size and prints the seed; a bad request exits with the
+// documented code for its status (clients/cli_status.h); the job commands
+// work end to end.
+
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/testing/png_decode.h"
+#include "tests/testing/server_process.h"
+#include "tests/testing/subprocess.h"
+
+namespace dserve::tests {
+namespace {
+
+using ::testing::HasSubstr;
+
+// Exit codes from the table in clients/cli_status.h.
+constexpr int kExitOk = 0;
+constexpr int kExitUsage = 2;
+constexpr int kExitInvalidArgument = 13;
+constexpr int kExitNotFound = 15;
+constexpr int kExitUnavailable = 24;
+
+constexpr absl::Duration kCliTimeout = absl::Seconds(120);
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream file(path, std::ios::binary);
+  std::stringstream data;
+  data << file.rdbuf();
+  return data.str();
+}
+
+ServerProcess* server = nullptr;
+
+class ServerEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    auto started = ServerProcess::Start(ServerProcess::Options());
+    ASSERT_TRUE(started.ok()) << started.status();
+    server = started->release();
+  }
+  void TearDown() override {
+    if (server == nullptr) return;
+    absl::StatusOr<int> code = server->Stop();
+    EXPECT_TRUE(code.ok()) << code.status();
+    if (code.ok()) EXPECT_EQ(*code, 0) << "server exit code after SIGTERM";
+    delete server;
+    server = nullptr;
+  }
+};
+
+::testing::Environment* const kEnvironment =
+    ::testing::AddGlobalTestEnvironment(new ServerEnvironment);
+
+class CliE2eTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_NE(server, nullptr) << "server did not start";
+    absl::StatusOr<std::string> cli = RunfilePath("clients/dserve");
+    ASSERT_TRUE(cli.ok()) << cli.status();
+    cli_ = *cli;
+  }
+
+  // Runs `dserve --server=<test server> --progress=false <args...>`.
+  CapturedRun Run(const std::vector<std::string>& args,
+                  const std::string& server_address = "") {
+    std::vector<std::string> argv = {
+        cli_,
+        "--server=" +
+            (server_address.empty() ? server->address() : server_address),
+        "--timeout_s=100"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    absl::StatusOr<CapturedRun> run = RunAndCapture(argv, kCliTimeout);
+    EXPECT_TRUE(run.ok()) << run.status();
+    return run.ok() ? *run : CapturedRun();
+  }
+
+  std::string cli_;
+};
+
+TEST_F(CliE2eTest, GenerateWritesPngAndPrintsSeed) {
+  const std::string out = TestTempDir() + "/cli_generate.png";
+  const CapturedRun run =
+      Run({"generate", "--prompt", "a red circle", "--width", "64",
+           "--height", "32", "--steps", "2", "--guidance", "1", "--seed", "77",
+           "--out", out});
+  ASSERT_EQ(run.exit_code, kExitOk) << run.stderr_text;
+  EXPECT_THAT(run.stdout_text, HasSubstr("seed: 77\n"));
+  EXPECT_THAT(run.stdout_text, HasSubstr("timings: "));
+  EXPECT_THAT(run.stdout_text, HasSubstr("wrote: " + out + "\n"));
+  absl::StatusOr<DecodedPng> png = DecodePngRgb(ReadFile(out));
+  ASSERT_TRUE(png.ok()) << png.status();
+  EXPECT_EQ(png->width, 64);
+  EXPECT_EQ(png->height, 32);
+}
+
+TEST_F(CliE2eTest, ProgressBarGoesToStderrOnly) {
+  const std::string out = TestTempDir() + "/cli_progress.png";
+  std::vector<std::string> argv = {
+      cli_,        "--server=" + server->address(),
+      "generate",  "--prompt=a blue square",
+      "--width=32", "--height=32",
+      "--steps=3", "--seed=5",
+      "--out=" + out};
+  absl::StatusOr<CapturedRun> run = RunAndCapture(argv, kCliTimeout);
+  ASSERT_TRUE(run.ok()) << run.status();
+  ASSERT_EQ(run->exit_code, kExitOk) << run->stderr_text;
+  EXPECT_THAT(run->stderr_text, HasSubstr(" 3/3 100%"));
+  EXPECT_THAT(run->stdout_text, ::testing::Not(HasSubstr("\r")));
+}
+
+TEST_F(CliE2eTest, BadRequestExitsWithInvalidArgumentCode) {
+  const std::string out = TestTempDir() + "/cli_bad.png";
+  const CapturedRun run = Run({"generate", "--prompt", "x", "--steps=-1",
+                               "--out", out});
+  EXPECT_EQ(run.exit_code, kExitInvalidArgument) << run.stderr_text;
+  EXPECT_THAT(run.stderr_text, HasSubstr("INVALID_ARGUMENT"));
+  EXPECT_THAT(run.stderr_text, HasSubstr("num_inference_steps"));
+  std::ifstream absent(out);
+  EXPECT_FALSE(absent.good()) << "no file may be written for a refused request";
+}
+
+TEST_F(CliE2eTest, UnknownJobAndUnreachableServerAndUsage) {
+  EXPECT_EQ(Run({"status", "no-such-job"}).exit_code, kExitNotFound);
+  // Port 1 on loopback: nothing listens there.
+  EXPECT_EQ(Run({"info"}, "127.0.0.1:1").exit_code, kExitUnavailable);
+  EXPECT_EQ(Run({"frobnicate"}).exit_code, kExitUsage);
+  EXPECT_EQ(Run({"generate", "--prompt", "x"}).exit_code, kExitUsage);
+}
+
+TEST_F(CliE2eTest, SubmitWatchStatusAndListJobs) {
+  const CapturedRun submitted =
+      Run({"submit", "--prompt", "a green tree", "--width", "32", "--height",
+           "32", "--steps", "2", "--seed", "9"});
+  ASSERT_EQ(submitted.exit_code, kExitOk) << submitted.stderr_text;
+  ASSERT_THAT(submitted.stdout_text, ::testing::StartsWith("job_id: "));
+  std::string job_id = submitted.stdout_text.substr(8);
+  job_id = job_id.substr(0, job_id.find('\n'));
+  ASSERT_FALSE(job_id.empty());
+
+  const std::string out = TestTempDir() + "/cli_watch.png";
+  const CapturedRun watched = Run({"watch", job_id, "--out", out});
+  ASSERT_EQ(watched.exit_code, kExitOk) << watched.stderr_text;
+  EXPECT_THAT(watched.stdout_text, HasSubstr("seed: 9\n"));
+  absl::StatusOr<DecodedPng> png = DecodePngRgb(ReadFile(out));
+  ASSERT_TRUE(png.ok()) << png.status();
+  EXPECT_EQ(png->width, 32);
+
+  const CapturedRun status = Run({"status", job_id});
+  ASSERT_EQ(status.exit_code, kExitOk) << status.stderr_text;
+  EXPECT_THAT(status.stdout_text, HasSubstr("state: succeeded\n"));
+
+  const CapturedRun listed = Run({"jobs", "--state", "succeeded"});
+  ASSERT_EQ(listed.exit_code, kExitOk) << listed.stderr_text;
+  EXPECT_THAT(listed.stdout_text, HasSubstr(job_id));
+
+  EXPECT_EQ(Run({"jobs", "--state", "nonsense"}).exit_code, kExitUsage);
+
+  const CapturedRun info = Run({"info"});
+  ASSERT_EQ(info.exit_code, kExitOk) << info.stderr_text;
+  EXPECT_THAT(info.stdout_text, HasSubstr("replica 0: "));
+  EXPECT_THAT(info.stdout_text, HasSubstr("replica 1: "));
+  const CapturedRun models = Run({"models"});
+  ASSERT_EQ(models.exit_code, kExitOk) << models.stderr_text;
+  EXPECT_THAT(models.stdout_text, HasSubstr("(default)"));
+}
+
+}  // namespace
+}  // namespace dserve::tests

@@ -1,0 +1,145 @@
+#include "tests/testing/server_process.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <grpcpp/client_context.h>
+#include <grpcpp/create_channel.h>
+#include <grpcpp/security/credentials.h>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+
+namespace dserve::tests {
+
+absl::StatusOr<int> PickFreePort() {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    return absl::InternalError(absl::StrCat("socket: ", std::strerror(errno)));
+  }
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof(addr);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    const std::string error = std::strerror(errno);
+    close(fd);
+    return absl::InternalError(absl::StrCat("bind/getsockname: ", error));
+  }
+  close(fd);
+  return static_cast<int>(ntohs(addr.sin_port));
+}
+
+ServerProcess::ServerProcess(int port, std::unique_ptr<Subprocess> process)
+    : port_(port), process_(std::move(process)) {
+  channel_ = grpc::CreateChannel(address(), grpc::InsecureChannelCredentials());
+}
+
+ServerProcess::~ServerProcess() = default;
+
+std::string ServerProcess::address() const {
+  return absl::StrCat("127.0.0.1:", port_);
+}
+
+absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
+    const Options& options) {
+  absl::StatusOr<std::string> binary = RunfilePath("server/dserve_server");
+  if (!binary.ok()) return binary.status();
+  absl::StatusOr<int> port = PickFreePort();
+  if (!port.ok()) return port.status();
+  std::vector<std::string> argv = {
+      *binary,
+      absl::StrCat("--port=", *port),
+      absl::StrCat("--replicas=", options.replicas),
+      absl::StrCat("--worker_threads=", options.worker_threads),
+      absl::StrCat("--queue_capacity=", options.queue_capacity),
+  };
+  argv.insert(argv.end(), options.extra_flags.begin(),
+              options.extra_flags.end());
+  auto process = Subprocess::Start(argv);
+  if (!process.ok()) return process.status();
+  std::unique_ptr<ServerProcess> server(
+      new ServerProcess(*port, *std::move(process)));
+  if (options.wait_until_serving) {
+    absl::Status serving = server->WaitForHealth(
+        grpc::health::v1::HealthCheckResponse::SERVING,
+        options.startup_timeout);
+    if (!serving.ok()) return serving;
+  }
+  return server;
+}
+
+absl::StatusOr<HealthStatus> ServerProcess::CheckHealth(
+    absl::Duration timeout) {
+  std::unique_ptr<grpc::health::v1::Health::Stub> stub =
+      grpc::health::v1::Health::NewStub(channel_);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       absl::ToChronoMilliseconds(timeout));
+  grpc::health::v1::HealthCheckRequest request;
+  grpc::health::v1::HealthCheckResponse response;
+  const grpc::Status status = stub->Check(&context, request, &response);
+  if (!status.ok()) {
+    return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                        status.error_message());
+  }
+  return response.status();
+}
+
+absl::Status ServerProcess::WaitForHealth(HealthStatus want,
+                                          absl::Duration timeout,
+                                          std::vector<HealthStatus>* observed) {
+  const absl::Time deadline = absl::Now() + timeout;
+  absl::Status last = absl::UnavailableError("no health check answered yet");
+  while (absl::Now() < deadline) {
+    if (process_->Poll()) {
+      absl::StatusOr<int> code = process_->Wait(absl::ZeroDuration());
+      return absl::InternalError(absl::StrCat(
+          "server exited while waiting for health ",
+          grpc::health::v1::HealthCheckResponse::ServingStatus_Name(want),
+          ": ", code.ok() ? absl::StrCat("exit code ", *code)
+                          : std::string(code.status().message())));
+    }
+    absl::StatusOr<HealthStatus> health = CheckHealth(absl::Seconds(1));
+    if (health.ok()) {
+      if (observed != nullptr &&
+          (observed->empty() || observed->back() != *health)) {
+        observed->push_back(*health);
+      }
+      if (*health == want) return absl::OkStatus();
+      last = absl::FailedPreconditionError(absl::StrCat(
+          "health is ",
+          grpc::health::v1::HealthCheckResponse::ServingStatus_Name(*health)));
+    } else {
+      last = health.status();
+    }
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return absl::DeadlineExceededError(absl::StrCat(
+      "server on port ", port_, " did not report ",
+      grpc::health::v1::HealthCheckResponse::ServingStatus_Name(want),
+      " within ", absl::FormatDuration(timeout), "; last: ", last.ToString()));
+}
+
+absl::StatusOr<int> ServerProcess::Stop(absl::Duration timeout) {
+  if (!process_->Poll()) {
+    absl::Status sent = process_->Signal(SIGTERM);
+    if (!sent.ok()) return sent;
+  }
+  return process_->Wait(timeout);
+}
+
+}  // namespace dserve::tests
