@@ -1,0 +1,101 @@
+#include "worker/plan_queue.h"
+
+#include <thread>
+
+#include "gtest/gtest.h"
+
+namespace dserve::worker {
+namespace {
+
+using ::dserve::internal::v1::ExecutionEvent;
+using ::dserve::internal::v1::ExecutionPlan;
+
+std::shared_ptr<PlanCall> MakeCall(const std::string& job) {
+  ExecutionPlan plan;
+  plan.add_items()->set_job_id(job);
+  return std::make_shared<PlanCall>(plan);
+}
+
+TEST(PlanQueueTest, PopsInArrivalOrderAndTimesOutWhenEmpty) {
+  PlanQueue queue(4);
+  ASSERT_TRUE(queue.Push(MakeCall("a")).ok());
+  ASSERT_TRUE(queue.Push(MakeCall("b")).ok());
+  EXPECT_EQ(queue.size(), 2);
+  EXPECT_EQ(queue.PopFor(absl::ZeroDuration())->plan().items(0).job_id(), "a");
+  EXPECT_EQ(queue.PopFor(absl::ZeroDuration())->plan().items(0).job_id(), "b");
+  EXPECT_EQ(queue.PopFor(absl::Milliseconds(10)), nullptr);
+}
+
+TEST(PlanQueueTest, FullQueueIsResourceExhaustedWithItsCapacity) {
+  PlanQueue queue(1);
+  ASSERT_TRUE(queue.Push(MakeCall("a")).ok());
+  absl::Status s = queue.Push(MakeCall("b"));
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_NE(s.message().find("capacity 1"), absl::string_view::npos) << s;
+}
+
+TEST(PlanQueueTest, CloseFinishesWaitingCallsAndRejectsNewOnes) {
+  PlanQueue queue(2);
+  auto call = MakeCall("a");
+  ASSERT_TRUE(queue.Push(call).ok());
+  queue.Close(absl::UnavailableError("stopping"));
+  ExecutionEvent event;
+  absl::Status status;
+  EXPECT_EQ(call->WaitNext(absl::ZeroDuration(), &event, &status),
+            PlanCall::Next::kFinished);
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(queue.Push(MakeCall("b")).code(), absl::StatusCode::kUnavailable);
+}
+
+TEST(PlanQueueTest, PopWakesWhenACallArrives) {
+  PlanQueue queue(1);
+  std::thread producer([&queue] {
+    absl::SleepFor(absl::Milliseconds(20));
+    ASSERT_TRUE(queue.Push(MakeCall("late")).ok());
+  });
+  std::shared_ptr<PlanCall> call = queue.PopFor(absl::Seconds(10));
+  producer.join();
+  ASSERT_NE(call, nullptr);
+  EXPECT_EQ(call->plan().items(0).job_id(), "late");
+}
+
+TEST(PlanCallTest, EventsComeOutInOrderBeforeTheFinalStatus) {
+  auto call = MakeCall("a");
+  ExecutionEvent e1;
+  e1.mutable_step()->set_step(1);
+  ExecutionEvent e2;
+  e2.mutable_step()->set_step(2);
+  call->Push(e1);
+  call->Push(e2);
+  call->Finish(absl::OkStatus());
+  // Pushes after Finish are dropped.
+  call->Push(e1);
+  call->Finish(absl::InternalError("ignored"));
+
+  ExecutionEvent event;
+  absl::Status status = absl::UnknownError("unset");
+  ASSERT_EQ(call->WaitNext(absl::ZeroDuration(), &event, &status),
+            PlanCall::Next::kEvent);
+  EXPECT_EQ(event.step().step(), 1);
+  ASSERT_EQ(call->WaitNext(absl::ZeroDuration(), &event, &status),
+            PlanCall::Next::kEvent);
+  EXPECT_EQ(event.step().step(), 2);
+  ASSERT_EQ(call->WaitNext(absl::ZeroDuration(), &event, &status),
+            PlanCall::Next::kFinished);
+  EXPECT_TRUE(status.ok());
+}
+
+TEST(PlanCallTest, WaitTimesOutAndCancelIsVisible) {
+  auto call = MakeCall("a");
+  ExecutionEvent event;
+  absl::Status status;
+  EXPECT_EQ(call->WaitNext(absl::Milliseconds(5), &event, &status),
+            PlanCall::Next::kTimeout);
+  EXPECT_FALSE(call->cancelled());
+  call->Cancel();
+  EXPECT_TRUE(call->cancelled());
+  EXPECT_FALSE(call->finished());
+}
+
+}  // namespace
+}  // namespace dserve::worker

@@ -1,0 +1,69 @@
+#ifndef DSERVE_WORKER_WORKER_OPTIONS_H_
+#define DSERVE_WORKER_WORKER_OPTIONS_H_
+
+// The command line of one dserve_worker process, as a validated value.
+//
+// The process protocol is fixed between the server (which spawns ranks) and
+// the worker: see worker_main.cc for the flag list. worker_main.cc reads the
+// absl flags into a WorkerOptions and calls ValidateWorkerOptions before
+// anything else happens, so every later stage can trust the values.
+//
+// Plain value type: copyable, no thread-safety concerns, nothing blocks.
+
+#include <chrono>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace dserve::worker {
+
+struct HostPort {
+  std::string host;
+  // 0 = pick an ephemeral port (only meaningful where this process listens).
+  int port = 0;
+};
+
+// Parses "HOST:PORT" (IPv6 as "[::1]:PORT"). `field` names the flag in errors.
+absl::StatusOr<HostPort> ParseHostPort(absl::string_view text,
+                                       absl::string_view field);
+
+struct WorkerOptions {
+  // Data-parallel replica index, for logs and GetStatus.
+  int replica = 0;
+  // This process's rank in the replica, 0..world-1. Rank 0 is the leader.
+  int rank = 0;
+  // Processes in the replica.
+  int world = 1;
+  // The c10d TCPStore. Rank 0 hosts it (port 0 = ephemeral); others connect.
+  HostPort store;
+  // "cpu" (the only device of the CPU build).
+  std::string device = "cpu";
+  // Mesh spec, e.g. "cfg=2,ulysses=2"; empty = every degree 1.
+  std::string mesh;
+  // Model directory (config.json + model.safetensors); empty = the built-in
+  // default config with deterministic random weights.
+  std::string model_dir;
+  // Intra-op threads of LibTorch in this process.
+  int threads = 1;
+  // File descriptor to which rank 0 reports "store <port>\n" and
+  // "leader <port>\n"; -1 = none.
+  int ready_fd = -1;
+  // Where rank 0 serves dserve.internal.v1.ReplicaLeader (port 0 = ephemeral).
+  HostPort leader_address{"127.0.0.1", 0};
+  // Longest a collective may wait for a peer before the replica is declared
+  // broken. Idle heartbeats keep healthy ranks well inside it.
+  std::chrono::milliseconds collective_timeout{30000};
+  // Longest the rendezvous (store connect + every rank checking in) may take.
+  std::chrono::milliseconds rendezvous_timeout{120000};
+  // How often the idle leader broadcasts a heartbeat command.
+  std::chrono::milliseconds heartbeat_interval{1000};
+};
+
+// INVALID_ARGUMENT naming the flag, the value and the allowed range.
+absl::Status ValidateWorkerOptions(const WorkerOptions& options);
+
+}  // namespace dserve::worker
+
+#endif  // DSERVE_WORKER_WORKER_OPTIONS_H_

@@ -1,0 +1,87 @@
+#include "worker/worker_options.h"
+
+#include "gtest/gtest.h"
+
+namespace dserve::worker {
+namespace {
+
+TEST(ParseHostPortTest, ParsesHostAndPort) {
+  absl::StatusOr<HostPort> hp = ParseHostPort("127.0.0.1:29500", "store");
+  ASSERT_TRUE(hp.ok()) << hp.status();
+  EXPECT_EQ(hp->host, "127.0.0.1");
+  EXPECT_EQ(hp->port, 29500);
+}
+
+TEST(ParseHostPortTest, ParsesBracketedIpv6) {
+  absl::StatusOr<HostPort> hp = ParseHostPort("[::1]:0", "store");
+  ASSERT_TRUE(hp.ok()) << hp.status();
+  EXPECT_EQ(hp->host, "::1");
+  EXPECT_EQ(hp->port, 0);
+}
+
+TEST(ParseHostPortTest, RejectsMissingOrBadPortNamingTheFlag) {
+  for (const char* bad : {"localhost", ":80", "host:x", "host:70000",
+                          "host:-1"}) {
+    absl::StatusOr<HostPort> hp = ParseHostPort(bad, "store");
+    ASSERT_FALSE(hp.ok()) << bad;
+    EXPECT_EQ(hp.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_NE(hp.status().message().find("--store"), absl::string_view::npos)
+        << hp.status();
+  }
+}
+
+WorkerOptions Valid() {
+  WorkerOptions o;
+  o.rank = 1;
+  o.world = 2;
+  o.store = {"127.0.0.1", 1234};
+  return o;
+}
+
+TEST(ValidateWorkerOptionsTest, AcceptsAValidFollower) {
+  EXPECT_TRUE(ValidateWorkerOptions(Valid()).ok());
+}
+
+TEST(ValidateWorkerOptionsTest, RejectsRankOutsideWorld) {
+  WorkerOptions o = Valid();
+  o.rank = 2;
+  absl::Status s = ValidateWorkerOptions(o);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("--rank=2"), absl::string_view::npos) << s;
+  EXPECT_NE(s.message().find("0 to 1"), absl::string_view::npos) << s;
+}
+
+TEST(ValidateWorkerOptionsTest, OnlyRankZeroMayUseStorePortZero) {
+  WorkerOptions o = Valid();
+  o.store.port = 0;
+  EXPECT_EQ(ValidateWorkerOptions(o).code(),
+            absl::StatusCode::kInvalidArgument);
+  o.rank = 0;
+  EXPECT_TRUE(ValidateWorkerOptions(o).ok());
+}
+
+TEST(ValidateWorkerOptionsTest, RejectsOtherDevicesAndThreadCounts) {
+  WorkerOptions o = Valid();
+  o.device = "cuda:0";
+  EXPECT_NE(ValidateWorkerOptions(o).message().find("--device"),
+            absl::string_view::npos);
+  o = Valid();
+  o.threads = 0;
+  EXPECT_NE(ValidateWorkerOptions(o).message().find("--threads=0"),
+            absl::string_view::npos);
+}
+
+TEST(ValidateWorkerOptionsTest, HeartbeatMustFitTwiceInTheCollectiveTimeout) {
+  WorkerOptions o = Valid();
+  o.collective_timeout = std::chrono::milliseconds(1000);
+  o.heartbeat_interval = std::chrono::milliseconds(600);
+  absl::Status s = ValidateWorkerOptions(o);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("--heartbeat_ms=600"), absl::string_view::npos)
+      << s;
+  o.heartbeat_interval = std::chrono::milliseconds(500);
+  EXPECT_TRUE(ValidateWorkerOptions(o).ok());
+}
+
+}  // namespace
+}  // namespace dserve::worker
