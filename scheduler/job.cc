@@ -68,6 +68,7 @@ dserve::v1::GenerateEvent Job::NewEvent() const {
 void Job::MarkQueued(int position) {
   absl::MutexLock lock(&mu_);
   if (state_ != dserve::v1::JOB_STATE_QUEUED) return;
+  admitted_ = true;
   position_ = position;
   JobEvent event{NewEvent()};
   event.event.mutable_queued()->set_position(position);
@@ -186,6 +187,10 @@ int Job::AddListener(Listener listener) {
     return id;
   }
   if (state_ == dserve::v1::JOB_STATE_QUEUED) {
+    if (!admitted_) {
+      listeners_.emplace(id, std::move(listener));
+      return id;
+    }
     JobEvent event{NewEvent()};
     event.event.mutable_queued()->set_position(position_);
     listener(event);

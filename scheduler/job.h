@@ -87,7 +87,8 @@ class Job {
   std::optional<absl::Time> end_time() const;
 
   // Records the queue position at admission (and later updates) and tells
-  // listeners. Ignored unless QUEUED.
+  // listeners. Ignored unless QUEUED. Before the first call, a new listener
+  // gets no replay (the job is not admitted yet).
   void MarkQueued(int position);
   // QUEUED -> RUNNING. Returns false (and changes nothing) in any other state.
   bool MarkStarted(int replica, const dserve::v1::MeshLayout& mesh,
@@ -129,6 +130,8 @@ class Job {
   mutable absl::Mutex mu_;
   dserve::v1::JobState state_ ABSL_GUARDED_BY(mu_) =
       dserve::v1::JOB_STATE_QUEUED;
+  // False until the queue admitted the job: there is no position to replay.
+  bool admitted_ ABSL_GUARDED_BY(mu_) = false;
   int position_ ABSL_GUARDED_BY(mu_) = 0;
   int replica_ ABSL_GUARDED_BY(mu_) = -1;
   dserve::v1::Started started_ ABSL_GUARDED_BY(mu_);
