@@ -13,8 +13,10 @@
 //   exit  meaning
 //   ----  ---------------------------------------------------------------
 //      0  OK
-//      1  local failure (could not write an output file, bad server reply)
-//      2  usage error (unknown subcommand, missing or malformed flag)
+//      1  usage error (unknown command or flag, malformed flag value,
+//         missing argument); 1 because absl's flag parser already exits 1
+//         for an unknown flag or a value it cannot parse
+//      3  local failure (could not write an output file, bad server reply)
 //     11  CANCELLED            the job was cancelled (CancelJob, drain)
 //     12  UNKNOWN
 //     13  INVALID_ARGUMENT     a request field is out of range
@@ -45,8 +47,8 @@ namespace dserve::clients {
 
 // Exit codes that do not come from a gRPC status.
 inline constexpr int kExitOk = 0;
-inline constexpr int kExitLocalFailure = 1;
-inline constexpr int kExitUsage = 2;
+inline constexpr int kExitUsage = 1;
+inline constexpr int kExitLocalFailure = 3;
 
 // The exit code for a gRPC status code (table above). Codes outside the
 // google.rpc.Code range map to UNKNOWN's exit code.

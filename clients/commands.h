@@ -6,7 +6,7 @@
 // real channel or an in-process server.
 //
 // Every function returns the process exit code (see cli_status.h): 0 on
-// success, 10 + the gRPC code when the call or the job failed, 1 for a local
+// success, 10 + the gRPC code when the call or the job failed, 3 for a local
 // failure such as an unwritable --out file. Results that scripts read (job id,
 // seed, timings, files written) go to `out`, one "key: value" per line;
 // the progress bar and error lines go to `err`.

@@ -156,7 +156,7 @@ TEST_F(CommandsTest, StreamEndingOkWithoutResultIsLocalFailure) {
   service_.events = {Event("j3")};
   EXPECT_EQ(RunGenerate(*stub_, dserve::v1::GenerateRequest(),
                         TempDir() + "/none.png", env_),
-            1);
+            3);
   EXPECT_THAT(err_.str(), HasSubstr("without a result"));
 }
 

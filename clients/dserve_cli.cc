@@ -12,7 +12,7 @@
 //   info                                                server, replicas, queue
 //   models                                              the models served
 //
-// Exit codes: 0 ok, 1 local failure, 2 usage error, 10 + the gRPC status
+// Exit codes: 0 ok, 1 usage error, 3 local failure, 10 + the gRPC status
 // code otherwise (13 INVALID_ARGUMENT, 15 NOT_FOUND, 18 RESOURCE_EXHAUSTED,
 // 24 UNAVAILABLE, ...); the full table is in clients/cli_status.h.
 
@@ -79,7 +79,7 @@ constexpr char kUsage[] =
     "  status JOB | watch JOB [--out FILE] | cancel JOB\n"
     "  jobs [--state S] | info | models\n"
     "\n"
-    "exit codes: 0 ok, 1 local failure, 2 usage, 10 + gRPC status code\n"
+    "exit codes: 0 ok, 1 usage, 3 local failure, 10 + gRPC status code\n"
     "(13 invalid argument, 14 deadline, 15 not found, 18 queue full,\n"
     "24 unavailable, 11 cancelled; table in clients/cli_status.h)";
 

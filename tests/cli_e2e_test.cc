@@ -22,7 +22,7 @@ using ::testing::HasSubstr;
 
 // Exit codes from the table in clients/cli_status.h.
 constexpr int kExitOk = 0;
-constexpr int kExitUsage = 2;
+constexpr int kExitUsage = 1;
 constexpr int kExitInvalidArgument = 13;
 constexpr int kExitNotFound = 15;
 constexpr int kExitUnavailable = 24;
@@ -132,6 +132,10 @@ TEST_F(CliE2eTest, UnknownJobAndUnreachableServerAndUsage) {
   EXPECT_EQ(Run({"info"}, "127.0.0.1:1").exit_code, kExitUnavailable);
   EXPECT_EQ(Run({"frobnicate"}).exit_code, kExitUsage);
   EXPECT_EQ(Run({"generate", "--prompt", "x"}).exit_code, kExitUsage);
+  EXPECT_EQ(Run({"generate", "--prompt", "x", "--out", "/tmp/x.png",
+                 "--guidance", "lots"})
+                .exit_code,
+            kExitUsage);
 }
 
 TEST_F(CliE2eTest, SubmitWatchStatusAndListJobs) {
