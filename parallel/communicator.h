@@ -75,7 +75,10 @@ class Communicator {
   virtual absl::Status AllToAll(const at::Tensor& input,
                                 at::Tensor& output) = 0;
   // Point to point; `peer` is a group rank. Send/Recv pairs must match in
-  // shape and dtype.
+  // shape and dtype; the n-th Send to a peer is received by that peer's n-th
+  // Recv from this rank. Send is buffered: it returns once `tensor` may be
+  // reused, before the peer has received it, so every rank of a ring may
+  // Send before it Recvs (ring attention's K/V rotation does).
   virtual absl::Status Send(const at::Tensor& tensor, int peer) = 0;
   virtual absl::Status Recv(at::Tensor& tensor, int peer) = 0;
   // Returns once every rank of the group has entered Barrier.
