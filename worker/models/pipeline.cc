@@ -1,0 +1,239 @@
+#include "worker/models/pipeline.h"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "worker/models/dit.h"
+#include "worker/models/safetensors.h"
+#include "worker/models/sampler.h"
+#include "worker/models/status_util.h"
+#include "worker/models/text_encoder.h"
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+
+namespace dserve::models {
+namespace {
+
+constexpr int kMaxSteps = 1000;
+constexpr int kMaxBatch = 64;
+constexpr float kMaxGuidance = 100.0f;
+constexpr float kMaxShift = 100.0f;
+
+absl::Status OutOfRange(const std::string& field, const std::string& value,
+                        const std::string& allowed) {
+  return absl::InvalidArgumentError(
+      absl::StrCat(field, " = ", value, " is out of range; allowed: ",
+                   allowed));
+}
+
+absl::Status CheckSize(const std::string& field, int value, int step,
+                       int max) {
+  if (value < step || value > max || value % step != 0) {
+    return OutOfRange(field, absl::StrCat(value),
+                      absl::StrCat("a multiple of ", step, " in [", step,
+                                   ", ", max, "]"));
+  }
+  return absl::OkStatus();
+}
+
+void AppendUnique(std::vector<std::string>& out,
+                  const std::vector<std::string>& words) {
+  for (const std::string& w : words) {
+    if (std::find(out.begin(), out.end(), w) == out.end()) out.push_back(w);
+  }
+}
+
+}  // namespace
+
+class Pipeline::Impl {
+ public:
+  Impl(DiT dit, TextEncoder text) : dit(std::move(dit)), text(std::move(text)) {}
+  DiT dit;
+  TextEncoder text;
+};
+
+Pipeline::Pipeline(PipelineConfig config, WeightMap weights,
+                   std::unique_ptr<Impl> impl)
+    : config_(std::move(config)),
+      weights_(std::move(weights)),
+      impl_(std::move(impl)) {}
+
+Pipeline::~Pipeline() = default;
+
+absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(
+    PipelineConfig config, WeightMap weights) {
+  MODELS_RETURN_IF_ERROR(ValidateConfig(config));
+  MODELS_ASSIGN_OR_RETURN(DiT dit, DiT::Create(config.dit, weights));
+  MODELS_ASSIGN_OR_RETURN(TextEncoder text,
+                          TextEncoder::Create(config, weights));
+  auto impl = std::make_unique<Impl>(std::move(dit), std::move(text));
+  return std::unique_ptr<Pipeline>(
+      new Pipeline(std::move(config), std::move(weights), std::move(impl)));
+}
+
+absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::LoadFromDirectory(
+    const std::string& dir) {
+  MODELS_ASSIGN_OR_RETURN(PipelineConfig config,
+                          ReadConfigFile(dir + "/config.json"));
+  MODELS_ASSIGN_OR_RETURN(WeightMap weights,
+                          ReadSafetensors(dir + "/model.safetensors"));
+  absl::StatusOr<std::unique_ptr<Pipeline>> pipeline =
+      Create(std::move(config), std::move(weights));
+  if (!pipeline.ok()) {
+    return absl::Status(pipeline.status().code(),
+                        absl::StrCat(dir, ": ", pipeline.status().message()));
+  }
+  return pipeline;
+}
+
+absl::Status Pipeline::ValidateSpec(const GenerationSpec& spec) const {
+  const PipelineConfig& c = config_;
+  MODELS_RETURN_IF_ERROR(CheckSize("width", spec.width, c.size_step,
+                                   c.max_width));
+  MODELS_RETURN_IF_ERROR(CheckSize("height", spec.height, c.size_step,
+                                   c.max_height));
+  if (spec.num_frames < 1 || spec.num_frames > c.max_frames) {
+    return OutOfRange("num_frames", absl::StrCat(spec.num_frames),
+                      absl::StrCat("[1, ", c.max_frames, "]"));
+  }
+  if (spec.num_steps < 1 || spec.num_steps > kMaxSteps) {
+    return OutOfRange("num_inference_steps", absl::StrCat(spec.num_steps),
+                      absl::StrCat("[1, ", kMaxSteps, "]"));
+  }
+  if (!(spec.flow_shift > 0.0f && spec.flow_shift <= kMaxShift)) {
+    return OutOfRange("flow_shift", absl::StrCat(spec.flow_shift),
+                      absl::StrCat("(0, ", kMaxShift, "]"));
+  }
+  const int n = static_cast<int>(spec.items.size());
+  if (n < 1 || n > kMaxBatch) {
+    return OutOfRange("items (batch size)", absl::StrCat(n),
+                      absl::StrCat("[1, ", kMaxBatch, "]"));
+  }
+  const WordTokenizer& tok = impl_->text.tokenizer();
+  const int max_words = impl_->text.max_len();
+  for (const GenerationItem& item : spec.items) {
+    if (!(item.guidance_scale >= 0.0f && item.guidance_scale <= kMaxGuidance)) {
+      return OutOfRange("guidance_scale", absl::StrCat(item.guidance_scale),
+                        absl::StrCat("[0, ", kMaxGuidance, "]"));
+    }
+    for (const auto& [field, text] :
+         {std::pair<const char*, const std::string*>{"prompt", &item.prompt},
+          {"negative_prompt", &item.negative_prompt}}) {
+      const size_t words = tok.Encode(*text).ids.size();
+      if (words > static_cast<size_t>(max_words)) {
+        return OutOfRange(field, absl::StrCat("a text of ", words, " words"),
+                          absl::StrCat("[0, ", max_words, "] words"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<DenoiseState> Pipeline::Prepare(
+    const GenerationSpec& spec) const {
+  MODELS_RETURN_IF_ERROR(ValidateSpec(spec));
+  std::vector<std::string> prompts, negatives;
+  for (const GenerationItem& item : spec.items) {
+    prompts.push_back(item.prompt);
+    negatives.push_back(item.negative_prompt);
+  }
+  DenoiseState state;
+  absl::Status encode_status;
+  absl::Status torch_status = CatchTorch("Pipeline::Prepare", [&] {
+    absl::StatusOr<TextEncoding> cond = impl_->text.Encode(prompts, "prompt");
+    absl::StatusOr<TextEncoding> uncond =
+        impl_->text.Encode(negatives, "negative_prompt");
+    if (!cond.ok() || !uncond.ok()) {
+      encode_status = cond.ok() ? uncond.status() : cond.status();
+      return;
+    }
+    state.cond_context = cond->embeddings;
+    state.uncond_context = uncond->embeddings;
+    std::vector<float> guidance;
+    std::vector<at::Tensor> noise;
+    const int c = config_.latent_channels();
+    for (size_t i = 0; i < spec.items.size(); ++i) {
+      const GenerationItem& item = spec.items[i];
+      // One generator per item, at full shape, so an item's noise does not
+      // depend on its batch neighbours or on how ranks shard it later.
+      at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(item.seed);
+      noise.push_back(at::randn({c, spec.num_frames, spec.height, spec.width},
+                                gen, at::TensorOptions().dtype(at::kFloat)));
+      guidance.push_back(item.guidance_scale);
+      std::vector<std::string> unknown;
+      AppendUnique(unknown, cond->unknown_words[i]);
+      AppendUnique(unknown, uncond->unknown_words[i]);
+      state.unknown_words.push_back(std::move(unknown));
+    }
+    state.sigmas = FlowMatchSigmas(spec.num_steps, spec.flow_shift);
+    state.latents = at::stack(noise) * state.sigmas[0];
+    state.guidance = at::tensor(guidance, at::kFloat);
+    state.step = 0;
+  });
+  MODELS_RETURN_IF_ERROR(torch_status);
+  MODELS_RETURN_IF_ERROR(encode_status);
+  return state;
+}
+
+absl::Status Pipeline::Step(DenoiseState& state) const {
+  const int num_steps = static_cast<int>(state.sigmas.size()) - 1;
+  if (state.step < 0 || state.step >= num_steps) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("Pipeline::Step: step ", state.step,
+                     " is outside [0, ", num_steps, ")"));
+  }
+  return CatchTorch("Pipeline::Step", [&] {
+    const double sigma = state.sigmas[state.step];
+    const double sigma_next = state.sigmas[state.step + 1];
+    const at::Tensor& x = state.latents;
+    at::Tensor timesteps =
+        at::full({x.size(0)}, SigmaToTimestep(sigma), x.options());
+    at::Tensor g = state.guidance.to(at::kFloat).contiguous();
+    std::vector<float> guidance(g.data_ptr<float>(),
+                                g.data_ptr<float>() + g.numel());
+    const bool planes = config_.coordinate_planes;
+    const DiT& dit = impl_->dit;
+    DenoiseFn model = [&](const at::Tensor& xin, const at::Tensor& t,
+                          const at::Tensor& ctx) {
+      return dit.Forward(planes ? AppendCoordinatePlanes(xin) : xin, t, ctx);
+    };
+    at::Tensor pred = GuidedPrediction(model, x, timesteps, state.cond_context,
+                                       state.uncond_context, guidance);
+    at::Tensor velocity, x0;
+    if (config_.prediction_type == "x0") {
+      x0 = pred;
+      velocity = VelocityFromX0(x, x0, sigma);
+    } else {
+      velocity = pred;
+      x0 = X0FromVelocity(x, velocity, sigma);
+    }
+    state.latents = EulerStep(x, velocity, sigma, sigma_next);
+    state.x0_estimate = x0;
+    ++state.step;
+  });
+}
+
+at::Tensor Pipeline::Decode(const DenoiseState& state) const {
+  // Pixel decoder: latents are RGB in [-1, 1].
+  return state.latents.permute({0, 2, 3, 4, 1})
+      .add(1.0)
+      .mul(0.5)
+      .clamp(0.0, 1.0)
+      .contiguous();
+}
+
+at::Tensor Pipeline::Preview(const DenoiseState& state, int item) const {
+  const at::Tensor& src =
+      state.x0_estimate.defined() ? state.x0_estimate : state.latents;
+  return src.select(0, item)
+      .select(1, 0)
+      .permute({1, 2, 0})
+      .add(1.0)
+      .mul(0.5)
+      .clamp(0.0, 1.0)
+      .contiguous();
+}
+
+}  // namespace dserve::models

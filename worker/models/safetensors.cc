@@ -1,0 +1,262 @@
+#include "worker/models/safetensors.h"
+
+#include <cstdint>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "worker/models/status_util.h"
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+namespace dserve::models {
+namespace {
+
+using nlohmann::json;
+
+// A header larger than this is treated as corruption rather than allocated.
+constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
+
+struct DtypeInfo {
+  const char* name;
+  at::ScalarType type;
+};
+
+constexpr DtypeInfo kDtypes[] = {
+    {"F64", at::kDouble}, {"F32", at::kFloat}, {"F16", at::kHalf},
+    {"BF16", at::kBFloat16}, {"I64", at::kLong}, {"I32", at::kInt},
+    {"I16", at::kShort},  {"I8", at::kChar},   {"U8", at::kByte},
+    {"BOOL", at::kBool},
+};
+
+bool DtypeFromName(const std::string& name, at::ScalarType& out) {
+  for (const DtypeInfo& d : kDtypes) {
+    if (name == d.name) {
+      out = d.type;
+      return true;
+    }
+  }
+  return false;
+}
+
+const char* DtypeName(at::ScalarType type) {
+  for (const DtypeInfo& d : kDtypes) {
+    if (d.type == type) return d.name;
+  }
+  return nullptr;
+}
+
+bool IsLittleEndian() {
+  const uint16_t probe = 1;
+  uint8_t first;
+  std::memcpy(&first, &probe, 1);
+  return first == 1;
+}
+
+absl::Status Corrupt(const std::string& path, const std::string& detail) {
+  return absl::DataLossError(
+      absl::StrCat("safetensors file ", path, ": ", detail));
+}
+
+struct Header {
+  json entries;
+  uint64_t data_start = 0;
+  uint64_t data_size = 0;
+};
+
+absl::StatusOr<Header> ReadHeader(std::ifstream& in, const std::string& path) {
+  if (!IsLittleEndian()) {
+    return absl::UnimplementedError(
+        "safetensors reading needs a little-endian host");
+  }
+  in.seekg(0, std::ios::end);
+  const std::streamoff file_size = in.tellg();
+  in.seekg(0, std::ios::beg);
+  if (file_size < 8) {
+    return Corrupt(path, absl::StrCat("file is ", file_size,
+                                      " bytes, shorter than the 8-byte "
+                                      "header length"));
+  }
+  uint64_t header_len = 0;
+  in.read(reinterpret_cast<char*>(&header_len), 8);
+  if (!in) return Corrupt(path, "cannot read header length");
+  if (header_len > kMaxHeaderBytes ||
+      header_len > static_cast<uint64_t>(file_size) - 8) {
+    return Corrupt(path, absl::StrCat("header length ", header_len,
+                                      " exceeds the file size ", file_size,
+                                      " (or the ", kMaxHeaderBytes,
+                                      "-byte limit)"));
+  }
+  std::string text(header_len, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(header_len));
+  if (!in) return Corrupt(path, "cannot read header");
+  Header header;
+  header.entries = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (header.entries.is_discarded() || !header.entries.is_object()) {
+    return Corrupt(path, "header is not a JSON object");
+  }
+  header.data_start = 8 + header_len;
+  header.data_size = static_cast<uint64_t>(file_size) - header.data_start;
+  return header;
+}
+
+// Validates one header entry and returns its dtype, shape and byte range.
+absl::Status ParseEntry(const std::string& path, const std::string& key,
+                        const json& entry, uint64_t data_size,
+                        at::ScalarType& dtype, std::vector<int64_t>& shape,
+                        uint64_t& begin, uint64_t& end) {
+  auto bad = [&](const std::string& detail) {
+    return Corrupt(path, absl::StrCat("tensor \"", key, "\": ", detail));
+  };
+  if (!entry.is_object()) return bad("entry is not a JSON object");
+  auto dt = entry.find("dtype");
+  auto sh = entry.find("shape");
+  auto off = entry.find("data_offsets");
+  if (dt == entry.end() || !dt->is_string()) return bad("missing dtype");
+  if (sh == entry.end() || !sh->is_array()) return bad("missing shape");
+  if (off == entry.end() || !off->is_array() || off->size() != 2) {
+    return bad("data_offsets must be [begin, end]");
+  }
+  if (!DtypeFromName(dt->get<std::string>(), dtype)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "safetensors file ", path, ": tensor \"", key, "\": dtype \"",
+        dt->get<std::string>(),
+        "\" is not supported (F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL)"));
+  }
+  uint64_t numel = 1;
+  shape.clear();
+  for (const json& d : *sh) {
+    if (!d.is_number_unsigned()) return bad("shape has a non-integer entry");
+    const uint64_t n = d.get<uint64_t>();
+    if (n > (1ull << 40) || (n != 0 && numel > (1ull << 50) / n)) {
+      return bad("shape is too large");
+    }
+    numel *= n;
+    shape.push_back(static_cast<int64_t>(n));
+  }
+  if (!(*off)[0].is_number_unsigned() || !(*off)[1].is_number_unsigned()) {
+    return bad("data_offsets are not non-negative integers");
+  }
+  begin = (*off)[0].get<uint64_t>();
+  end = (*off)[1].get<uint64_t>();
+  if (begin > end || end > data_size) {
+    return bad(absl::StrCat("data_offsets [", begin, ", ", end,
+                            ") are outside the data section of ", data_size,
+                            " bytes"));
+  }
+  const uint64_t expected = numel * c10::elementSize(dtype);
+  if (end - begin != expected) {
+    return bad(absl::StrCat("data_offsets cover ", end - begin,
+                            " bytes but dtype and shape need ", expected));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<WeightMap> ReadSafetensors(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
+  MODELS_ASSIGN_OR_RETURN(Header header, ReadHeader(in, path));
+  WeightMap weights;
+  for (auto it = header.entries.begin(); it != header.entries.end(); ++it) {
+    if (it.key() == "__metadata__") continue;
+    at::ScalarType dtype;
+    std::vector<int64_t> shape;
+    uint64_t begin = 0, end = 0;
+    MODELS_RETURN_IF_ERROR(ParseEntry(path, it.key(), it.value(),
+                                      header.data_size, dtype, shape, begin,
+                                      end));
+    at::Tensor t = at::empty(shape, at::TensorOptions().dtype(dtype));
+    if (end > begin) {
+      in.seekg(static_cast<std::streamoff>(header.data_start + begin));
+      in.read(static_cast<char*>(t.data_ptr()),
+              static_cast<std::streamsize>(end - begin));
+      if (!in) {
+        return Corrupt(path,
+                       absl::StrCat("tensor \"", it.key(), "\": short read"));
+      }
+    }
+    weights.emplace(it.key(), std::move(t));
+  }
+  return weights;
+}
+
+absl::StatusOr<std::map<std::string, std::string>> ReadSafetensorsMetadata(
+    const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
+  MODELS_ASSIGN_OR_RETURN(Header header, ReadHeader(in, path));
+  std::map<std::string, std::string> metadata;
+  auto it = header.entries.find("__metadata__");
+  if (it == header.entries.end()) return metadata;
+  if (!it->is_object()) return Corrupt(path, "__metadata__ is not an object");
+  for (auto m = it->begin(); m != it->end(); ++m) {
+    if (!m.value().is_string()) {
+      return Corrupt(path, absl::StrCat("__metadata__ \"", m.key(),
+                                        "\" is not a string"));
+    }
+    metadata[m.key()] = m.value().get<std::string>();
+  }
+  return metadata;
+}
+
+absl::Status WriteSafetensors(const WeightMap& weights,
+                              const std::string& path,
+                              const std::map<std::string, std::string>& metadata) {
+  if (!IsLittleEndian()) {
+    return absl::UnimplementedError(
+        "safetensors writing needs a little-endian host");
+  }
+  json header = json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  std::vector<at::Tensor> data;
+  uint64_t offset = 0;
+  for (const auto& [key, tensor] : weights) {
+    if (key == "__metadata__") {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "safetensors file ", path, ": \"__metadata__\" is reserved"));
+    }
+    if (!tensor.defined()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "safetensors file ", path, ": tensor \"", key, "\" is undefined"));
+    }
+    const char* dtype = DtypeName(tensor.scalar_type());
+    if (dtype == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "safetensors file ", path, ": tensor \"", key, "\" has dtype ",
+          c10::toString(tensor.scalar_type()),
+          ", not one of F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL"));
+    }
+    at::Tensor t = tensor.detach().to(at::kCPU).contiguous();
+    const uint64_t bytes = t.numel() * t.element_size();
+    header[key] = json{{"dtype", dtype},
+                       {"shape", t.sizes().vec()},
+                       {"data_offsets", {offset, offset + bytes}}};
+    offset += bytes;
+    data.push_back(std::move(t));
+  }
+  std::string text = header.dump();
+  // Pad with spaces (valid JSON whitespace) so the data starts 8-aligned.
+  text.append((8 - text.size() % 8) % 8, ' ');
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) {
+    return absl::NotFoundError(
+        absl::StrCat("cannot open ", path, " for writing"));
+  }
+  const uint64_t header_len = text.size();
+  out.write(reinterpret_cast<const char*>(&header_len), 8);
+  out.write(text.data(), static_cast<std::streamsize>(text.size()));
+  for (const at::Tensor& t : data) {
+    out.write(static_cast<const char*>(t.data_ptr()),
+              static_cast<std::streamsize>(t.numel() * t.element_size()));
+  }
+  out.close();
+  if (!out) return absl::DataLossError(absl::StrCat("cannot write ", path));
+  return absl::OkStatus();
+}
+
+}  // namespace dserve::models

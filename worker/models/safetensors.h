@@ -1,0 +1,42 @@
+#ifndef DSERVE_WORKER_MODELS_SAFETENSORS_H_
+#define DSERVE_WORKER_MODELS_SAFETENSORS_H_
+
+// Reader and writer for the safetensors format, the format published DiT
+// checkpoints ship in:
+//   [u64 little-endian header length N][N bytes of JSON header][raw data]
+// The header maps each tensor name to {"dtype", "shape", "data_offsets":
+// [begin, end)} relative to the start of the data; an optional
+// "__metadata__" entry holds string pairs.
+//
+// Supported dtypes: F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL.
+// Functions are stateless and thread-safe; they block on file I/O. Tensors
+// read are owned CPU tensors (no mmap), one allocation per tensor so peak
+// memory is the checkpoint size, not twice it.
+
+#include <map>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "worker/models/model_config.h"
+
+namespace dserve::models {
+
+// Reads every tensor of `path`. Errors (NOT_FOUND for a missing file,
+// DATA_LOSS for a corrupt or truncated one, INVALID_ARGUMENT for an
+// unsupported dtype) name the file and, where one is at fault, the key.
+absl::StatusOr<WeightMap> ReadSafetensors(const std::string& path);
+
+// Writes `weights` (any device; copied to CPU, made contiguous) in key order
+// with the header padded to 8 bytes, so equal inputs give equal bytes.
+absl::Status WriteSafetensors(
+    const WeightMap& weights, const std::string& path,
+    const std::map<std::string, std::string>& metadata = {});
+
+// The "__metadata__" entry of `path` (empty if absent).
+absl::StatusOr<std::map<std::string, std::string>> ReadSafetensorsMetadata(
+    const std::string& path);
+
+}  // namespace dserve::models
+
+#endif  // DSERVE_WORKER_MODELS_SAFETENSORS_H_

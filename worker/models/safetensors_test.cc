@@ -1,0 +1,136 @@
+#include "worker/models/safetensors.h"
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include <ATen/ATen.h>
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace dserve::models {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string TempPath(const std::string& name) {
+  const char* dir = std::getenv("TEST_TMPDIR");
+  return std::string(dir ? dir : "/tmp") + "/" + name;
+}
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+void WriteAll(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << bytes;
+}
+
+WeightMap SampleWeights() {
+  at::manual_seed(7);
+  WeightMap w;
+  w["a.f32"] = at::randn({3, 4});
+  w["b.f16"] = at::randn({5}).to(at::kHalf);
+  w["c.bf16"] = at::randn({2, 2, 2}).to(at::kBFloat16);
+  w["d.i64"] = at::arange(6, at::kLong).view({2, 3}) - 2;
+  w["e.scalar"] = at::tensor(3.5f).view({});
+  w["f.empty"] = at::zeros({0, 3});
+  return w;
+}
+
+TEST(SafetensorsTest, RoundTripKeepsDtypeShapeAndValues) {
+  const std::string path = TempPath("round_trip.safetensors");
+  WeightMap w = SampleWeights();
+  ASSERT_TRUE(WriteSafetensors(w, path, {{"format", "pt"}}).ok());
+  absl::StatusOr<WeightMap> back = ReadSafetensors(path);
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_EQ(back->size(), w.size());
+  for (const auto& [key, t] : w) {
+    ASSERT_TRUE(back->count(key)) << key;
+    const at::Tensor& r = back->at(key);
+    EXPECT_EQ(r.scalar_type(), t.scalar_type()) << key;
+    EXPECT_EQ(r.sizes(), t.sizes()) << key;
+    EXPECT_TRUE(at::equal(r, t)) << key;
+  }
+  absl::StatusOr<std::map<std::string, std::string>> meta =
+      ReadSafetensorsMetadata(path);
+  ASSERT_TRUE(meta.ok());
+  EXPECT_EQ(meta->at("format"), "pt");
+}
+
+TEST(SafetensorsTest, LayoutMatchesTheSpec) {
+  const std::string path = TempPath("layout.safetensors");
+  WeightMap w;
+  w["x"] = at::tensor({1.0f, 2.0f});
+  ASSERT_TRUE(WriteSafetensors(w, path).ok());
+  const std::string bytes = ReadAll(path);
+  uint64_t n = 0;
+  std::memcpy(&n, bytes.data(), 8);
+  EXPECT_EQ(n % 8, 0u);
+  ASSERT_EQ(bytes.size(), 8 + n + 8);
+  const std::string header = bytes.substr(8, n);
+  EXPECT_THAT(header, HasSubstr("\"dtype\":\"F32\""));
+  EXPECT_THAT(header, HasSubstr("\"shape\":[2]"));
+  EXPECT_THAT(header, HasSubstr("\"data_offsets\":[0,8]"));
+  float values[2];
+  std::memcpy(values, bytes.data() + 8 + n, 8);
+  EXPECT_EQ(values[0], 1.0f);
+  EXPECT_EQ(values[1], 2.0f);
+}
+
+TEST(SafetensorsTest, SameWeightsGiveSameBytes) {
+  const std::string a = TempPath("same_a.safetensors");
+  const std::string b = TempPath("same_b.safetensors");
+  ASSERT_TRUE(WriteSafetensors(SampleWeights(), a).ok());
+  ASSERT_TRUE(WriteSafetensors(SampleWeights(), b).ok());
+  EXPECT_EQ(ReadAll(a), ReadAll(b));
+}
+
+TEST(SafetensorsTest, CorruptHeaderIsDataLossNamingTheFile) {
+  const std::string path = TempPath("corrupt.safetensors");
+  WeightMap w;
+  w["layer.weight"] = at::ones({4});
+  ASSERT_TRUE(WriteSafetensors(w, path).ok());
+  std::string bytes = ReadAll(path);
+  bytes[8] = '#';  // first byte of the JSON header
+  WriteAll(path, bytes);
+  absl::StatusOr<WeightMap> r = ReadSafetensors(path);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(r.status().message(), HasSubstr(path));
+}
+
+TEST(SafetensorsTest, HeaderLengthBeyondFileIsRejected) {
+  const std::string path = TempPath("long_header.safetensors");
+  std::string bytes(16, ' ');
+  const uint64_t n = 1000;
+  std::memcpy(bytes.data(), &n, 8);
+  WriteAll(path, bytes);
+  absl::StatusOr<WeightMap> r = ReadSafetensors(path);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(r.status().message(), HasSubstr("header length 1000"));
+}
+
+TEST(SafetensorsTest, WrongByteCountNamesTheKey) {
+  const std::string path = TempPath("bad_offsets.safetensors");
+  const std::string header =
+      R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})";
+  std::string bytes(8, '\0');
+  const uint64_t n = header.size();
+  std::memcpy(bytes.data(), &n, 8);
+  bytes += header + std::string(8, '\0');
+  WriteAll(path, bytes);
+  absl::StatusOr<WeightMap> r = ReadSafetensors(path);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(r.status().message(), HasSubstr("\"w\""));
+  EXPECT_THAT(r.status().message(), HasSubstr("need 12"));
+}
+
+TEST(SafetensorsTest, MissingFileIsNotFound) {
+  EXPECT_EQ(ReadSafetensors(TempPath("nope.safetensors")).status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace dserve::models
