@@ -1,0 +1,189 @@
+#include "server/request_validator.h"
+
+#include <cmath>
+#include <functional>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace dserve::server {
+namespace {
+
+using ::dserve::v1::GenerateRequest;
+using ::dserve::v1::ModelInfo;
+using ::testing::HasSubstr;
+
+std::vector<ModelInfo> Models() {
+  ModelInfo tiny;
+  tiny.set_name("tiny-dit");
+  tiny.set_is_default(true);
+  tiny.set_default_width(64);
+  tiny.set_default_height(48);
+  tiny.set_max_width(256);
+  tiny.set_max_height(128);
+  tiny.set_size_step(16);
+  tiny.set_max_frames(9);
+  tiny.set_default_steps(20);
+  tiny.set_default_guidance_scale(4.5f);
+  tiny.set_default_flow_shift(3.0f);
+  ModelInfo other = tiny;
+  other.set_name("other");
+  other.set_is_default(false);
+  other.set_default_steps(8);
+  return {other, tiny};
+}
+
+RequestValidator MakeValidator() {
+  ValidationLimits limits;
+  limits.max_prompt_chars = 10;
+  limits.max_steps = 50;
+  return RequestValidator(limits, [] { return uint64_t{987654321}; });
+}
+
+GenerateRequest Valid() {
+  GenerateRequest r;
+  r.set_prompt("a cat");
+  return r;
+}
+
+TEST(RequestValidatorTest, ResolvesDefaults) {
+  absl::StatusOr<GenerateRequest> out = MakeValidator().Resolve(Valid(), Models());
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->model(), "tiny-dit");  // The is_default one, not the first.
+  EXPECT_EQ(out->width(), 64);
+  EXPECT_EQ(out->height(), 48);
+  EXPECT_EQ(out->num_frames(), 1);
+  EXPECT_EQ(out->num_inference_steps(), 20);
+  EXPECT_TRUE(out->has_guidance_scale());
+  EXPECT_FLOAT_EQ(out->guidance_scale(), 4.5f);
+  EXPECT_TRUE(out->has_flow_shift());
+  EXPECT_FLOAT_EQ(out->flow_shift(), 3.0f);
+  EXPECT_TRUE(out->has_seed());
+  EXPECT_EQ(out->seed(), 987654321u);
+  EXPECT_EQ(out->sampler(), dserve::v1::SAMPLER_FLOW_EULER);
+  EXPECT_EQ(out->output_format(), dserve::v1::OUTPUT_FORMAT_PNG);
+  EXPECT_EQ(out->prompt(), "a cat");
+}
+
+TEST(RequestValidatorTest, KeepsExplicitValues) {
+  GenerateRequest r = Valid();
+  r.set_model("other");
+  r.set_width(256);
+  r.set_height(16);
+  r.set_num_frames(9);
+  r.set_num_inference_steps(50);
+  r.set_guidance_scale(0.0f);
+  r.set_seed(0);
+  r.set_flow_shift(0.1f);
+  r.set_output_format(dserve::v1::OUTPUT_FORMAT_RAW_TENSOR);
+  r.set_priority(-100);
+  r.set_preview_every_n_steps(50);
+  r.set_client_request_id(std::string(128, 'x'));
+  absl::StatusOr<GenerateRequest> out = MakeValidator().Resolve(r, Models());
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->model(), "other");
+  EXPECT_EQ(out->seed(), 0u);  // An explicit 0 is a seed, not "unset".
+  EXPECT_FLOAT_EQ(out->guidance_scale(), 0.0f);
+  EXPECT_EQ(out->num_frames(), 9);
+  EXPECT_EQ(out->output_format(), dserve::v1::OUTPUT_FORMAT_RAW_TENSOR);
+}
+
+TEST(RequestValidatorTest, RejectsEachBadField) {
+  struct Case {
+    std::string name;
+    std::function<void(GenerateRequest&)> mutate;
+    absl::StatusCode code;
+    std::string message;
+  };
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const std::vector<Case> cases = {
+      {"unknown model", [](auto& r) { r.set_model("sdxl"); },
+       absl::StatusCode::kNotFound,
+       "model: \"sdxl\" is not served here (known models: other, tiny-dit)"},
+      {"empty prompt", [](auto& r) { r.set_prompt(""); },
+       absl::StatusCode::kInvalidArgument,
+       "prompt: must not be empty (allowed: 1..10 characters)"},
+      {"long prompt", [](auto& r) { r.set_prompt("abcdefghijk"); },
+       absl::StatusCode::kInvalidArgument,
+       "prompt: 11 characters is too long (allowed: 1..10 characters)"},
+      {"long negative", [](auto& r) { r.set_negative_prompt("abcdefghijk"); },
+       absl::StatusCode::kInvalidArgument, "negative_prompt: 11 characters"},
+      {"width not multiple", [](auto& r) { r.set_width(100); },
+       absl::StatusCode::kInvalidArgument,
+       "width: 100 is not a multiple of 16 (allowed: 16..256, multiples of 16)"},
+      {"width too big", [](auto& r) { r.set_width(272); },
+       absl::StatusCode::kInvalidArgument,
+       "width: 272 is out of range (allowed: 16..256, multiples of 16)"},
+      {"width negative", [](auto& r) { r.set_width(-16); },
+       absl::StatusCode::kInvalidArgument, "width: -16 is out of range"},
+      {"height too big", [](auto& r) { r.set_height(144); },
+       absl::StatusCode::kInvalidArgument,
+       "height: 144 is out of range (allowed: 16..128, multiples of 16)"},
+      {"frames", [](auto& r) { r.set_num_frames(10); },
+       absl::StatusCode::kInvalidArgument,
+       "num_frames: 10 is out of range (allowed: 0..9, 0 = 1 frame)"},
+      {"steps too many", [](auto& r) { r.set_num_inference_steps(51); },
+       absl::StatusCode::kInvalidArgument,
+       "num_inference_steps: 51 is out of range (allowed: 0..50, 0 = model "
+       "default 20)"},
+      {"steps negative", [](auto& r) { r.set_num_inference_steps(-1); },
+       absl::StatusCode::kInvalidArgument, "num_inference_steps: -1"},
+      {"guidance high", [](auto& r) { r.set_guidance_scale(50.5f); },
+       absl::StatusCode::kInvalidArgument,
+       "guidance_scale: 50.5 is out of range (allowed: 0..50)"},
+      {"guidance nan", [nan](auto& r) { r.set_guidance_scale(nan); },
+       absl::StatusCode::kInvalidArgument, "guidance_scale: nan"},
+      {"shift low", [](auto& r) { r.set_flow_shift(0.05f); },
+       absl::StatusCode::kInvalidArgument,
+       "flow_shift: 0.05 is out of range (allowed: 0.1..20)"},
+      {"shift high", [](auto& r) { r.set_flow_shift(21.0f); },
+       absl::StatusCode::kInvalidArgument, "flow_shift: 21"},
+      {"sampler", [](auto& r) { r.set_sampler(static_cast<dserve::v1::Sampler>(7)); },
+       absl::StatusCode::kInvalidArgument, "sampler: 7 is not a known sampler"},
+      {"format",
+       [](auto& r) { r.set_output_format(static_cast<dserve::v1::OutputFormat>(9)); },
+       absl::StatusCode::kInvalidArgument, "output_format: 9 is not a known"},
+      {"priority high", [](auto& r) { r.set_priority(101); },
+       absl::StatusCode::kInvalidArgument,
+       "priority: 101 is out of range (allowed: -100..100)"},
+      {"priority low", [](auto& r) { r.set_priority(-101); },
+       absl::StatusCode::kInvalidArgument, "priority: -101"},
+      {"preview beyond steps", [](auto& r) { r.set_preview_every_n_steps(21); },
+       absl::StatusCode::kInvalidArgument,
+       "preview_every_n_steps: 21 is out of range (allowed: 0..20"},
+      {"preview negative", [](auto& r) { r.set_preview_every_n_steps(-1); },
+       absl::StatusCode::kInvalidArgument, "preview_every_n_steps: -1"},
+      {"client id", [](auto& r) { r.set_client_request_id(std::string(129, 'x')); },
+       absl::StatusCode::kInvalidArgument,
+       "client_request_id: 129 characters is too long (allowed: 0..128 "
+       "characters)"},
+  };
+  const RequestValidator validator = MakeValidator();
+  for (const Case& c : cases) {
+    GenerateRequest r = Valid();
+    c.mutate(r);
+    absl::StatusOr<GenerateRequest> out = validator.Resolve(r, Models());
+    ASSERT_FALSE(out.ok()) << c.name;
+    EXPECT_EQ(out.status().code(), c.code) << c.name;
+    EXPECT_THAT(std::string(out.status().message()), HasSubstr(c.message))
+        << c.name;
+  }
+}
+
+TEST(RequestValidatorTest, CountsCharactersNotBytes) {
+  GenerateRequest r = Valid();
+  r.set_prompt("\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9\xC3\xA9");  // 6 x é
+  EXPECT_TRUE(MakeValidator().Resolve(r, Models()).ok());
+}
+
+TEST(RequestValidatorTest, NoModelsYet) {
+  absl::StatusOr<GenerateRequest> out = MakeValidator().Resolve(Valid(), {});
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(out.status().message(), HasSubstr("none yet"));
+}
+
+}  // namespace
+}  // namespace dserve::server
