@@ -9,9 +9,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/png.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/testing/png_decode.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/subprocess.h"
 
@@ -94,7 +94,7 @@ TEST_F(CliE2eTest, GenerateWritesPngAndPrintsSeed) {
   EXPECT_THAT(run.stdout_text, HasSubstr("seed: 77\n"));
   EXPECT_THAT(run.stdout_text, HasSubstr("timings: "));
   EXPECT_THAT(run.stdout_text, HasSubstr("wrote: " + out + "\n"));
-  absl::StatusOr<DecodedPng> png = DecodePngRgb(ReadFile(out));
+  absl::StatusOr<common::DecodedImage> png = common::DecodePng(ReadFile(out));
   ASSERT_TRUE(png.ok()) << png.status();
   EXPECT_EQ(png->width, 64);
   EXPECT_EQ(png->height, 32);
@@ -152,7 +152,7 @@ TEST_F(CliE2eTest, SubmitWatchStatusAndListJobs) {
   const CapturedRun watched = Run({"watch", job_id, "--out", out});
   ASSERT_EQ(watched.exit_code, kExitOk) << watched.stderr_text;
   EXPECT_THAT(watched.stdout_text, HasSubstr("seed: 9\n"));
-  absl::StatusOr<DecodedPng> png = DecodePngRgb(ReadFile(out));
+  absl::StatusOr<common::DecodedImage> png = common::DecodePng(ReadFile(out));
   ASSERT_TRUE(png.ok()) << png.status();
   EXPECT_EQ(png->width, 32);
 

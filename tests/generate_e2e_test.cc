@@ -14,11 +14,11 @@
 #include <grpcpp/client_context.h>
 #include <grpcpp/support/sync_stream.h>
 
+#include "common/png.h"
 #include "gmock/gmock.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "gtest/gtest.h"
 #include "proto/dserve/v1/diffusion_service.grpc.pb.h"
-#include "tests/testing/png_decode.h"
 #include "tests/testing/rpc_helpers.h"
 #include "tests/testing/server_process.h"
 
@@ -90,7 +90,7 @@ TEST_F(GenerateE2eTest, PngDecodesAndHasRequestedSize) {
   EXPECT_EQ(media.mime_type(), "image/png");
   EXPECT_EQ(media.width(), request.width());
   EXPECT_EQ(media.height(), request.height());
-  absl::StatusOr<DecodedPng> png = DecodePngRgb(media.data());
+  absl::StatusOr<common::DecodedImage> png = common::DecodePng(media.data());
   ASSERT_TRUE(png.ok()) << png.status();
   EXPECT_EQ(png->width, request.width());
   EXPECT_EQ(png->height, request.height());

@@ -11,10 +11,10 @@
 
 #include <grpcpp/client_context.h>
 
+#include "common/png.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/dserve/v1/diffusion_service.grpc.pb.h"
-#include "tests/testing/png_decode.h"
 #include "tests/testing/rpc_helpers.h"
 #include "tests/testing/server_process.h"
 
@@ -103,7 +103,7 @@ TEST(LifecycleE2eTest, SigtermFinishesJobInFlightAndExitsZero) {
                            << status.error_message();
   ASSERT_NE(result, nullptr);
   ASSERT_EQ(result->media_size(), 1);
-  EXPECT_TRUE(DecodePngRgb(result->media(0).data()).ok());
+  EXPECT_TRUE(common::DecodePng(result->media(0).data()).ok());
 
   absl::StatusOr<int> code = (*server)->WaitForExit(absl::Seconds(60));
   ASSERT_TRUE(code.ok()) << code.status();
