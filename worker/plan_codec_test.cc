@@ -1,0 +1,184 @@
+#include "worker/plan_codec.h"
+
+#include <deque>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "parallel/local_communicator.h"
+#include "worker/testing/fault_injecting_communicator.h"
+#include <ATen/ATen.h>
+
+namespace dserve::worker {
+namespace {
+
+using ::dserve::internal::v1::ExecutionPlan;
+
+ExecutionPlan SamplePlan() {
+  ExecutionPlan plan;
+  plan.set_model("tiny");
+  plan.set_width(32);
+  plan.set_height(48);
+  plan.set_num_frames(5);
+  plan.set_num_inference_steps(4);
+  plan.set_flow_shift(3.0f);
+  plan.set_output_format(2);
+  for (int i = 0; i < 2; ++i) {
+    auto* item = plan.add_items();
+    item->set_job_id("job-" + std::to_string(i));
+    item->set_prompt("a red circle");
+    item->set_negative_prompt(i == 0 ? "" : "blue");
+    item->set_seed(1234567890123ULL + i);
+    item->set_guidance_scale(4.5f);
+    item->set_preview_every_n_steps(i);
+  }
+  return plan;
+}
+
+TEST(PlanCodecTest, RoundTripsEveryField) {
+  const ExecutionPlan plan = SamplePlan();
+  absl::StatusOr<at::Tensor> bytes = EncodePlan(plan);
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  EXPECT_EQ(bytes->scalar_type(), at::kByte);
+  EXPECT_EQ(bytes->numel(), static_cast<int64_t>(plan.ByteSizeLong()));
+  absl::StatusOr<ExecutionPlan> decoded = DecodePlan(*bytes);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->SerializeAsString(), plan.SerializeAsString());
+  EXPECT_EQ(decoded->items(1).seed(), 1234567890124ULL);
+  EXPECT_EQ(decoded->items(1).negative_prompt(), "blue");
+}
+
+TEST(PlanCodecTest, EmptyPlanRoundTrips) {
+  absl::StatusOr<at::Tensor> bytes = EncodePlan(ExecutionPlan());
+  ASSERT_TRUE(bytes.ok());
+  EXPECT_EQ(bytes->numel(), 0);
+  absl::StatusOr<ExecutionPlan> decoded = DecodePlan(*bytes);
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->items_size(), 0);
+}
+
+TEST(PlanCodecTest, RejectsWrongDtypeAndGarbage) {
+  EXPECT_EQ(DecodePlan(at::zeros({4}, at::kFloat)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  // 0xFF... is not a valid protobuf wire encoding.
+  at::Tensor garbage = at::full({8}, 255, at::kByte);
+  EXPECT_EQ(DecodePlan(garbage).status().code(), absl::StatusCode::kDataLoss);
+}
+
+// Two ends of a broadcast in one process: what rank 0 broadcasts is queued
+// and handed, in order, to the rank that receives. Shapes must match as they
+// must on a real group.
+class BroadcastPipe {
+ public:
+  class End final : public parallel::Communicator {
+   public:
+    End(BroadcastPipe* pipe, int rank) : pipe_(pipe), rank_(rank) {}
+    int rank() const override { return rank_; }
+    int size() const override { return 2; }
+    std::string backend_name() const override { return "pipe"; }
+    absl::Status Broadcast(at::Tensor& tensor, int root) override {
+      if (root != 0) return absl::InvalidArgumentError("root must be 0");
+      if (rank_ == 0) {
+        pipe_->queue_.push_back(tensor.clone());
+        return absl::OkStatus();
+      }
+      if (pipe_->queue_.empty()) {
+        return absl::FailedPreconditionError("nothing was broadcast");
+      }
+      at::Tensor sent = pipe_->queue_.front();
+      pipe_->queue_.pop_front();
+      if (!sent.sizes().equals(tensor.sizes()) ||
+          sent.scalar_type() != tensor.scalar_type()) {
+        return absl::InvalidArgumentError("broadcast shape mismatch");
+      }
+      tensor.copy_(sent);
+      return absl::OkStatus();
+    }
+    absl::Status AllReduceSum(at::Tensor&) override { return Unused(); }
+    absl::Status AllGather(const at::Tensor&, at::Tensor&) override {
+      return Unused();
+    }
+    absl::Status AllToAll(const at::Tensor&, at::Tensor&) override {
+      return Unused();
+    }
+    absl::Status Send(const at::Tensor&, int) override { return Unused(); }
+    absl::Status Recv(at::Tensor&, int) override { return Unused(); }
+    absl::Status Barrier() override { return Unused(); }
+
+   private:
+    static absl::Status Unused() {
+      return absl::UnimplementedError("not used by the plan codec");
+    }
+    BroadcastPipe* pipe_;
+    int rank_;
+  };
+
+  End leader{this, 0};
+  End follower{this, 1};
+  size_t pending() const { return queue_.size(); }
+
+ private:
+  std::deque<at::Tensor> queue_;
+};
+
+TEST(PlanCodecTest, SendThenReceiveDeliversEachCommand) {
+  BroadcastPipe pipe;
+  const ExecutionPlan plan = SamplePlan();
+  ASSERT_TRUE(SendCommand(pipe.leader, Command::kIdle, plan).ok());
+  ASSERT_TRUE(SendCommand(pipe.leader, Command::kPlan, plan).ok());
+  ASSERT_TRUE(SendCommand(pipe.leader, Command::kShutdown, plan).ok());
+  // Header only for IDLE and SHUTDOWN; header + bytes for PLAN.
+  EXPECT_EQ(pipe.pending(), 4u);
+
+  absl::StatusOr<ReceivedCommand> idle = ReceiveCommand(pipe.follower);
+  ASSERT_TRUE(idle.ok()) << idle.status();
+  EXPECT_EQ(idle->command, Command::kIdle);
+  absl::StatusOr<ReceivedCommand> got = ReceiveCommand(pipe.follower);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->command, Command::kPlan);
+  EXPECT_EQ(got->plan.SerializeAsString(), plan.SerializeAsString());
+  absl::StatusOr<ReceivedCommand> shutdown = ReceiveCommand(pipe.follower);
+  ASSERT_TRUE(shutdown.ok()) << shutdown.status();
+  EXPECT_EQ(shutdown->command, Command::kShutdown);
+  EXPECT_EQ(pipe.pending(), 0u);
+}
+
+TEST(PlanCodecTest, UnknownCommandIsDataLoss) {
+  BroadcastPipe pipe;
+  at::Tensor header = at::zeros({2}, at::kLong);
+  header[0] = 7;
+  ASSERT_TRUE(pipe.leader.Broadcast(header, 0).ok());
+  EXPECT_EQ(ReceiveCommand(pipe.follower).status().code(),
+            absl::StatusCode::kDataLoss);
+}
+
+TEST(PlanCodecTest, BroadcastFailureIsReported) {
+  parallel::LocalCommunicator local;
+  testing::FaultInjectingCommunicator comm(local);
+  comm.FailFromCall(0);
+  EXPECT_EQ(SendCommand(comm, Command::kIdle, ExecutionPlan()).code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_EQ(ReceiveCommand(comm).status().code(),
+            absl::StatusCode::kUnavailable);
+}
+
+TEST(PlanCodecTest, SpecFromPlanCopiesShapeAndItems) {
+  const models::GenerationSpec spec = SpecFromPlan(SamplePlan());
+  EXPECT_EQ(spec.width, 32);
+  EXPECT_EQ(spec.height, 48);
+  EXPECT_EQ(spec.num_frames, 5);
+  EXPECT_EQ(spec.num_steps, 4);
+  EXPECT_FLOAT_EQ(spec.flow_shift, 3.0f);
+  ASSERT_EQ(spec.items.size(), 2u);
+  EXPECT_EQ(spec.items[1].prompt, "a red circle");
+  EXPECT_EQ(spec.items[1].negative_prompt, "blue");
+  EXPECT_EQ(spec.items[1].seed, 1234567890124ULL);
+  EXPECT_FLOAT_EQ(spec.items[0].guidance_scale, 4.5f);
+}
+
+TEST(PlanCodecTest, PlanJobIdsJoinsIds) {
+  EXPECT_EQ(PlanJobIds(SamplePlan()), "job-0,job-1");
+  EXPECT_EQ(PlanJobIds(ExecutionPlan()), "-");
+}
+
+}  // namespace
+}  // namespace dserve::worker
