@@ -1,0 +1,109 @@
+#include "worker/rank_loop.h"
+
+#include <exception>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "worker/plan_codec.h"
+#include <ATen/ATen.h>
+
+namespace dserve::worker {
+namespace {
+
+using ::dserve::internal::v1::ExecutionPlan;
+
+// Control word values broadcast before every step.
+constexpr int64_t kContinue = 0;
+constexpr int64_t kCancel = 1;
+
+double Ms(absl::Duration d) { return absl::ToDoubleMilliseconds(d); }
+
+}  // namespace
+
+RankLoop::RankLoop(const models::Pipeline& pipeline,
+                   parallel::Communicator& world,
+                   std::function<absl::Time()> now)
+    : pipeline_(pipeline), world_(world), now_(std::move(now)) {}
+
+absl::StatusOr<models::GenerationSpec> RankLoop::ResolveSpec(
+    const ExecutionPlan& plan) const {
+  if (!plan.model().empty() && plan.model() != pipeline_.config().name) {
+    return absl::NotFoundError(absl::StrCat("model '", plan.model(),
+                                            "' is not served by this replica; "
+                                            "it serves '",
+                                            pipeline_.config().name, "'"));
+  }
+  if (plan.items_size() == 0) {
+    return absl::InvalidArgumentError("plan.items is empty; need at least 1");
+  }
+  models::GenerationSpec spec = SpecFromPlan(plan);
+  if (absl::Status s = pipeline_.ValidateSpec(spec); !s.ok()) return s;
+  return spec;
+}
+
+absl::Status RankLoop::RunStep(models::DenoiseState& state,
+                               PlanObserver* observer) {
+  at::Tensor control = at::empty({1}, at::kLong);
+  control[0] =
+      (observer != nullptr && observer->ShouldCancel()) ? kCancel : kContinue;
+  if (absl::Status s = world_.Broadcast(control, /*root=*/0); !s.ok()) {
+    healthy_ = false;
+    return absl::UnavailableError(absl::StrCat(
+        "step ", state.step + 1, ": control broadcast failed: ", s.message()));
+  }
+  const int64_t word = control[0].item<int64_t>();
+  if (word == kCancel) {
+    return absl::CancelledError(
+        absl::StrCat("cancelled by the leader after ", state.step, " steps"));
+  }
+  if (word != kContinue) {
+    // Ranks disagree about the protocol; nothing later can be trusted.
+    healthy_ = false;
+    return absl::DataLossError(
+        absl::StrCat("unknown control word ", word, " from the leader"));
+  }
+  return pipeline_.Step(state);
+}
+
+absl::StatusOr<PlanOutput> RankLoop::RunPlan(const ExecutionPlan& plan,
+                                             PlanObserver* observer) {
+  absl::StatusOr<models::GenerationSpec> spec = ResolveSpec(plan);
+  if (!spec.ok()) return spec.status();
+
+  PlanOutput out;
+  absl::Time start = now_();
+  absl::StatusOr<models::DenoiseState> prepared = pipeline_.Prepare(*spec);
+  if (!prepared.ok()) return prepared.status();
+  models::DenoiseState state = *std::move(prepared);
+  out.text_encode_ms = Ms(now_() - start);
+  out.unknown_words = state.unknown_words;
+
+  const int total = spec->num_steps;
+  while (state.step < total) {
+    const absl::Time step_start = now_();
+    const int before = state.step;
+    if (absl::Status s = RunStep(state, observer); !s.ok()) return s;
+    if (state.step != before + 1) {
+      return absl::InternalError(absl::StrCat("Pipeline::Step moved from step ",
+                                              before, " to ", state.step,
+                                              "; expected ", before + 1));
+    }
+    const double step_ms = Ms(now_() - step_start);
+    out.denoise_ms += step_ms;
+    out.steps_done = state.step;
+    if (observer != nullptr) observer->OnStepDone(state, total, step_ms);
+  }
+
+  if (is_leader()) {
+    start = now_();
+    try {
+      out.pixels = pipeline_.Decode(state);
+    } catch (const std::exception& e) {
+      return absl::InternalError(absl::StrCat("Decode: ", e.what()));
+    }
+    out.decode_ms = Ms(now_() - start);
+  }
+  return out;
+}
+
+}  // namespace dserve::worker

@@ -1,0 +1,94 @@
+#ifndef DSERVE_WORKER_RANK_LOOP_H_
+#define DSERVE_WORKER_RANK_LOOP_H_
+
+// The denoising loop every rank of a replica runs in lockstep (SPMD).
+//
+// Before each step the leader (world rank 0) broadcasts a control word,
+// continue or cancel. Cancellation is therefore decided in exactly one place
+// and seen by every rank at the same step boundary, so no rank is ever left
+// waiting inside a collective that its peers have abandoned.
+//
+//   RunPlan: spec ← plan, ValidateSpec, Prepare (text encode + noise)
+//            for each step: RunStep  (control word → Pipeline::Step)
+//            leader only: Decode
+//
+// Ownership: borrows the Pipeline and the world Communicator, which must
+// outlive it. Not thread-safe: the thread that drives the Communicator
+// drives the RankLoop. Every call blocks until its compute and collectives
+// are done.
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "parallel/communicator.h"
+#include "proto/dserve/internal/v1/replica_leader.pb.h"
+#include "worker/models/pipeline.h"
+#include <ATen/core/Tensor.h>
+
+namespace dserve::worker {
+
+// Leader-side hooks into a running plan. Only world rank 0 passes one.
+// Called on the RankLoop's thread.
+class PlanObserver {
+ public:
+  virtual ~PlanObserver() = default;
+  // Asked before every step; true cancels the plan on every rank.
+  virtual bool ShouldCancel() = 0;
+  // After each finished step (`state.step` steps are done, 1-based).
+  virtual void OnStepDone(const models::DenoiseState& state, int total_steps,
+                          double step_ms) = 0;
+};
+
+struct PlanOutput {
+  // Leader only: [B, F, H, W, 3] float32 in [0, 1]. Undefined on followers,
+  // which have no use for pixels.
+  at::Tensor pixels;
+  // Per item: prompt words the text encoder did not know.
+  std::vector<std::vector<std::string>> unknown_words;
+  int steps_done = 0;
+  double text_encode_ms = 0;
+  double denoise_ms = 0;
+  double decode_ms = 0;
+};
+
+class RankLoop {
+ public:
+  // `now` is injected so tests control the reported timings.
+  RankLoop(const models::Pipeline& pipeline, parallel::Communicator& world,
+           std::function<absl::Time()> now = &absl::Now);
+
+  // The pipeline's view of `plan`, validated: INVALID_ARGUMENT naming the
+  // field, value and allowed range; NOT_FOUND for a model this replica does
+  // not serve. Pure; runs no collective.
+  absl::StatusOr<models::GenerationSpec> ResolveSpec(
+      const dserve::internal::v1::ExecutionPlan& plan) const;
+
+  // Runs `plan` on this rank from start to finish. Every rank of the world
+  // must call it for the same plan. Returns CANCELLED when the leader
+  // cancelled (after the steps already done). A failed collective returns its
+  // error and marks the loop unhealthy: the replica cannot continue.
+  absl::StatusOr<PlanOutput> RunPlan(
+      const dserve::internal::v1::ExecutionPlan& plan, PlanObserver* observer);
+
+  // One lockstep step: the leader's control word, then Pipeline::Step.
+  // CANCELLED (state untouched) if the leader cancels.
+  absl::Status RunStep(models::DenoiseState& state, PlanObserver* observer);
+
+  // False once a collective has failed; the process should exit.
+  bool healthy() const { return healthy_; }
+  bool is_leader() const { return world_.rank() == 0; }
+
+ private:
+  const models::Pipeline& pipeline_;
+  parallel::Communicator& world_;
+  std::function<absl::Time()> now_;
+  bool healthy_ = true;
+};
+
+}  // namespace dserve::worker
+
+#endif  // DSERVE_WORKER_RANK_LOOP_H_
