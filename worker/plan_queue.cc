@@ -75,9 +75,8 @@ absl::Status PlanQueue::Push(std::shared_ptr<PlanCall> call) {
 
 std::shared_ptr<PlanCall> PlanQueue::PopFor(absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
-  auto ready = [this]() ABSL_SHARED_LOCKS_REQUIRED(mu_) {
-    return !calls_.empty();
-  };
+  auto ready = [this]()
+                   ABSL_SHARED_LOCKS_REQUIRED(mu_) { return !calls_.empty(); };
   if (!mu_.AwaitWithTimeout(absl::Condition(&ready), timeout)) return nullptr;
   std::shared_ptr<PlanCall> call = std::move(calls_.front());
   calls_.pop_front();

@@ -22,22 +22,21 @@ absl::StatusOr<HostPort> ParseHostPort(absl::string_view text,
   int port = 0;
   if (!absl::SimpleAtoi(text.substr(colon + 1), &port) || port < 0 ||
       port > 65535) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--", field, "='", text,
-                     "' has an invalid port; allowed 0 to 65535"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--", field, "='", text, "' has an invalid port; allowed 0 to 65535"));
   }
   return HostPort{std::string(host), port};
 }
 
 absl::Status ValidateWorkerOptions(const WorkerOptions& o) {
   if (o.world < 1 || o.world > 4096) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--world=", o.world, " is out of range; allowed 1 to 4096"));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--world=", o.world, " is out of range; allowed 1 to 4096"));
   }
   if (o.rank < 0 || o.rank >= o.world) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--rank=", o.rank, " is out of range; allowed 0 to ", o.world - 1,
-        " (--world=", o.world, ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--rank=", o.rank, " is out of range; allowed 0 to ",
+                     o.world - 1, " (--world=", o.world, ")"));
   }
   if (o.replica < 0) {
     return absl::InvalidArgumentError(

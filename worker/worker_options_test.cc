@@ -20,8 +20,8 @@ TEST(ParseHostPortTest, ParsesBracketedIpv6) {
 }
 
 TEST(ParseHostPortTest, RejectsMissingOrBadPortNamingTheFlag) {
-  for (const char* bad : {"localhost", ":80", "host:x", "host:70000",
-                          "host:-1"}) {
+  for (const char* bad :
+       {"localhost", ":80", "host:x", "host:70000", "host:-1"}) {
     absl::StatusOr<HostPort> hp = ParseHostPort(bad, "store");
     ASSERT_FALSE(hp.ok()) << bad;
     EXPECT_EQ(hp.status().code(), absl::StatusCode::kInvalidArgument);

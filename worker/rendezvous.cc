@@ -1,0 +1,90 @@
+#include "worker/rendezvous.h"
+
+#include <unistd.h>
+
+#include <exception>
+#include <string>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "parallel/gloo_communicator.h"
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
+namespace dserve::worker {
+namespace {
+
+std::string PidKey(int rank) { return absl::StrCat("pid/", rank); }
+
+std::vector<uint8_t> ToBytes(const std::string& s) {
+  return std::vector<uint8_t>(s.begin(), s.end());
+}
+
+}  // namespace
+
+absl::StatusOr<Replica> Rendezvous(
+    const RendezvousOptions& options,
+    const std::function<absl::Status(int store_port)>& on_store_listening) {
+  Replica replica;
+  const int rank = options.rank;
+  const int world = options.world;
+  try {
+    c10d::TCPStoreOptions store_options;
+    store_options.port = static_cast<std::uint16_t>(options.store.port);
+    store_options.isServer = rank == 0;
+    // Rank 0 must report its port before the others can even start, so it
+    // cannot wait for them inside the constructor; the pid keys below are
+    // the barrier instead.
+    store_options.numWorkers = c10::nullopt;
+    store_options.waitWorkers = false;
+    store_options.timeout = options.timeout;
+    auto store =
+        c10::make_intrusive<c10d::TCPStore>(options.store.host, store_options);
+    replica.store_port = store->getPort();
+    replica.store = store;
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat(
+        rank == 0 ? "cannot host" : "cannot reach", " the TCPStore at ",
+        options.store.host, ":", options.store.port, ": ", e.what()));
+  }
+  if (rank == 0 && on_store_listening) {
+    if (absl::Status s = on_store_listening(replica.store_port); !s.ok()) {
+      return s;
+    }
+  }
+
+  std::vector<std::string> keys;
+  keys.reserve(world);
+  for (int r = 0; r < world; ++r) keys.push_back(PidKey(r));
+  try {
+    replica.store->set(PidKey(rank), ToBytes(std::to_string(::getpid())));
+    replica.store->wait(keys, options.timeout);
+    for (int r = 0; r < world; ++r) {
+      const std::vector<uint8_t> value = replica.store->get(keys[r]);
+      int pid = 0;
+      if (!absl::SimpleAtoi(std::string(value.begin(), value.end()), &pid)) {
+        return absl::DataLossError(
+            absl::StrCat("store key ", keys[r], " does not hold a pid"));
+      }
+      replica.pids.push_back(pid);
+    }
+  } catch (const std::exception& e) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("rank ", rank, ": not every one of the ", world,
+                     " ranks checked in within ", options.timeout.count(),
+                     " ms: ", e.what()));
+  }
+
+  absl::StatusOr<std::unique_ptr<parallel::Communicator>> comm =
+      parallel::CreateGlooCommunicator(replica.store, "world", rank, world,
+                                       options.collective_timeout);
+  if (!comm.ok()) {
+    return absl::Status(
+        comm.status().code(),
+        absl::StrCat("world communicator: ", comm.status().message()));
+  }
+  replica.world = *std::move(comm);
+  return replica;
+}
+
+}  // namespace dserve::worker

@@ -1,0 +1,57 @@
+#ifndef DSERVE_WORKER_RENDEZVOUS_H_
+#define DSERVE_WORKER_RENDEZVOUS_H_
+
+// How the processes of one replica find each other, without MPI.
+//
+// Rank 0 hosts a c10d TCPStore (an ephemeral port when asked for port 0) and
+// reports the port through `on_store_listening` as soon as it listens, so the
+// spawner can start the other ranks with --store=HOST:PORT. Every rank then
+// publishes its pid under "pid/<rank>", waits until all ranks have, and
+// builds the world Communicator (Gloo over the same store).
+//
+// Ownership: the returned Replica owns the store (rank 0: the server socket
+// too) and the world Communicator. Rendezvous blocks until every rank has
+// checked in or `timeout` passes (DEADLINE_EXCEEDED). Not thread-safe.
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "parallel/communicator.h"
+#include "worker/worker_options.h"
+#include <torch/csrc/distributed/c10d/Store.hpp>
+
+namespace dserve::worker {
+
+struct RendezvousOptions {
+  int rank = 0;
+  int world = 1;
+  HostPort store;
+  // Store connect + every rank checking in.
+  std::chrono::milliseconds timeout{120000};
+  // Timeout of every later collective on the world communicator.
+  std::chrono::milliseconds collective_timeout{30000};
+};
+
+struct Replica {
+  c10::intrusive_ptr<c10d::Store> store;
+  // The port the store listens on (rank 0: the bound port, even if 0 was
+  // asked for).
+  int store_port = 0;
+  // OS process id of every rank, indexed by rank.
+  std::vector<int> pids;
+  std::unique_ptr<parallel::Communicator> world;
+};
+
+// `on_store_listening` runs on rank 0 only, once the store accepts
+// connections; an error from it aborts the rendezvous.
+absl::StatusOr<Replica> Rendezvous(
+    const RendezvousOptions& options,
+    const std::function<absl::Status(int store_port)>& on_store_listening);
+
+}  // namespace dserve::worker
+
+#endif  // DSERVE_WORKER_RENDEZVOUS_H_

@@ -1,0 +1,298 @@
+#include "worker/replica_leader.h"
+
+#include <chrono>
+#include <exception>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "spdlog/spdlog.h"
+#include "worker/media_encoder.h"
+#include "worker/model_info.h"
+#include "worker/plan_codec.h"
+#include <ATen/ATen.h>
+
+namespace dserve::worker {
+namespace {
+
+using ::dserve::internal::v1::ExecutionEvent;
+using ::dserve::internal::v1::ExecutionPlan;
+using ::dserve::internal::v1::GetStatusRequest;
+using ::dserve::internal::v1::ReplicaStatus;
+
+// How often a waiting Execute handler looks at its RPC's cancellation.
+constexpr absl::Duration kHandlerPoll = absl::Milliseconds(50);
+
+// The RPC edge: absl and gRPC share code numbers, so the conversion keeps the
+// code and the message.
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
+                      std::string(status.message()));
+}
+
+absl::Status CheckOutputFormat(int format) {
+  if (format == dserve::v1::OUTPUT_FORMAT_UNSPECIFIED ||
+      format == dserve::v1::OUTPUT_FORMAT_PNG ||
+      format == dserve::v1::OUTPUT_FORMAT_RAW_TENSOR) {
+    return absl::OkStatus();
+  }
+  return absl::InvalidArgumentError(absl::StrCat(
+      "output_format=", format,
+      " is not supported; allowed 0 (unspecified), 1 (PNG), 2 (RAW_TENSOR)"));
+}
+
+std::string UnknownWordWarning(const std::string& word) {
+  return absl::StrCat("prompt word '", word,
+                      "' is not in the model's vocabulary; it was read as "
+                      "<unk>");
+}
+
+// Leader-side view of one running plan: asks about cancellation before
+// every step and streams StepDone (with previews) after it.
+class CallObserver final : public PlanObserver {
+ public:
+  CallObserver(PlanCall& call, const models::Pipeline& pipeline,
+               const std::function<bool()>& stop_requested)
+      : call_(call), pipeline_(pipeline), stop_requested_(stop_requested) {}
+
+  bool ShouldCancel() override {
+    if (call_.cancelled()) return true;
+    if (stop_requested_()) {
+      stopped_by_shutdown_ = true;
+      return true;
+    }
+    return false;
+  }
+
+  void OnStepDone(const models::DenoiseState& state, int total_steps,
+                  double step_ms) override {
+    ExecutionEvent event;
+    auto* step = event.mutable_step();
+    step->set_step(state.step);
+    step->set_total(total_steps);
+    step->set_step_ms(step_ms);
+    const ExecutionPlan& plan = call_.plan();
+    for (int i = 0; i < plan.items_size(); ++i) {
+      const int every = plan.items(i).preview_every_n_steps();
+      if (every <= 0 || state.step % every != 0) continue;
+      absl::StatusOr<dserve::v1::Media> preview = EncodePreview(state, i);
+      if (!preview.ok()) {
+        // A missing preview must not fail the generation itself.
+        spdlog::warn("[job {}] preview at step {} failed: {}",
+                     plan.items(i).job_id(), state.step,
+                     preview.status().ToString());
+        continue;
+      }
+      (*step->mutable_previews())[plan.items(i).job_id()] = *std::move(preview);
+    }
+    spdlog::trace("[job {}] step {}/{} {:.1f} ms", PlanJobIds(plan), state.step,
+                  total_steps, step_ms);
+    call_.Push(std::move(event));
+  }
+
+  bool stopped_by_shutdown() const { return stopped_by_shutdown_; }
+
+ private:
+  absl::StatusOr<dserve::v1::Media> EncodePreview(
+      const models::DenoiseState& state, int item) {
+    try {
+      return EncodePngFrame(pipeline_.Preview(state, item), 0);
+    } catch (const std::exception& e) {
+      return absl::InternalError(absl::StrCat("Preview: ", e.what()));
+    }
+  }
+
+  PlanCall& call_;
+  const models::Pipeline& pipeline_;
+  const std::function<bool()>& stop_requested_;
+  bool stopped_by_shutdown_ = false;
+};
+
+}  // namespace
+
+ReplicaLeader::ReplicaLeader(const models::Pipeline& pipeline, RankLoop& loop,
+                             parallel::Communicator& world,
+                             ReplicaLeaderOptions options)
+    : pipeline_(pipeline),
+      loop_(loop),
+      world_(world),
+      options_(std::move(options)),
+      queue_(options_.max_pending_plans) {}
+
+ReplicaLeader::~ReplicaLeader() {
+  queue_.Close(absl::UnavailableError("replica leader is gone"));
+}
+
+grpc::Status ReplicaLeader::Execute(
+    grpc::ServerContext* context, const ExecutionPlan* plan,
+    grpc::ServerWriter<ExecutionEvent>* writer) {
+  // Reject what cannot run before it takes a place in the queue; the same
+  // checks repeat on every rank, where they pass.
+  if (absl::StatusOr<models::GenerationSpec> spec = loop_.ResolveSpec(*plan);
+      !spec.ok()) {
+    return ToGrpcStatus(spec.status());
+  }
+  if (absl::Status s = CheckOutputFormat(plan->output_format()); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
+  if (options_.stop_requested()) {
+    return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                        "replica is shutting down");
+  }
+  auto call = std::make_shared<PlanCall>(*plan);
+  if (absl::Status s = queue_.Push(call); !s.ok()) return ToGrpcStatus(s);
+
+  while (true) {
+    if (context->IsCancelled()) {
+      call->Cancel();
+      return grpc::Status(grpc::StatusCode::CANCELLED,
+                          "Execute was cancelled by the caller");
+    }
+    if (context->deadline() < std::chrono::system_clock::now()) {
+      call->Cancel();
+      return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
+                          "Execute's deadline passed");
+    }
+    ExecutionEvent event;
+    absl::Status final_status;
+    switch (call->WaitNext(kHandlerPoll, &event, &final_status)) {
+      case PlanCall::Next::kEvent:
+        if (!writer->Write(event)) {
+          call->Cancel();
+          return grpc::Status(grpc::StatusCode::CANCELLED,
+                              "the caller stopped reading");
+        }
+        break;
+      case PlanCall::Next::kFinished:
+        return ToGrpcStatus(final_status);
+      case PlanCall::Next::kTimeout:
+        break;
+    }
+  }
+}
+
+grpc::Status ReplicaLeader::GetStatus(grpc::ServerContext* /*context*/,
+                                      const GetStatusRequest* /*request*/,
+                                      ReplicaStatus* response) {
+  response->set_world_size(world_.size());
+  response->set_mesh(options_.mesh);
+  for (int pid : options_.pids) response->add_pids(pid);
+  *response->add_models() =
+      ModelInfoFromConfig(pipeline_.config(), /*is_default=*/true);
+  response->set_busy(busy_.load());
+  return grpc::Status::OK;
+}
+
+absl::Status ReplicaLeader::Serve() {
+  const ExecutionPlan no_plan;
+  while (true) {
+    if (!options_.parent_alive()) {
+      queue_.Close(absl::UnavailableError("replica leader lost its parent"));
+      return absl::AbortedError("the parent process exited");
+    }
+    if (options_.stop_requested()) {
+      queue_.Close(absl::UnavailableError("replica is shutting down"));
+      if (absl::Status s = SendCommand(world_, Command::kShutdown, no_plan);
+          !s.ok()) {
+        // Peers that already left cannot be told; stopping is still clean.
+        spdlog::warn("[job -] SHUTDOWN broadcast failed: {}", s.ToString());
+      }
+      return absl::OkStatus();
+    }
+    std::shared_ptr<PlanCall> call = queue_.PopFor(options_.heartbeat_interval);
+    if (call == nullptr) {
+      if (absl::Status s = SendCommand(world_, Command::kIdle, no_plan);
+          !s.ok()) {
+        queue_.Close(absl::UnavailableError("replica lost a rank"));
+        return absl::UnavailableError(
+            absl::StrCat("idle heartbeat failed: ", s.message()));
+      }
+      continue;
+    }
+    if (absl::Status s = RunCall(*call); !s.ok()) {
+      queue_.Close(absl::UnavailableError("replica lost a rank"));
+      return s;
+    }
+  }
+}
+
+absl::Status ReplicaLeader::RunCall(PlanCall& call) {
+  const ExecutionPlan& plan = call.plan();
+  const std::string jobs = PlanJobIds(plan);
+  if (call.cancelled()) {
+    call.Finish(absl::CancelledError("cancelled before it started"));
+    return absl::OkStatus();
+  }
+  busy_.store(true);
+  struct BusyReset {
+    std::atomic<bool>& busy;
+    ~BusyReset() { busy.store(false); }
+  } reset{busy_};
+
+  spdlog::info("[job {}] plan {}x{}x{} steps={} items={}", jobs, plan.width(),
+               plan.height(), plan.num_frames(), plan.num_inference_steps(),
+               plan.items_size());
+  if (absl::Status s = SendCommand(world_, Command::kPlan, plan); !s.ok()) {
+    call.Finish(absl::UnavailableError(absl::StrCat(
+        "replica lost a rank while sending the plan: ", s.message())));
+    return absl::UnavailableError(
+        absl::StrCat("plan broadcast failed: ", s.message()));
+  }
+
+  CallObserver observer(call, pipeline_, options_.stop_requested);
+  absl::StatusOr<PlanOutput> out = loop_.RunPlan(plan, &observer);
+  if (!loop_.healthy()) {
+    call.Finish(absl::UnavailableError(absl::StrCat(
+        "replica lost a rank during the plan: ", out.status().message())));
+    return out.status();
+  }
+  if (!out.ok()) {
+    absl::Status status = out.status();
+    if (absl::IsCancelled(status) && observer.stopped_by_shutdown()) {
+      // Not the caller's doing: UNAVAILABLE tells the scheduler to retry the
+      // job on another replica.
+      status = absl::UnavailableError(
+          absl::StrCat("replica is shutting down; ", status.message()));
+    }
+    spdlog::info("[job {}] plan ended: {}", jobs, status.ToString());
+    call.Finish(status);
+    return absl::OkStatus();
+  }
+
+  const absl::Time encode_start = absl::Now();
+  ExecutionEvent event;
+  auto* done = event.mutable_done();
+  for (int i = 0; i < plan.items_size(); ++i) {
+    auto* item = done->add_items();
+    item->set_job_id(plan.items(i).job_id());
+    absl::StatusOr<std::vector<dserve::v1::Media>> media;
+    try {
+      media = EncodeMedia(out->pixels[i], plan.output_format());
+    } catch (const std::exception& e) {
+      media = absl::InternalError(absl::StrCat("encoding media: ", e.what()));
+    }
+    if (!media.ok()) {
+      call.Finish(media.status());
+      return absl::OkStatus();
+    }
+    for (auto& m : *media) *item->add_media() = std::move(m);
+    if (i < static_cast<int>(out->unknown_words.size())) {
+      for (const std::string& word : out->unknown_words[i]) {
+        item->add_warnings(UnknownWordWarning(word));
+      }
+    }
+  }
+  done->set_text_encode_ms(out->text_encode_ms);
+  done->set_denoise_ms(out->denoise_ms);
+  done->set_decode_ms(out->decode_ms +
+                      absl::ToDoubleMilliseconds(absl::Now() - encode_start));
+  spdlog::info(
+      "[job {}] done: encode {:.1f} ms, denoise {:.1f} ms, decode "
+      "{:.1f} ms",
+      jobs, done->text_encode_ms(), done->denoise_ms(), done->decode_ms());
+  call.Push(std::move(event));
+  call.Finish(absl::OkStatus());
+  return absl::OkStatus();
+}
+
+}  // namespace dserve::worker

@@ -1,0 +1,94 @@
+#ifndef DSERVE_WORKER_REPLICA_LEADER_H_
+#define DSERVE_WORKER_REPLICA_LEADER_H_
+
+// Rank 0 of a replica: serves dserve.internal.v1.ReplicaLeader and drives
+// every rank through the world Communicator.
+//
+// Two halves meet in a PlanQueue:
+//  * gRPC handlers (sync API, gRPC's thread pool): Execute validates the
+//    plan, queues it and streams the events the Serve loop produces;
+//    cancelling the RPC (or its deadline passing) marks the call cancelled.
+//    GetStatus answers from immutable data plus the busy flag.
+//  * Serve (the tier's one loop, on the thread that owns the Communicator):
+//    wait up to one heartbeat interval for a plan → broadcast IDLE, PLAN or
+//    SHUTDOWN → run the plan in lockstep (RankLoop), streaming StepDone and
+//    PlanDone. The heartbeat keeps followers' collectives short and turns a
+//    dead peer into a failed broadcast within seconds.
+//
+// Ownership: borrows the RankLoop, Communicator and Pipeline (they must
+// outlive it); owns the queue. The service methods are thread-safe; Serve
+// must run on one thread, and blocks until shutdown or failure.
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "parallel/communicator.h"
+#include "proto/dserve/internal/v1/replica_leader.grpc.pb.h"
+#include "worker/models/pipeline.h"
+#include "worker/plan_queue.h"
+#include "worker/rank_loop.h"
+
+namespace dserve::worker {
+
+struct ReplicaLeaderOptions {
+  int replica = 0;
+  // Canonical mesh spec of this replica, for GetStatus.
+  std::string mesh;
+  // Pid of every rank, indexed by rank.
+  std::vector<int> pids;
+  // The idle leader broadcasts at least this often.
+  absl::Duration heartbeat_interval = absl::Seconds(1);
+  // Execute calls that may wait while another plan runs.
+  int max_pending_plans = 4;
+  // True once SIGTERM arrived: cancel the running plan at its next step,
+  // refuse new ones, broadcast SHUTDOWN and return OK.
+  std::function<bool()> stop_requested = [] { return false; };
+  // False once the spawning process is gone; Serve then fails.
+  std::function<bool()> parent_alive = [] { return true; };
+};
+
+class ReplicaLeader final
+    : public dserve::internal::v1::ReplicaLeader::Service {
+ public:
+  ReplicaLeader(const models::Pipeline& pipeline, RankLoop& loop,
+                parallel::Communicator& world, ReplicaLeaderOptions options);
+  ~ReplicaLeader() override;
+
+  grpc::Status Execute(grpc::ServerContext* context,
+                       const dserve::internal::v1::ExecutionPlan* plan,
+                       grpc::ServerWriter<dserve::internal::v1::ExecutionEvent>*
+                           writer) override;
+  grpc::Status GetStatus(
+      grpc::ServerContext* context,
+      const dserve::internal::v1::GetStatusRequest* request,
+      dserve::internal::v1::ReplicaStatus* response) override;
+
+  // The leader's loop. OK after a requested stop (SHUTDOWN broadcast); an
+  // error when a collective failed or the parent died (peers cannot be
+  // trusted to be in step any more: the process should exit non-zero).
+  absl::Status Serve();
+
+  bool busy() const { return busy_.load(); }
+
+ private:
+  // Runs one popped call on every rank and finishes it. Returns an error only
+  // when the replica can no longer continue.
+  absl::Status RunCall(PlanCall& call);
+
+  const models::Pipeline& pipeline_;
+  RankLoop& loop_;
+  parallel::Communicator& world_;
+  const ReplicaLeaderOptions options_;
+  PlanQueue queue_;
+  std::atomic<bool> busy_{false};
+};
+
+}  // namespace dserve::worker
+
+#endif  // DSERVE_WORKER_REPLICA_LEADER_H_

@@ -1,0 +1,314 @@
+// dserve_worker: one rank of a replica (one process per GPU; CPU here).
+//
+//   dserve_worker --replica=I --rank=R --world=W --store=HOST:PORT
+//                 --device=cpu --mesh=SPEC --model_dir=DIR --threads=N
+//                 --ready_fd=FD --leader_address=HOST:PORT
+//
+// Data path: flags → rendezvous (TCPStore hosted by rank 0, world Gloo
+// communicator) → model → rank 0: ReplicaLeader gRPC service + Serve loop;
+// other ranks: FollowLeader. Rank 0 reports "store <port>\n" and then
+// "leader <port>\n" on --ready_fd.
+//
+// Exit codes: 0 after SIGTERM/SIGINT or the leader's SHUTDOWN; 1 when the
+// replica broke (a peer died, a collective timed out, the parent exited);
+// 2 for bad flags or a model that does not load.
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "grpcpp/grpcpp.h"
+#include "parallel/device_mesh.h"
+#include "spdlog/sinks/stdout_color_sinks.h"
+#include "spdlog/spdlog.h"
+#include "worker/follower_loop.h"
+#include "worker/models/model_config.h"
+#include "worker/models/pipeline.h"
+#include "worker/models/random_weights.h"
+#include "worker/rank_loop.h"
+#include "worker/rendezvous.h"
+#include "worker/replica_leader.h"
+#include "worker/worker_options.h"
+#include <ATen/Parallel.h>
+
+ABSL_FLAG(int, replica, 0, "Data-parallel replica index (logs, status).");
+ABSL_FLAG(int, rank, 0, "Rank of this process in the replica, 0..world-1.");
+ABSL_FLAG(int, world, 1, "Processes in the replica.");
+ABSL_FLAG(std::string, store, "127.0.0.1:0",
+          "TCPStore HOST:PORT; rank 0 hosts it (port 0 = ephemeral).");
+ABSL_FLAG(std::string, device, "cpu", "Device of this rank: cpu.");
+ABSL_FLAG(std::string, mesh, "",
+          "Parallel layout of the replica, e.g. cfg=2,ulysses=2 (omitted "
+          "keys are 1).");
+ABSL_FLAG(std::string, model_dir, "",
+          "Directory with config.json + model.safetensors; empty = built-in "
+          "default model with deterministic random weights.");
+ABSL_FLAG(int, threads, 1, "LibTorch intra-op threads.");
+ABSL_FLAG(int, ready_fd, -1,
+          "Rank 0 writes 'store <port>' and 'leader <port>' lines here.");
+ABSL_FLAG(std::string, leader_address, "127.0.0.1:0",
+          "Where rank 0 serves ReplicaLeader (port 0 = ephemeral).");
+ABSL_FLAG(int, collective_timeout_ms, 30000,
+          "A collective waiting longer than this breaks the replica.");
+ABSL_FLAG(int, rendezvous_timeout_ms, 120000,
+          "Longest wait for every rank to check in.");
+ABSL_FLAG(int, heartbeat_ms, 1000,
+          "Idle leader broadcasts a heartbeat this often.");
+ABSL_FLAG(std::string, log_level, "info",
+          "spdlog level: trace, debug, info, warn, error.");
+
+namespace dserve::worker {
+namespace {
+
+// Seed of the built-in default model's weights; every rank (and every
+// replica) must draw the same ones.
+constexpr uint64_t kDefaultWeightSeed = 20240601;
+
+// Set from the signal handler; polled by the loops at every heartbeat or
+// step boundary (no self-pipe needed: nothing blocks for longer).
+std::atomic<bool> g_stop_requested{false};
+
+void OnStopSignal(int /*signo*/) { g_stop_requested.store(true); }
+
+void InstallSignalHandlers() {
+  struct sigaction action = {};
+  action.sa_handler = &OnStopSignal;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
+  // A spawner that stopped reading --ready_fd must not kill us with SIGPIPE.
+  signal(SIGPIPE, SIG_IGN);
+}
+
+// Leaves without running destructors: a Gloo context whose peers died can
+// block in teardown, and a worker must never hang on its way out.
+[[noreturn]] void Exit(int code) {
+  spdlog::shutdown();
+  std::fflush(stdout);
+  std::fflush(stderr);
+  std::_Exit(code);
+}
+
+absl::Status WriteReadyLine(int fd, const std::string& line) {
+  if (fd < 0) return absl::OkStatus();
+  const std::string text = line + "\n";
+  size_t written = 0;
+  while (written < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + written, text.size() - written);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return absl::UnavailableError(absl::StrCat(
+          "writing '", line, "' to --ready_fd=", fd, ": ", strerror(errno)));
+    }
+    written += static_cast<size_t>(n);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<WorkerOptions> OptionsFromFlags() {
+  WorkerOptions o;
+  o.replica = absl::GetFlag(FLAGS_replica);
+  o.rank = absl::GetFlag(FLAGS_rank);
+  o.world = absl::GetFlag(FLAGS_world);
+  absl::StatusOr<HostPort> store =
+      ParseHostPort(absl::GetFlag(FLAGS_store), "store");
+  if (!store.ok()) return store.status();
+  o.store = *store;
+  o.device = absl::GetFlag(FLAGS_device);
+  o.mesh = absl::GetFlag(FLAGS_mesh);
+  o.model_dir = absl::GetFlag(FLAGS_model_dir);
+  o.threads = absl::GetFlag(FLAGS_threads);
+  o.ready_fd = absl::GetFlag(FLAGS_ready_fd);
+  absl::StatusOr<HostPort> leader =
+      ParseHostPort(absl::GetFlag(FLAGS_leader_address), "leader_address");
+  if (!leader.ok()) return leader.status();
+  o.leader_address = *leader;
+  o.collective_timeout =
+      std::chrono::milliseconds(absl::GetFlag(FLAGS_collective_timeout_ms));
+  o.rendezvous_timeout =
+      std::chrono::milliseconds(absl::GetFlag(FLAGS_rendezvous_timeout_ms));
+  o.heartbeat_interval =
+      std::chrono::milliseconds(absl::GetFlag(FLAGS_heartbeat_ms));
+  if (absl::Status s = ValidateWorkerOptions(o); !s.ok()) return s;
+  return o;
+}
+
+// The replica's layout (dp is the scheduler's business: a replica is dp=1).
+absl::StatusOr<std::string> ResolveMesh(const std::string& spec, int world,
+                                        const models::PipelineConfig& config) {
+  absl::StatusOr<parallel::MeshDegrees> degrees = parallel::ParseMeshSpec(spec);
+  if (!degrees.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--mesh='", spec, "': ", degrees.status().message()));
+  }
+  degrees->dp = 1;
+  std::vector<int> devices(world);
+  std::iota(devices.begin(), devices.end(), 0);
+  const int64_t needed = parallel::WorldSize(*degrees);
+  if (needed != world) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--mesh='", spec, "' needs ", needed,
+                     " ranks per replica but --world=", world, ": device num ",
+                     needed, " and world size ", world, " not match"));
+  }
+  absl::StatusOr<parallel::DeviceMesh> mesh =
+      parallel::DeviceMesh::Create(*degrees, devices);
+  if (!mesh.ok()) return mesh.status();
+  if (absl::Status s =
+          mesh->ValidateForModel(config.dit.num_heads, config.dit.num_layers);
+      !s.ok()) {
+    return s;
+  }
+  return parallel::FormatMeshSpec(*degrees);
+}
+
+absl::StatusOr<std::unique_ptr<models::Pipeline>> LoadModel(
+    const std::string& model_dir) {
+  if (!model_dir.empty()) return models::Pipeline::LoadFromDirectory(model_dir);
+  models::PipelineConfig config = models::DefaultModelConfig();
+  models::WeightMap weights = models::RandomWeights(config, kDefaultWeightSeed);
+  return models::Pipeline::Create(std::move(config), std::move(weights));
+}
+
+int Main(const WorkerOptions& options) {
+  const pid_t parent = ::getppid();
+  auto parent_alive = [parent] { return ::getppid() == parent; };
+  auto stop_requested = [] { return g_stop_requested.load(); };
+
+  RendezvousOptions rv;
+  rv.rank = options.rank;
+  rv.world = options.world;
+  rv.store = options.store;
+  rv.timeout = options.rendezvous_timeout;
+  rv.collective_timeout = options.collective_timeout;
+  absl::StatusOr<Replica> replica = Rendezvous(rv, [&options](int port) {
+    spdlog::info("[job -] TCPStore listening on port {}", port);
+    return WriteReadyLine(options.ready_fd, absl::StrCat("store ", port));
+  });
+  if (!replica.ok()) {
+    spdlog::error("[job -] rendezvous failed: {}", replica.status().ToString());
+    return 1;
+  }
+  spdlog::info("[job -] rendezvous done: {} ranks, backend {}", options.world,
+               replica->world->backend_name());
+
+  const absl::Time load_start = absl::Now();
+  absl::StatusOr<std::unique_ptr<models::Pipeline>> pipeline =
+      LoadModel(options.model_dir);
+  if (!pipeline.ok()) {
+    spdlog::error("[job -] model did not load: {}",
+                  pipeline.status().ToString());
+    return 2;
+  }
+  const models::Pipeline& model = **pipeline;
+  absl::StatusOr<std::string> mesh =
+      ResolveMesh(options.mesh, options.world, model.config());
+  if (!mesh.ok()) {
+    spdlog::error("[job -] {}", mesh.status().ToString());
+    return 2;
+  }
+  spdlog::info("[job -] model '{}' loaded in {}, mesh {}", model.config().name,
+               absl::FormatDuration(absl::Now() - load_start), *mesh);
+
+  RankLoop loop(model, *replica->world);
+  if (options.rank != 0) {
+    FollowerOptions follower;
+    follower.stop_requested = stop_requested;
+    follower.parent_alive = parent_alive;
+    absl::Status s = FollowLeader(loop, *replica->world, follower);
+    if (!s.ok()) {
+      spdlog::error("[job -] leaving: {}", s.ToString());
+      return 1;
+    }
+    spdlog::info("[job -] stopped");
+    return 0;
+  }
+
+  ReplicaLeaderOptions leader_options;
+  leader_options.replica = options.replica;
+  leader_options.mesh = *mesh;
+  leader_options.pids = replica->pids;
+  leader_options.heartbeat_interval =
+      absl::FromChrono(options.heartbeat_interval);
+  leader_options.stop_requested = stop_requested;
+  leader_options.parent_alive = parent_alive;
+  ReplicaLeader leader(model, loop, *replica->world, leader_options);
+
+  grpc::ServerBuilder builder;
+  int leader_port = 0;
+  const std::string address =
+      absl::StrCat(options.leader_address.host.find(':') == std::string::npos
+                       ? options.leader_address.host
+                       : absl::StrCat("[", options.leader_address.host, "]"),
+                   ":", options.leader_address.port);
+  builder.AddListeningPort(address, grpc::InsecureServerCredentials(),
+                           &leader_port);
+  builder.RegisterService(&leader);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || leader_port == 0) {
+    spdlog::error("[job -] cannot serve ReplicaLeader on {}", address);
+    return 1;
+  }
+  spdlog::info("[job -] ReplicaLeader on port {}", leader_port);
+  if (absl::Status s = WriteReadyLine(options.ready_fd,
+                                      absl::StrCat("leader ", leader_port));
+      !s.ok()) {
+    spdlog::error("[job -] {}", s.ToString());
+    return 1;
+  }
+  if (options.ready_fd >= 0) ::close(options.ready_fd);
+
+  absl::Status served = leader.Serve();
+  // Streams still open get their final status from the closed queue; give
+  // them a moment to reach the wire before the process goes.
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  if (!served.ok()) {
+    spdlog::error("[job -] leaving: {}", served.ToString());
+    return 1;
+  }
+  spdlog::info("[job -] stopped");
+  return 0;
+}
+
+}  // namespace
+}  // namespace dserve::worker
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "One rank of a dserve replica; started by dserve_server.");
+  absl::ParseCommandLine(argc, argv);
+  dserve::worker::InstallSignalHandlers();
+
+  // Before anything logs: every line carries role, replica and rank (job ids
+  // go in the message).
+  const std::string pattern =
+      absl::StrCat("%Y-%m-%dT%H:%M:%S.%e %^%L%$ [worker] [replica ",
+                   absl::GetFlag(FLAGS_replica), "] [rank ",
+                   absl::GetFlag(FLAGS_rank), "] %v");
+  // stdout may be a pipe nobody reads; logs go to stderr.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("worker"));
+  spdlog::set_pattern(pattern);
+  spdlog::set_level(spdlog::level::from_str(absl::GetFlag(FLAGS_log_level)));
+
+  absl::StatusOr<dserve::worker::WorkerOptions> options =
+      dserve::worker::OptionsFromFlags();
+  if (!options.ok()) {
+    spdlog::error("[job -] {}", options.status().ToString());
+    dserve::worker::Exit(2);
+  }
+  at::set_num_threads(options->threads);
+  dserve::worker::Exit(dserve::worker::Main(*options));
+}

@@ -1,0 +1,359 @@
+// Multi-process test of a replica: starts real dserve_worker processes on
+// loopback (exactly as the server spawns them: rank 0 reports its store and
+// leader ports on --ready_fd, the other ranks join through the store) and
+// drives them through the ReplicaLeader RPC.
+//
+// Run by Bazel with --worker_binary=<runfiles path of //worker:dserve_worker>.
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "common/png.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "proto/dserve/internal/v1/replica_leader.grpc.pb.h"
+
+extern char** environ;
+
+namespace dserve::worker {
+namespace {
+
+using ::dserve::internal::v1::ExecutionEvent;
+using ::dserve::internal::v1::ExecutionPlan;
+using ::dserve::internal::v1::GetStatusRequest;
+using ::dserve::internal::v1::ReplicaStatus;
+
+std::string g_worker_binary = "worker/dserve_worker";
+
+// The descriptor number the ready pipe gets in the child.
+constexpr int kChildReadyFd = 100;
+
+// Reads one '\n'-terminated line from `fd`, or nullopt on EOF / timeout.
+std::optional<std::string> ReadLine(int fd, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  std::string line;
+  while (true) {
+    const absl::Duration left = deadline - absl::Now();
+    if (left <= absl::ZeroDuration()) return std::nullopt;
+    pollfd p{fd, POLLIN, 0};
+    const int ready =
+        ::poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1);
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) return std::nullopt;
+    char c;
+    const ssize_t n = ::read(fd, &c, 1);
+    if (n <= 0) return std::nullopt;
+    if (c == '\n') return line;
+    line.push_back(c);
+  }
+}
+
+// Waits for `pid` to exit; its wait status, or nullopt if still running
+// after `timeout`.
+std::optional<int> WaitExit(pid_t pid, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (true) {
+    int status = 0;
+    const pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) return status;
+    if (absl::Now() > deadline) return std::nullopt;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+}
+
+// One replica of real worker processes. Kills whatever is left on
+// destruction.
+class ReplicaProcesses {
+ public:
+  ~ReplicaProcesses() {
+    for (pid_t pid : pids_) {
+      if (pid > 0 && !WaitExit(pid, absl::ZeroDuration()).has_value()) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, nullptr, 0);
+      }
+    }
+    if (ready_read_ >= 0) ::close(ready_read_);
+  }
+
+  // Starts `world` ranks laid out as `mesh` and waits until rank 0 serves
+  // ReplicaLeader.
+  void Start(int world, const std::string& mesh) {
+    mesh_ = mesh;
+    int fds[2];
+    ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
+    ready_read_ = fds[0];
+    pids_.push_back(Spawn(0, world, "127.0.0.1:0", fds[1]));
+    ::close(fds[1]);  // EOF on ready_read_ once rank 0 is gone.
+
+    std::optional<std::string> store = ReadLine(ready_read_, absl::Seconds(60));
+    ASSERT_TRUE(store.has_value()) << "rank 0 never reported its store";
+    int store_port = 0;
+    absl::string_view store_line = *store;
+    ASSERT_TRUE(absl::ConsumePrefix(&store_line, "store ")) << *store;
+    ASSERT_TRUE(absl::SimpleAtoi(store_line, &store_port)) << *store;
+    ASSERT_GT(store_port, 0);
+    for (int rank = 1; rank < world; ++rank) {
+      pids_.push_back(
+          Spawn(rank, world, absl::StrCat("127.0.0.1:", store_port), -1));
+    }
+    std::optional<std::string> leader =
+        ReadLine(ready_read_, absl::Seconds(120));
+    ASSERT_TRUE(leader.has_value()) << "rank 0 never reported its leader port";
+    absl::string_view leader_line = *leader;
+    ASSERT_TRUE(absl::ConsumePrefix(&leader_line, "leader ")) << *leader;
+    ASSERT_TRUE(absl::SimpleAtoi(leader_line, &leader_port_)) << *leader;
+    auto channel = grpc::CreateChannel(absl::StrCat("127.0.0.1:", leader_port_),
+                                       grpc::InsecureChannelCredentials());
+    stub_ = dserve::internal::v1::ReplicaLeader::NewStub(channel);
+  }
+
+  dserve::internal::v1::ReplicaLeader::Stub& stub() { return *stub_; }
+  const std::vector<pid_t>& pids() const { return pids_; }
+
+ private:
+  pid_t Spawn(int rank, int world, const std::string& store, int ready_fd) {
+    std::vector<std::string> args = {
+        g_worker_binary,
+        "--replica=0",
+        absl::StrCat("--rank=", rank),
+        absl::StrCat("--world=", world),
+        absl::StrCat("--store=", store),
+        "--device=cpu",
+        "--threads=1",
+        "--leader_address=127.0.0.1:0",
+        absl::StrCat("--mesh=", mesh_),
+    };
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    if (ready_fd >= 0) {
+      // dup2 clears close-on-exec on the copy, so only this child keeps it.
+      posix_spawn_file_actions_adddup2(&actions, ready_fd, kChildReadyFd);
+      args.push_back(absl::StrCat("--ready_fd=", kChildReadyFd));
+    }
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t pid = -1;
+    const int rc = posix_spawn(&pid, g_worker_binary.c_str(), &actions, nullptr,
+                               argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    EXPECT_EQ(rc, 0) << "posix_spawn " << g_worker_binary << ": "
+                     << strerror(rc);
+    return pid;
+  }
+
+  std::string mesh_;
+  int ready_read_ = -1;
+  int leader_port_ = 0;
+  std::vector<pid_t> pids_;
+  std::unique_ptr<dserve::internal::v1::ReplicaLeader::Stub> stub_;
+};
+
+ExecutionPlan Plan(int size, int steps, uint64_t seed) {
+  ExecutionPlan plan;
+  plan.set_width(size);
+  plan.set_height(size);
+  plan.set_num_frames(1);
+  plan.set_num_inference_steps(steps);
+  plan.set_flow_shift(1.0f);
+  plan.set_output_format(1);  // PNG
+  auto* item = plan.add_items();
+  item->set_job_id(absl::StrCat("job-", seed));
+  item->set_prompt("a red circle on a blue zebra");
+  item->set_negative_prompt("");
+  item->set_seed(seed);
+  item->set_guidance_scale(4.0f);
+  return plan;
+}
+
+struct ExecuteResult {
+  grpc::Status status;
+  std::vector<ExecutionEvent> events;
+};
+
+// Runs `plan`; if `cancel_after_steps` >= 0 cancels the RPC once that many
+// StepDone events arrived.
+ExecuteResult Execute(dserve::internal::v1::ReplicaLeader::Stub& stub,
+                      const ExecutionPlan& plan, int cancel_after_steps = -1,
+                      absl::Duration deadline = absl::Seconds(120)) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() +
+                       absl::ToChronoMilliseconds(deadline));
+  auto reader = stub.Execute(&context, plan);
+  ExecuteResult result;
+  ExecutionEvent event;
+  int steps = 0;
+  while (reader->Read(&event)) {
+    result.events.push_back(event);
+    if (event.has_step() && ++steps == cancel_after_steps) context.TryCancel();
+  }
+  result.status = reader->Finish();
+  return result;
+}
+
+std::string OnlyPng(const ExecuteResult& result) {
+  EXPECT_FALSE(result.events.empty());
+  if (result.events.empty()) return "";
+  const ExecutionEvent& last = result.events.back();
+  EXPECT_TRUE(last.has_done());
+  EXPECT_EQ(last.done().items_size(), 1);
+  if (last.done().items_size() != 1) return "";
+  EXPECT_EQ(last.done().items(0).media_size(), 1);
+  if (last.done().items(0).media_size() != 1) return "";
+  return last.done().items(0).media(0).data();
+}
+
+TEST(WorkerReplicaTest, TwoRanksServePlansCancelAndDieWithAPeer) {
+  // Reference: the same plan on a 1-rank replica.
+  std::string reference_png;
+  {
+    ReplicaProcesses single;
+    ASSERT_NO_FATAL_FAILURE(single.Start(1, ""));
+    ExecuteResult r = Execute(single.stub(), Plan(32, 4, 7));
+    ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+    reference_png = OnlyPng(r);
+    ASSERT_FALSE(reference_png.empty());
+  }
+
+  ReplicaProcesses replica;
+  ASSERT_NO_FATAL_FAILURE(replica.Start(2, "cfg=2"));
+
+  // Status: layout, pids of both ranks, the model, idle.
+  {
+    grpc::ClientContext context;
+    ReplicaStatus status;
+    ASSERT_TRUE(
+        replica.stub().GetStatus(&context, GetStatusRequest(), &status).ok());
+    EXPECT_EQ(status.world_size(), 2);
+    ASSERT_EQ(status.pids_size(), 2);
+    EXPECT_EQ(status.pids(0), replica.pids()[0]);
+    EXPECT_EQ(status.pids(1), replica.pids()[1]);
+    ASSERT_EQ(status.models_size(), 1);
+    EXPECT_TRUE(status.models(0).is_default());
+    EXPECT_GT(status.models(0).vocabulary_size(), 0);
+    EXPECT_FALSE(status.mesh().empty());
+    EXPECT_FALSE(status.busy());
+  }
+
+  // A small plan: one StepDone per step, then a PNG identical to 1 rank's.
+  {
+    ExecuteResult r = Execute(replica.stub(), Plan(32, 4, 7));
+    ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+    ASSERT_EQ(r.events.size(), 5u);
+    for (int i = 0; i < 4; ++i) {
+      ASSERT_TRUE(r.events[i].has_step());
+      EXPECT_EQ(r.events[i].step().step(), i + 1);
+      EXPECT_EQ(r.events[i].step().total(), 4);
+    }
+    const std::string png = OnlyPng(r);
+    auto decoded = common::DecodePng(png);
+    ASSERT_TRUE(decoded.ok()) << decoded.status();
+    EXPECT_EQ(decoded->width, 32);
+    EXPECT_EQ(decoded->height, 32);
+    EXPECT_EQ(png, reference_png);
+    // "zebra" is not a word the default model knows... unless it is; either
+    // way every warning names a word of the prompt.
+    for (const std::string& w : r.events.back().done().items(0).warnings()) {
+      EXPECT_NE(w.find("is not in the model's vocabulary"), std::string::npos)
+          << w;
+    }
+  }
+
+  // An invalid plan is refused before any rank runs it.
+  {
+    ExecutionPlan bad = Plan(32, 4, 7);
+    bad.set_width(33);
+    ExecuteResult r = Execute(replica.stub(), bad);
+    EXPECT_EQ(r.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(r.status.error_message().find("width"), std::string::npos)
+        << r.status.error_message();
+  }
+
+  // Cancel mid-way: the stream ends CANCELLED before the last step, and the
+  // replica is still in lockstep afterwards.
+  {
+    ExecuteResult r = Execute(replica.stub(), Plan(64, 100, 8),
+                              /*cancel_after_steps=*/2);
+    EXPECT_EQ(r.status.error_code(), grpc::StatusCode::CANCELLED)
+        << r.status.error_message();
+    int steps = 0;
+    for (const auto& e : r.events) {
+      EXPECT_FALSE(e.has_done());
+      if (e.has_step()) ++steps;
+    }
+    EXPECT_GE(steps, 2);
+    EXPECT_LT(steps, 100);
+
+    ExecuteResult again = Execute(replica.stub(), Plan(32, 4, 7));
+    ASSERT_TRUE(again.status.ok()) << again.status.error_message();
+    EXPECT_EQ(OnlyPng(again), reference_png);
+  }
+
+  // The caller's deadline passes mid-plan: the stream ends
+  // DEADLINE_EXCEEDED and the replica keeps working.
+  {
+    const absl::Time start = absl::Now();
+    ExecuteResult r =
+        Execute(replica.stub(), Plan(64, 100, 9),
+                /*cancel_after_steps=*/-1, absl::Milliseconds(300));
+    EXPECT_EQ(r.status.error_code(), grpc::StatusCode::DEADLINE_EXCEEDED)
+        << r.status.error_message();
+    EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+    ExecuteResult again = Execute(replica.stub(), Plan(32, 4, 7));
+    ASSERT_TRUE(again.status.ok()) << again.status.error_message();
+    EXPECT_EQ(OnlyPng(again), reference_png);
+  }
+
+  // A peer dies: rank 0 notices at its next heartbeat and exits non-zero.
+  const absl::Time killed = absl::Now();
+  ASSERT_EQ(::kill(replica.pids()[1], SIGKILL), 0);
+  std::optional<int> status = WaitExit(replica.pids()[0], absl::Seconds(10));
+  ASSERT_TRUE(status.has_value())
+      << "rank 0 still running 10 s after rank 1 died";
+  std::cerr << "rank 0 exited " << absl::FormatDuration(absl::Now() - killed)
+            << " after rank 1 was killed\n";
+  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) != 0)
+      << "wait status " << *status;
+}
+
+TEST(WorkerReplicaTest, SigtermStopsEveryRankWithExitZero) {
+  ReplicaProcesses replica;
+  ASSERT_NO_FATAL_FAILURE(replica.Start(2, "cfg=2"));
+  for (pid_t pid : replica.pids()) ASSERT_EQ(::kill(pid, SIGTERM), 0);
+  for (pid_t pid : replica.pids()) {
+    std::optional<int> status = WaitExit(pid, absl::Seconds(15));
+    ASSERT_TRUE(status.has_value()) << "pid " << pid << " ignored SIGTERM";
+    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
+        << "pid " << pid << " wait status " << *status;
+  }
+}
+
+}  // namespace
+}  // namespace dserve::worker
+
+int main(int argc, char** argv) {
+  ::testing::InitGoogleTest(&argc, argv);
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view arg = argv[i];
+    if (absl::ConsumePrefix(&arg, "--worker_binary=")) {
+      dserve::worker::g_worker_binary = std::string(arg);
+    }
+  }
+  return RUN_ALL_TESTS();
+}
