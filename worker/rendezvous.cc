@@ -2,8 +2,10 @@
 
 #include <unistd.h>
 
+#include <chrono>
 #include <exception>
 #include <string>
+#include <thread>
 #include <utility>
 
 #include "absl/strings/numbers.h"
@@ -13,6 +15,8 @@
 
 namespace dserve::worker {
 namespace {
+
+constexpr std::chrono::milliseconds kPollInterval{20};
 
 std::string PidKey(int rank) { return absl::StrCat("pid/", rank); }
 
@@ -58,7 +62,25 @@ absl::StatusOr<Replica> Rendezvous(
   for (int r = 0; r < world; ++r) keys.push_back(PidKey(r));
   try {
     replica.store->set(PidKey(rank), ToBytes(std::to_string(::getpid())));
-    replica.store->wait(keys, options.timeout);
+    // Poll so that a stop request or a dead parent is noticed while peers
+    // are still starting.
+    const auto deadline = std::chrono::steady_clock::now() + options.timeout;
+    while (!replica.store->check(keys)) {
+      if (options.should_abort()) {
+        return absl::AbortedError(absl::StrCat(
+            "rank ", rank, ": rendezvous abandoned (stop requested or parent "
+            "gone)"));
+      }
+      if (std::chrono::steady_clock::now() >= deadline) {
+        return absl::DeadlineExceededError(absl::StrCat(
+            "rank ", rank, ": not every one of the ", world,
+            " ranks checked in within ", options.timeout.count(), " ms"));
+      }
+      // Polling check() rather than a timed wait(): a TCPStore wait that
+      // times out leaves its reply pending on the socket and would answer
+      // the next request.
+      std::this_thread::sleep_for(kPollInterval);
+    }
     for (int r = 0; r < world; ++r) {
       const std::vector<uint8_t> value = replica.store->get(keys[r]);
       int pid = 0;
@@ -69,10 +91,9 @@ absl::StatusOr<Replica> Rendezvous(
       replica.pids.push_back(pid);
     }
   } catch (const std::exception& e) {
-    return absl::DeadlineExceededError(
-        absl::StrCat("rank ", rank, ": not every one of the ", world,
-                     " ranks checked in within ", options.timeout.count(),
-                     " ms: ", e.what()));
+    return absl::UnavailableError(
+        absl::StrCat("rank ", rank, ": rendezvous through the store failed: ",
+                     e.what()));
   }
 
   absl::StatusOr<std::unique_ptr<parallel::Communicator>> comm =

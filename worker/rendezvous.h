@@ -11,7 +11,8 @@
 //
 // Ownership: the returned Replica owns the store (rank 0: the server socket
 // too) and the world Communicator. Rendezvous blocks until every rank has
-// checked in or `timeout` passes (DEADLINE_EXCEEDED). Not thread-safe.
+// checked in, `timeout` passes (DEADLINE_EXCEEDED) or `should_abort` says so
+// (ABORTED). Not thread-safe.
 
 #include <chrono>
 #include <functional>
@@ -34,6 +35,9 @@ struct RendezvousOptions {
   std::chrono::milliseconds timeout{120000};
   // Timeout of every later collective on the world communicator.
   std::chrono::milliseconds collective_timeout{30000};
+  // Polled every few milliseconds while waiting for the other ranks; true
+  // abandons the rendezvous with ABORTED (SIGTERM, parent gone).
+  std::function<bool()> should_abort = [] { return false; };
 };
 
 struct Replica {

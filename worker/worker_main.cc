@@ -194,6 +194,7 @@ int Main(const WorkerOptions& options) {
   rv.store = options.store;
   rv.timeout = options.rendezvous_timeout;
   rv.collective_timeout = options.collective_timeout;
+  rv.should_abort = [&] { return stop_requested() || !parent_alive(); };
   absl::StatusOr<Replica> replica = Rendezvous(rv, [&options](int port) {
     spdlog::info("[job -] TCPStore listening on port {}", port);
     return WriteReadyLine(options.ready_fd, absl::StrCat("store ", port));

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdio>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -77,6 +78,19 @@ std::optional<int> WaitExit(pid_t pid, absl::Duration timeout) {
   }
 }
 
+// True while `pid` exists and is not a zombie (an orphan's zombie may wait
+// for a reaper that is not us).
+bool ProcessRunning(pid_t pid) {
+  FILE* f = std::fopen(absl::StrCat("/proc/", pid, "/stat").c_str(), "r");
+  if (f == nullptr) return false;
+  int read_pid = 0;
+  char comm[256] = {0};
+  char state = '?';
+  const int n = std::fscanf(f, "%d %255s %c", &read_pid, comm, &state);
+  std::fclose(f);
+  return n == 3 && state != 'Z' && state != 'X';
+}
+
 // One replica of real worker processes. Kills whatever is left on
 // destruction.
 class ReplicaProcesses {
@@ -93,8 +107,13 @@ class ReplicaProcesses {
 
   // Starts `world` ranks laid out as `mesh` and waits until rank 0 serves
   // ReplicaLeader.
-  void Start(int world, const std::string& mesh) {
+  //
+  // With `orphanable`, rank 0 runs under a `sleep` (sh execs it after
+  // starting the worker in the background) that KillParentOfRankZero ends,
+  // so the worker's parent dies while the worker lives on.
+  void Start(int world, const std::string& mesh, bool orphanable = false) {
     mesh_ = mesh;
+    orphanable_ = orphanable;
     int fds[2];
     ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
     ready_read_ = fds[0];
@@ -146,19 +165,25 @@ class ReplicaProcesses {
       posix_spawn_file_actions_adddup2(&actions, ready_fd, kChildReadyFd);
       args.push_back(absl::StrCat("--ready_fd=", kChildReadyFd));
     }
+    std::string program = g_worker_binary;
+    if (orphanable_ && rank == 0) {
+      program = "/bin/sh";
+      args.insert(args.begin(),
+                  {"/bin/sh", "-c", "\"$0\" \"$@\" & exec sleep 600"});
+    }
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
     pid_t pid = -1;
-    const int rc = posix_spawn(&pid, g_worker_binary.c_str(), &actions, nullptr,
+    const int rc = posix_spawn(&pid, program.c_str(), &actions, nullptr,
                                argv.data(), environ);
     posix_spawn_file_actions_destroy(&actions);
-    EXPECT_EQ(rc, 0) << "posix_spawn " << g_worker_binary << ": "
-                     << strerror(rc);
+    EXPECT_EQ(rc, 0) << "posix_spawn " << program << ": " << strerror(rc);
     return pid;
   }
 
   std::string mesh_;
+  bool orphanable_ = false;
   int ready_read_ = -1;
   int leader_port_ = 0;
   std::vector<pid_t> pids_;
@@ -342,6 +367,29 @@ TEST(WorkerReplicaTest, SigtermStopsEveryRankWithExitZero) {
     EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
         << "pid " << pid << " wait status " << *status;
   }
+}
+
+TEST(WorkerReplicaTest, LeaderExitsWhenItsParentDies) {
+  ReplicaProcesses replica;
+  ASSERT_NO_FATAL_FAILURE(replica.Start(1, "", /*orphanable=*/true));
+  grpc::ClientContext context;
+  ReplicaStatus status;
+  ASSERT_TRUE(
+      replica.stub().GetStatus(&context, GetStatusRequest(), &status).ok());
+  ASSERT_EQ(status.pids_size(), 1);
+  const pid_t worker = status.pids(0);
+  ASSERT_NE(worker, replica.pids()[0]);  // the worker is the sleep's child
+  ASSERT_TRUE(ProcessRunning(worker));
+
+  ASSERT_EQ(::kill(replica.pids()[0], SIGKILL), 0);
+  ASSERT_TRUE(WaitExit(replica.pids()[0], absl::Seconds(5)).has_value());
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (ProcessRunning(worker) && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_FALSE(ProcessRunning(worker))
+      << "worker " << worker << " outlived its parent by 10 s";
+  if (ProcessRunning(worker)) ::kill(worker, SIGKILL);
 }
 
 }  // namespace
