@@ -1,0 +1,239 @@
+#include "server/diffusion_service.h"
+
+#include <chrono>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "server/grpc_status_util.h"
+#include "server/job_event_writer.h"
+#include "spdlog/spdlog.h"
+
+namespace dserve::server {
+namespace {
+
+grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* context,
+                                      const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+}  // namespace
+
+DiffusionService::DiffusionService(DiffusionServiceOptions options,
+                                   scheduler::Scheduler* scheduler,
+                                   scheduler::JobTable* jobs,
+                                   const RequestValidator* validator,
+                                   const scheduler::Clock* clock)
+    : options_(std::move(options)),
+      scheduler_(scheduler),
+      jobs_(jobs),
+      validator_(validator),
+      clock_(clock) {}
+
+void DiffusionService::StartDraining() { draining_.store(true); }
+
+std::optional<absl::Time> DiffusionService::ClientDeadline(
+    const grpc::CallbackServerContext& context) {
+  const auto deadline = context.deadline();
+  if (deadline == std::chrono::system_clock::time_point::max()) {
+    return std::nullopt;
+  }
+  return absl::FromChrono(deadline);
+}
+
+absl::StatusOr<std::shared_ptr<scheduler::Job>> DiffusionService::Admit(
+    const dserve::v1::GenerateRequest& request,
+    std::optional<absl::Time> deadline) {
+  if (draining_.load()) {
+    return absl::UnavailableError(
+        "server is draining (it received a shutdown signal) and accepts no "
+        "new jobs; retry against another instance");
+  }
+  const std::vector<dserve::v1::ModelInfo> models = scheduler_->Models();
+  if (models.empty()) {
+    return absl::UnavailableError(
+        "no replica is ready yet (worker processes are still starting); "
+        "retry shortly or wait for the health check to report SERVING");
+  }
+  absl::StatusOr<dserve::v1::GenerateRequest> effective =
+      validator_->Resolve(request, models);
+  if (!effective.ok()) return effective.status();
+
+  absl::MutexLock lock(&admit_mu_);
+  if (!request.client_request_id().empty()) {
+    if (std::shared_ptr<scheduler::Job> existing =
+            jobs_->FindByClientRequestId(request.client_request_id())) {
+      spdlog::info("[server] [job {}] client_request_id \"{}\" seen before; "
+                   "returning the existing job",
+                   existing->id(), request.client_request_id());
+      return existing;
+    }
+  }
+  scheduler::JobSpec spec;
+  spec.sequence = next_sequence_++;
+  spec.id = absl::StrCat("j-", spec.sequence);
+  spec.request = request;
+  spec.effective_request = *std::move(effective);
+  spec.deadline = deadline;
+  spec.create_time = clock_->Now();
+  auto job = std::make_shared<scheduler::Job>(std::move(spec));
+  if (absl::Status s = scheduler_->Submit(job); !s.ok()) {
+    spdlog::info("[server] [job {}] not admitted: {}", job->id(), s.ToString());
+    return s;
+  }
+  jobs_->InsertOrGet(job);
+  spdlog::info("[server] [job {}] admitted: model {}, {}x{}x{}, {} steps, "
+               "seed {}",
+               job->id(), job->effective_request().model(),
+               job->effective_request().width(),
+               job->effective_request().height(),
+               job->effective_request().num_frames(),
+               job->effective_request().num_inference_steps(),
+               job->effective_request().seed());
+  return job;
+}
+
+absl::StatusOr<std::shared_ptr<scheduler::Job>> DiffusionService::FindJob(
+    const std::string& job_id) const {
+  if (job_id.empty()) {
+    return absl::InvalidArgumentError(
+        "job_id: must not be empty (use the job_id from SubmitJob or a "
+        "Queued event)");
+  }
+  return jobs_->Find(job_id);
+}
+
+grpc::ServerWriteReactor<dserve::v1::GenerateEvent>* DiffusionService::Generate(
+    grpc::CallbackServerContext* context,
+    const dserve::v1::GenerateRequest* request) {
+  const std::optional<absl::Time> deadline = ClientDeadline(*context);
+  absl::StatusOr<std::shared_ptr<scheduler::Job>> job =
+      Admit(*request, deadline);
+  if (!job.ok()) return JobEventWriter::Failed(job.status());
+  std::shared_ptr<scheduler::Job> admitted = *job;
+  return new JobEventWriter(
+      admitted, JobEventWriter::Mode::kGenerate,
+      [this, admitted, deadline] {
+        // gRPC cancels the call both when the client goes away and when
+        // its deadline passes; the job's status says which.
+        const bool expired =
+            deadline.has_value() && clock_->Now() >= *deadline;
+        absl::Status reason =
+            expired ? absl::DeadlineExceededError(absl::StrCat(
+                          "job ", admitted->id(),
+                          " reached the client's deadline"))
+                    : absl::CancelledError(absl::StrCat(
+                          "job ", admitted->id(),
+                          " cancelled: the client cancelled or disconnected"));
+        spdlog::info("[server] [job {}] {}", admitted->id(),
+                     std::string(reason.message()));
+        scheduler_->Cancel(admitted, std::move(reason));
+      });
+}
+
+grpc::ServerUnaryReactor* DiffusionService::SubmitJob(
+    grpc::CallbackServerContext* context,
+    const dserve::v1::SubmitJobRequest* request, dserve::v1::Job* response) {
+  // A SubmitJob deadline bounds only this call, not the job (which is
+  // meant to outlive the call).
+  absl::StatusOr<std::shared_ptr<scheduler::Job>> job =
+      Admit(request->request(), std::nullopt);
+  if (!job.ok()) return FinishUnary(context, job.status());
+  *response = (*job)->ToProto(/*include_result=*/true);
+  return FinishUnary(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* DiffusionService::GetJob(
+    grpc::CallbackServerContext* context,
+    const dserve::v1::GetJobRequest* request, dserve::v1::Job* response) {
+  absl::StatusOr<std::shared_ptr<scheduler::Job>> job =
+      FindJob(request->job_id());
+  if (!job.ok()) return FinishUnary(context, job.status());
+  *response = (*job)->ToProto(/*include_result=*/true);
+  return FinishUnary(context, absl::OkStatus());
+}
+
+grpc::ServerWriteReactor<dserve::v1::GenerateEvent>* DiffusionService::WatchJob(
+    grpc::CallbackServerContext* context,
+    const dserve::v1::WatchJobRequest* request) {
+  absl::StatusOr<std::shared_ptr<scheduler::Job>> job =
+      FindJob(request->job_id());
+  if (!job.ok()) return JobEventWriter::Failed(job.status());
+  return new JobEventWriter(*job, JobEventWriter::Mode::kWatch, nullptr);
+}
+
+grpc::ServerUnaryReactor* DiffusionService::CancelJob(
+    grpc::CallbackServerContext* context,
+    const dserve::v1::CancelJobRequest* request, dserve::v1::Job* response) {
+  absl::StatusOr<std::shared_ptr<scheduler::Job>> job =
+      FindJob(request->job_id());
+  if (!job.ok()) return FinishUnary(context, job.status());
+  if (!(*job)->is_terminal()) {
+    spdlog::info("[server] [job {}] CancelJob", (*job)->id());
+    scheduler_->Cancel(*job, absl::CancelledError(absl::StrCat(
+                                 "job ", (*job)->id(), " cancelled by CancelJob")));
+  }
+  *response = (*job)->ToProto(/*include_result=*/true);
+  return FinishUnary(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* DiffusionService::ListJobs(
+    grpc::CallbackServerContext* context,
+    const dserve::v1::ListJobsRequest* request,
+    dserve::v1::ListJobsResponse* response) {
+  std::vector<dserve::v1::JobState> states;
+  for (int state : request->states()) {
+    if (!dserve::v1::JobState_IsValid(state)) {
+      return FinishUnary(context, absl::InvalidArgumentError(absl::StrCat(
+                                      "states: ", state,
+                                      " is not a JobState (allowed: 0..6)")));
+    }
+    states.push_back(static_cast<dserve::v1::JobState>(state));
+  }
+  absl::StatusOr<scheduler::JobPage> page =
+      jobs_->List(states, request->page_size(), request->page_token());
+  if (!page.ok()) return FinishUnary(context, page.status());
+  for (const auto& job : page->jobs) {
+    *response->add_jobs() = job->ToProto(/*include_result=*/false);
+  }
+  response->set_next_page_token(page->next_page_token);
+  return FinishUnary(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* DiffusionService::ListModels(
+    grpc::CallbackServerContext* context,
+    const dserve::v1::ListModelsRequest* /*request*/,
+    dserve::v1::ListModelsResponse* response) {
+  const std::vector<dserve::v1::ModelInfo> models = scheduler_->Models();
+  if (models.empty()) {
+    return FinishUnary(context,
+                       absl::UnavailableError(
+                           "no replica is ready yet, so the model list is not "
+                           "known; retry shortly"));
+  }
+  for (const auto& model : models) *response->add_models() = model;
+  return FinishUnary(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* DiffusionService::GetServerInfo(
+    grpc::CallbackServerContext* context,
+    const dserve::v1::GetServerInfoRequest* /*request*/,
+    dserve::v1::ServerInfo* response) {
+  response->set_version(options_.version);
+  *response->mutable_mesh() = options_.mesh;
+  for (const auto& replica : scheduler_->ReplicaInfos()) {
+    *response->add_replicas() = replica;
+  }
+  response->set_queue_depth(scheduler_->queue_depth());
+  response->set_queue_capacity(scheduler_->queue_capacity());
+  const std::vector<dserve::v1::ModelInfo> models = scheduler_->Models();
+  if (const dserve::v1::ModelInfo* model = FindModel(models, "")) {
+    response->set_default_model(model->name());
+  }
+  response->set_draining(draining_.load());
+  return FinishUnary(context, absl::OkStatus());
+}
+
+}  // namespace dserve::server

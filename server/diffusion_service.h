@@ -1,0 +1,110 @@
+#ifndef DSERVE_SERVER_DIFFUSION_SERVICE_H_
+#define DSERVE_SERVER_DIFFUSION_SERVICE_H_
+
+// DiffusionService: the public dserve.v1.DiffusionService on gRPC's
+// callback API. Each RPC is a thin edge: validate (RequestValidator) ->
+// admit (JobTable + Scheduler) -> stream or return the job; absl::Status
+// becomes grpc::Status only through ToGrpcStatus.
+//
+// Does not own the scheduler, job table, validator or clock (the binary
+// wires them and they must outlive the service). Thread-safe: gRPC calls
+// every method from its own threads. No handler blocks; streams are
+// JobEventWriter reactors.
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "proto/dserve/v1/diffusion_service.grpc.pb.h"
+#include "scheduler/clock.h"
+#include "scheduler/job.h"
+#include "scheduler/job_table.h"
+#include "scheduler/scheduler.h"
+#include "server/request_validator.h"
+
+namespace dserve::server {
+
+struct DiffusionServiceOptions {
+  // The deployment's layout, reported by GetServerInfo.
+  dserve::v1::MeshLayout mesh;
+  std::string version = "0.1.0";
+};
+
+class DiffusionService final
+    : public dserve::v1::DiffusionService::CallbackService {
+ public:
+  DiffusionService(DiffusionServiceOptions options,
+                   scheduler::Scheduler* scheduler, scheduler::JobTable* jobs,
+                   const RequestValidator* validator,
+                   const scheduler::Clock* clock);
+
+  // From now on new work (Generate, SubmitJob) gets UNAVAILABLE; reads,
+  // watches and cancels keep working.
+  void StartDraining();
+  bool draining() const { return draining_.load(); }
+
+  // Validates and queues `request` (or returns the job that already has its
+  // client_request_id). `deadline` is the client's, if any.
+  absl::StatusOr<std::shared_ptr<scheduler::Job>> Admit(
+      const dserve::v1::GenerateRequest& request,
+      std::optional<absl::Time> deadline);
+
+  // dserve.v1.DiffusionService.
+  grpc::ServerWriteReactor<dserve::v1::GenerateEvent>* Generate(
+      grpc::CallbackServerContext* context,
+      const dserve::v1::GenerateRequest* request) override;
+  grpc::ServerUnaryReactor* SubmitJob(
+      grpc::CallbackServerContext* context,
+      const dserve::v1::SubmitJobRequest* request,
+      dserve::v1::Job* response) override;
+  grpc::ServerUnaryReactor* GetJob(grpc::CallbackServerContext* context,
+                                   const dserve::v1::GetJobRequest* request,
+                                   dserve::v1::Job* response) override;
+  grpc::ServerWriteReactor<dserve::v1::GenerateEvent>* WatchJob(
+      grpc::CallbackServerContext* context,
+      const dserve::v1::WatchJobRequest* request) override;
+  grpc::ServerUnaryReactor* CancelJob(
+      grpc::CallbackServerContext* context,
+      const dserve::v1::CancelJobRequest* request,
+      dserve::v1::Job* response) override;
+  grpc::ServerUnaryReactor* ListJobs(
+      grpc::CallbackServerContext* context,
+      const dserve::v1::ListJobsRequest* request,
+      dserve::v1::ListJobsResponse* response) override;
+  grpc::ServerUnaryReactor* ListModels(
+      grpc::CallbackServerContext* context,
+      const dserve::v1::ListModelsRequest* request,
+      dserve::v1::ListModelsResponse* response) override;
+  grpc::ServerUnaryReactor* GetServerInfo(
+      grpc::CallbackServerContext* context,
+      const dserve::v1::GetServerInfoRequest* request,
+      dserve::v1::ServerInfo* response) override;
+
+ private:
+  // The client's deadline, or nullopt for "none".
+  static std::optional<absl::Time> ClientDeadline(
+      const grpc::CallbackServerContext& context);
+  absl::StatusOr<std::shared_ptr<scheduler::Job>> FindJob(
+      const std::string& job_id) const;
+
+  const DiffusionServiceOptions options_;
+  scheduler::Scheduler* const scheduler_;
+  scheduler::JobTable* const jobs_;
+  const RequestValidator* const validator_;
+  const scheduler::Clock* const clock_;
+
+  std::atomic<bool> draining_{false};
+  // Makes "look up client_request_id, else create the job" atomic.
+  absl::Mutex admit_mu_;
+  int64_t next_sequence_ ABSL_GUARDED_BY(admit_mu_) = 1;
+};
+
+}  // namespace dserve::server
+
+#endif  // DSERVE_SERVER_DIFFUSION_SERVICE_H_
