@@ -35,7 +35,7 @@ namespace dserve::parallel {
 //  * AllReduce: 2*(size-1)/size*nbytes (ring algorithm).
 //  * AllGather: (size-1)*nbytes(input).
 //  * AllToAll: (size-1)/size*nbytes(input).
-//  * Send: nbytes; Recv: 0. Barrier: 0.
+//  * Send: nbytes; Recv: 0 (SendRecv: both). Barrier: 0.
 struct CommStats {
   int64_t broadcast_bytes = 0;
   int64_t all_reduce_bytes = 0;
@@ -76,11 +76,22 @@ class Communicator {
                                 at::Tensor& output) = 0;
   // Point to point; `peer` is a group rank. Send/Recv pairs must match in
   // shape and dtype; the n-th Send to a peer is received by that peer's n-th
-  // Recv from this rank. Send is buffered: it returns once `tensor` may be
-  // reused, before the peer has received it, so every rank of a ring may
-  // Send before it Recvs (ring attention's K/V rotation does).
+  // Recv from this rank. Send returns once `tensor` may be reused, before
+  // the peer has received it (Gloo and the fake buffer it). On NCCL the
+  // stream still waits for the matching Recv, so where every rank of a cycle
+  // sends before it receives (ring attention), use SendRecv instead.
   virtual absl::Status Send(const at::Tensor& tensor, int peer) = 0;
   virtual absl::Status Recv(at::Tensor& tensor, int peer) = 0;
+  // One step of a rotation: sends `send` to `dst` and receives `recv` from
+  // `src` as a single exchange (MPI_Sendrecv; one NCCL group), which is
+  // deadlock-free when every rank of a cycle calls it at once. Counts as one
+  // Send and one Recv. The default relies on Send being buffered; backends
+  // may override it to run both halves concurrently.
+  virtual absl::Status SendRecv(const at::Tensor& send, int dst,
+                                at::Tensor& recv, int src) {
+    if (absl::Status s = Send(send, dst); !s.ok()) return s;
+    return Recv(recv, src);
+  }
   // Returns once every rank of the group has entered Barrier.
   virtual absl::Status Barrier() = 0;
 

@@ -198,6 +198,40 @@ class GlooCommunicator : public Communicator {
     return s;
   }
 
+  absl::Status SendRecv(const at::Tensor& send, int dst, at::Tensor& recv,
+                        int src) override {
+    if (absl::Status s = CheckPeer(send, "SendRecv", dst, rank_, size_);
+        !s.ok()) {
+      return s;
+    }
+    if (absl::Status s = CheckPeer(recv, "SendRecv", src, rank_, size_);
+        !s.ok()) {
+      return s;
+    }
+    if (absl::Status s = SendError(); !s.ok()) return s;
+    // Both halves in flight at once, so no copy is needed: `send` is only
+    // released after its send has completed.
+    const int send_tag = NextTag(send_seq_[dst]);
+    const int recv_tag = NextTag(recv_seq_[src]);
+    try {
+      std::vector<at::Tensor> out = {send};
+      std::vector<at::Tensor> in = {recv};
+      c10::intrusive_ptr<c10d::Work> sent = pg_->send(out, dst, send_tag);
+      c10::intrusive_ptr<c10d::Work> received = pg_->recv(in, src, recv_tag);
+      received->wait();
+      sent->wait();
+    } catch (const std::exception& e) {
+      return StatusFromException(
+          absl::StrCat("gloo SendRecv (to ", dst, ", from ", src,
+                       ") on group \"", group_name_, "\" (rank ", rank_,
+                       " of ", size_, ")"),
+          e);
+    }
+    CountSend(stats_, send.nbytes());
+    CountCall(stats_);
+    return absl::OkStatus();
+  }
+
   absl::Status Barrier() override {
     absl::Status s = Run("Barrier", [&] { return pg_->barrier(); });
     if (s.ok()) CountCall(stats_);

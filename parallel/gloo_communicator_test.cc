@@ -105,9 +105,21 @@ TEST_P(GlooCommunicatorTest, EveryOpMovesTheRightDataAndCountsBytes) {
     }
     EXPECT_EQ(comm->stats().send_bytes, 2 * 4000);
 
+    // The same rotation as one exchange per step, twice around the ring.
+    at::Tensor token = at::full({500}, static_cast<double>(rank), at::kDouble);
+    for (int step = 1; step <= 2 * world; ++step) {
+      at::Tensor incoming = at::empty_like(token);
+      ASSERT_OK(comm->SendRecv(token, next, incoming, prev));
+      token = incoming;
+      EXPECT_EQ(token[0].item<double>(), (rank - step % world + world) % world)
+          << "step " << step;
+    }
+    EXPECT_EQ(comm->stats().send_bytes, 2 * 4000 + 2 * w * 4000);
+
     ASSERT_OK(comm->Barrier());
-    // Broadcast, AllReduce, AllGather, AllToAll, 2 Send, 2 Recv, Barrier.
-    EXPECT_EQ(comm->stats().calls, 9);
+    // Broadcast, AllReduce, AllGather, AllToAll, 2 Send, 2 Recv,
+    // 2w SendRecv (a Send and a Recv each), Barrier.
+    EXPECT_EQ(comm->stats().calls, 9 + 4 * w);
     comm->ResetStats();
     EXPECT_EQ(comm->stats().total_bytes(), 0);
   });

@@ -82,6 +82,16 @@ TEST_P(FakeCommunicatorTest, EveryOpMovesTheRightDataAndCountsBytes) {
     }
     EXPECT_EQ(comm.stats().send_bytes, 2 * 4000);
     EXPECT_EQ(comm.stats().calls, 9);
+
+    at::Tensor token = at::full({500}, static_cast<double>(rank), at::kDouble);
+    for (int step = 1; step <= 2 * world; ++step) {
+      at::Tensor incoming = at::empty_like(token);
+      ASSERT_OK(comm.SendRecv(token, next, incoming, prev));
+      token = incoming;
+      EXPECT_EQ(token[0].item<double>(), (rank - step % world + world) % world);
+    }
+    EXPECT_EQ(comm.stats().send_bytes, 2 * 4000 + 2 * w * 4000);
+    EXPECT_EQ(comm.stats().calls, 9 + 4 * w);
   });
 }
 
