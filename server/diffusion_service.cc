@@ -45,7 +45,9 @@ std::optional<absl::Time> DiffusionService::ClientDeadline(
 
 absl::StatusOr<std::shared_ptr<scheduler::Job>> DiffusionService::Admit(
     const dserve::v1::GenerateRequest& request,
-    std::optional<absl::Time> deadline) {
+    std::optional<absl::Time> deadline,
+    const std::function<void(const std::shared_ptr<scheduler::Job>&)>&
+        on_created) {
   if (draining_.load()) {
     return absl::UnavailableError(
         "server is draining (it received a shutdown signal) and accepts no "
@@ -79,8 +81,10 @@ absl::StatusOr<std::shared_ptr<scheduler::Job>> DiffusionService::Admit(
   spec.deadline = deadline;
   spec.create_time = clock_->Now();
   auto job = std::make_shared<scheduler::Job>(std::move(spec));
+  if (on_created) on_created(job);
   if (absl::Status s = scheduler_->Submit(job); !s.ok()) {
     spdlog::info("[server] [job {}] not admitted: {}", job->id(), s.ToString());
+    job->Finish(s, clock_->Now());
     return s;
   }
   jobs_->InsertOrGet(job);
@@ -109,28 +113,40 @@ grpc::ServerWriteReactor<dserve::v1::GenerateEvent>* DiffusionService::Generate(
     grpc::CallbackServerContext* context,
     const dserve::v1::GenerateRequest* request) {
   const std::optional<absl::Time> deadline = ClientDeadline(*context);
+  JobEventWriter* writer = nullptr;
+  auto attach = [this, deadline, &writer](
+                    const std::shared_ptr<scheduler::Job>& job) {
+    writer = new JobEventWriter(job, JobEventWriter::Mode::kGenerate,
+                                [this, job, deadline] {
+                                  CancelForClient(job, deadline);
+                                });
+  };
   absl::StatusOr<std::shared_ptr<scheduler::Job>> job =
-      Admit(*request, deadline);
+      Admit(*request, deadline, attach);
+  // A writer attached to a job that then failed to queue ends with the
+  // job's status.
+  if (writer != nullptr) return writer;
   if (!job.ok()) return JobEventWriter::Failed(job.status());
-  std::shared_ptr<scheduler::Job> admitted = *job;
-  return new JobEventWriter(
-      admitted, JobEventWriter::Mode::kGenerate,
-      [this, admitted, deadline] {
-        // gRPC cancels the call both when the client goes away and when
-        // its deadline passes; the job's status says which.
-        const bool expired =
-            deadline.has_value() && clock_->Now() >= *deadline;
-        absl::Status reason =
-            expired ? absl::DeadlineExceededError(absl::StrCat(
-                          "job ", admitted->id(),
-                          " reached the client's deadline"))
-                    : absl::CancelledError(absl::StrCat(
-                          "job ", admitted->id(),
-                          " cancelled: the client cancelled or disconnected"));
-        spdlog::info("[server] [job {}] {}", admitted->id(),
-                     std::string(reason.message()));
-        scheduler_->Cancel(admitted, std::move(reason));
-      });
+  // The same client_request_id as an earlier job: follow that one.
+  attach(*job);
+  return writer;
+}
+
+void DiffusionService::CancelForClient(
+    const std::shared_ptr<scheduler::Job>& job,
+    std::optional<absl::Time> deadline) {
+  // gRPC cancels the call both when the client goes away and when its
+  // deadline passes; the job's status says which.
+  const bool expired = deadline.has_value() && clock_->Now() >= *deadline;
+  absl::Status reason =
+      expired ? absl::DeadlineExceededError(absl::StrCat(
+                    "job ", job->id(), " reached the client's deadline"))
+              : absl::CancelledError(absl::StrCat(
+                    "job ", job->id(),
+                    " cancelled: the client cancelled or disconnected"));
+  spdlog::info("[server] [job {}] {}", job->id(),
+               std::string(reason.message()));
+  scheduler_->Cancel(job, std::move(reason));
 }
 
 grpc::ServerUnaryReactor* DiffusionService::SubmitJob(

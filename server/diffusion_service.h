@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -50,10 +51,15 @@ class DiffusionService final
   bool draining() const { return draining_.load(); }
 
   // Validates and queues `request` (or returns the job that already has its
-  // client_request_id). `deadline` is the client's, if any.
+  // client_request_id). `deadline` is the client's, if any. `on_created`
+  // (may be empty) sees a new job before it is queued, so a stream attached
+  // there misses no event; if queueing then fails, the job is finished with
+  // the error (which ends such a stream) and the error is returned.
   absl::StatusOr<std::shared_ptr<scheduler::Job>> Admit(
       const dserve::v1::GenerateRequest& request,
-      std::optional<absl::Time> deadline);
+      std::optional<absl::Time> deadline,
+      const std::function<void(const std::shared_ptr<scheduler::Job>&)>&
+          on_created = nullptr);
 
   // dserve.v1.DiffusionService.
   grpc::ServerWriteReactor<dserve::v1::GenerateEvent>* Generate(
@@ -90,6 +96,9 @@ class DiffusionService final
   // The client's deadline, or nullopt for "none".
   static std::optional<absl::Time> ClientDeadline(
       const grpc::CallbackServerContext& context);
+  // A Generate client went away (or its deadline passed): cancel its job.
+  void CancelForClient(const std::shared_ptr<scheduler::Job>& job,
+                       std::optional<absl::Time> deadline);
   absl::StatusOr<std::shared_ptr<scheduler::Job>> FindJob(
       const std::string& job_id) const;
 
