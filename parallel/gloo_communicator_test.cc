@@ -99,6 +99,7 @@ TEST_P(GlooCommunicatorTest, EveryOpMovesTheRightDataAndCountsBytes) {
     for (int round = 0; round < 2; ++round) {
       at::Tensor msg = at::full({1000}, 1000.0 * round + rank, at::kFloat);
       ASSERT_OK(comm->Send(msg, next));
+      msg.fill_(-1);  // Send is buffered: the caller may reuse the tensor
       at::Tensor got = at::zeros({1000}, at::kFloat);
       ASSERT_OK(comm->Recv(got, prev));
       EXPECT_TRUE(got.eq(1000.0 * round + prev).all().item<bool>());
