@@ -1,10 +1,10 @@
 #include "worker/plan_codec.h"
 
-#include <deque>
 #include <string>
 
 #include "gtest/gtest.h"
 #include "parallel/local_communicator.h"
+#include "worker/testing/broadcast_pipe.h"
 #include "worker/testing/fault_injecting_communicator.h"
 #include <ATen/ATen.h>
 
@@ -64,64 +64,8 @@ TEST(PlanCodecTest, RejectsWrongDtypeAndGarbage) {
   EXPECT_EQ(DecodePlan(garbage).status().code(), absl::StatusCode::kDataLoss);
 }
 
-// Two ends of a broadcast in one process: what rank 0 broadcasts is queued
-// and handed, in order, to the rank that receives. Shapes must match as they
-// must on a real group.
-class BroadcastPipe {
- public:
-  class End final : public parallel::Communicator {
-   public:
-    End(BroadcastPipe* pipe, int rank) : pipe_(pipe), rank_(rank) {}
-    int rank() const override { return rank_; }
-    int size() const override { return 2; }
-    std::string backend_name() const override { return "pipe"; }
-    absl::Status Broadcast(at::Tensor& tensor, int root) override {
-      if (root != 0) return absl::InvalidArgumentError("root must be 0");
-      if (rank_ == 0) {
-        pipe_->queue_.push_back(tensor.clone());
-        return absl::OkStatus();
-      }
-      if (pipe_->queue_.empty()) {
-        return absl::FailedPreconditionError("nothing was broadcast");
-      }
-      at::Tensor sent = pipe_->queue_.front();
-      pipe_->queue_.pop_front();
-      if (!sent.sizes().equals(tensor.sizes()) ||
-          sent.scalar_type() != tensor.scalar_type()) {
-        return absl::InvalidArgumentError("broadcast shape mismatch");
-      }
-      tensor.copy_(sent);
-      return absl::OkStatus();
-    }
-    absl::Status AllReduceSum(at::Tensor&) override { return Unused(); }
-    absl::Status AllGather(const at::Tensor&, at::Tensor&) override {
-      return Unused();
-    }
-    absl::Status AllToAll(const at::Tensor&, at::Tensor&) override {
-      return Unused();
-    }
-    absl::Status Send(const at::Tensor&, int) override { return Unused(); }
-    absl::Status Recv(at::Tensor&, int) override { return Unused(); }
-    absl::Status Barrier() override { return Unused(); }
-
-   private:
-    static absl::Status Unused() {
-      return absl::UnimplementedError("not used by the plan codec");
-    }
-    BroadcastPipe* pipe_;
-    int rank_;
-  };
-
-  End leader{this, 0};
-  End follower{this, 1};
-  size_t pending() const { return queue_.size(); }
-
- private:
-  std::deque<at::Tensor> queue_;
-};
-
 TEST(PlanCodecTest, SendThenReceiveDeliversEachCommand) {
-  BroadcastPipe pipe;
+  testing::BroadcastPipe pipe;
   const ExecutionPlan plan = SamplePlan();
   ASSERT_TRUE(SendCommand(pipe.leader, Command::kIdle, plan).ok());
   ASSERT_TRUE(SendCommand(pipe.leader, Command::kPlan, plan).ok());
@@ -143,7 +87,7 @@ TEST(PlanCodecTest, SendThenReceiveDeliversEachCommand) {
 }
 
 TEST(PlanCodecTest, UnknownCommandIsDataLoss) {
-  BroadcastPipe pipe;
+  testing::BroadcastPipe pipe;
   at::Tensor header = at::zeros({2}, at::kLong);
   header[0] = 7;
   ASSERT_TRUE(pipe.leader.Broadcast(header, 0).ok());

@@ -17,6 +17,7 @@
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -260,9 +261,9 @@ TEST(WorkerReplicaTest, TwoRanksServePlansCancelAndDieWithAPeer) {
   ASSERT_NO_FATAL_FAILURE(replica.Start(2, "cfg=2"));
 
   // Status: layout, pids of both ranks, the model, idle.
+  ReplicaStatus status;
   {
     grpc::ClientContext context;
-    ReplicaStatus status;
     ASSERT_TRUE(
         replica.stub().GetStatus(&context, GetStatusRequest(), &status).ok());
     EXPECT_EQ(status.world_size(), 2);
@@ -272,19 +273,32 @@ TEST(WorkerReplicaTest, TwoRanksServePlansCancelAndDieWithAPeer) {
     ASSERT_EQ(status.models_size(), 1);
     EXPECT_TRUE(status.models(0).is_default());
     EXPECT_GT(status.models(0).vocabulary_size(), 0);
-    EXPECT_FALSE(status.mesh().empty());
+    EXPECT_EQ(status.mesh(), "dp=1,cfg=2,ring=1,ulysses=1,pp=1,tp=1");
     EXPECT_FALSE(status.busy());
   }
 
-  // A small plan: one StepDone per step, then a PNG identical to 1 rank's.
+  // A small plan: one StepDone per step (a preview every 2nd), then a PNG
+  // identical to 1 rank's and a warning per prompt word the model lacks.
   {
-    ExecuteResult r = Execute(replica.stub(), Plan(32, 4, 7));
+    ExecutionPlan plan = Plan(32, 4, 7);
+    plan.mutable_items(0)->set_preview_every_n_steps(2);
+    ExecuteResult r = Execute(replica.stub(), plan);
     ASSERT_TRUE(r.status.ok()) << r.status.error_message();
     ASSERT_EQ(r.events.size(), 5u);
     for (int i = 0; i < 4; ++i) {
       ASSERT_TRUE(r.events[i].has_step());
-      EXPECT_EQ(r.events[i].step().step(), i + 1);
-      EXPECT_EQ(r.events[i].step().total(), 4);
+      const auto& step = r.events[i].step();
+      EXPECT_EQ(step.step(), i + 1);
+      EXPECT_EQ(step.total(), 4);
+      EXPECT_GT(step.step_ms(), 0.0);
+      if ((i + 1) % 2 == 0) {
+        ASSERT_EQ(step.previews().count("job-7"), 1u) << "step " << i + 1;
+        auto preview = common::DecodePng(step.previews().at("job-7").data());
+        ASSERT_TRUE(preview.ok()) << preview.status();
+        EXPECT_EQ(preview->width, 32);
+      } else {
+        EXPECT_TRUE(step.previews().empty()) << "step " << i + 1;
+      }
     }
     const std::string png = OnlyPng(r);
     auto decoded = common::DecodePng(png);
@@ -292,12 +306,23 @@ TEST(WorkerReplicaTest, TwoRanksServePlansCancelAndDieWithAPeer) {
     EXPECT_EQ(decoded->width, 32);
     EXPECT_EQ(decoded->height, 32);
     EXPECT_EQ(png, reference_png);
-    // "zebra" is not a word the default model knows... unless it is; either
-    // way every warning names a word of the prompt.
-    for (const std::string& w : r.events.back().done().items(0).warnings()) {
-      EXPECT_NE(w.find("is not in the model's vocabulary"), std::string::npos)
-          << w;
+
+    const std::set<std::string> vocabulary(
+        status.models(0).vocabulary().begin(),
+        status.models(0).vocabulary().end());
+    std::vector<std::string> expected;
+    std::set<std::string> warned;
+    for (const char* word :
+         {"a", "red", "circle", "on", "a", "blue", "zebra"}) {
+      if (vocabulary.count(word) == 0 && warned.insert(word).second) {
+        expected.push_back(absl::StrCat("prompt word '", word,
+                                        "' is not in the model's vocabulary; "
+                                        "it was read as <unk>"));
+      }
     }
+    const auto& warnings = r.events.back().done().items(0).warnings();
+    EXPECT_EQ(std::vector<std::string>(warnings.begin(), warnings.end()),
+              expected);
   }
 
   // An invalid plan is refused before any rank runs it.
@@ -348,13 +373,14 @@ TEST(WorkerReplicaTest, TwoRanksServePlansCancelAndDieWithAPeer) {
   // A peer dies: rank 0 notices at its next heartbeat and exits non-zero.
   const absl::Time killed = absl::Now();
   ASSERT_EQ(::kill(replica.pids()[1], SIGKILL), 0);
-  std::optional<int> status = WaitExit(replica.pids()[0], absl::Seconds(10));
-  ASSERT_TRUE(status.has_value())
+  std::optional<int> exit_status =
+      WaitExit(replica.pids()[0], absl::Seconds(10));
+  ASSERT_TRUE(exit_status.has_value())
       << "rank 0 still running 10 s after rank 1 died";
   std::cerr << "rank 0 exited " << absl::FormatDuration(absl::Now() - killed)
             << " after rank 1 was killed\n";
-  EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) != 0)
-      << "wait status " << *status;
+  EXPECT_TRUE(WIFEXITED(*exit_status) && WEXITSTATUS(*exit_status) != 0)
+      << "wait status " << *exit_status;
 }
 
 TEST(WorkerReplicaTest, SigtermStopsEveryRankWithExitZero) {
@@ -362,10 +388,10 @@ TEST(WorkerReplicaTest, SigtermStopsEveryRankWithExitZero) {
   ASSERT_NO_FATAL_FAILURE(replica.Start(2, "cfg=2"));
   for (pid_t pid : replica.pids()) ASSERT_EQ(::kill(pid, SIGTERM), 0);
   for (pid_t pid : replica.pids()) {
-    std::optional<int> status = WaitExit(pid, absl::Seconds(15));
-    ASSERT_TRUE(status.has_value()) << "pid " << pid << " ignored SIGTERM";
-    EXPECT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0)
-        << "pid " << pid << " wait status " << *status;
+    std::optional<int> exit_status = WaitExit(pid, absl::Seconds(15));
+    ASSERT_TRUE(exit_status.has_value()) << "pid " << pid << " ignored SIGTERM";
+    EXPECT_TRUE(WIFEXITED(*exit_status) && WEXITSTATUS(*exit_status) == 0)
+        << "pid " << pid << " wait status " << *exit_status;
   }
 }
 
