@@ -1,0 +1,64 @@
+#include "parallel/ulysses_comm.h"
+
+#include <sstream>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "parallel/communicator.h"
+#include <ATen/ATen.h>
+
+namespace dserve::parallel {
+namespace {
+
+std::string Shape(const at::Tensor& t) {
+  std::ostringstream out;
+  out << t.sizes();
+  return out.str();
+}
+
+}  // namespace
+
+absl::StatusOr<at::Tensor> UlyssesScatterHeads(Communicator& comm,
+                                               const at::Tensor& x) {
+  const int64_t u = comm.size();
+  if (x.dim() != 4 || x.size(2) % u != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "UlyssesScatterHeads: x has shape ", Shape(x),
+        "; expected (B, S_local, H, D) with H divisible by the ulysses "
+        "degree ",
+        u));
+  }
+  const int64_t b = x.size(0), s = x.size(1), h = x.size(2), d = x.size(3);
+  // Chunk j (dim 0) of the send buffer is head block j: it goes to rank j.
+  at::Tensor send =
+      x.reshape({b, s, u, h / u, d}).permute({2, 0, 1, 3, 4}).contiguous();
+  at::Tensor recv = at::empty_like(send);
+  if (absl::Status st = comm.AllToAll(send, recv); !st.ok()) return st;
+  // Chunk j of recv is rank j's sequence shard of our heads; shards in rank
+  // order are the sequence in order.
+  return recv.permute({1, 0, 2, 3, 4}).reshape({b, u * s, h / u, d});
+}
+
+absl::StatusOr<at::Tensor> UlyssesGatherHeads(Communicator& comm,
+                                              const at::Tensor& y) {
+  const int64_t u = comm.size();
+  if (y.dim() != 4 || y.size(1) % u != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "UlyssesGatherHeads: y has shape ", Shape(y),
+        "; expected (B, S, H_local, D) with S divisible by the ulysses "
+        "degree ",
+        u, " (pad the sequence first)"));
+  }
+  const int64_t b = y.size(0), s = y.size(1), h = y.size(2), d = y.size(3);
+  // Chunk j of the send buffer is sequence shard j: it goes back to rank j.
+  at::Tensor send =
+      y.reshape({b, u, s / u, h, d}).permute({1, 0, 2, 3, 4}).contiguous();
+  at::Tensor recv = at::empty_like(send);
+  if (absl::Status st = comm.AllToAll(send, recv); !st.ok()) return st;
+  // Chunk j of recv is head block j of our sequence shard.
+  return recv.permute({1, 2, 0, 3, 4}).reshape({b, s / u, u * h, d});
+}
+
+}  // namespace dserve::parallel

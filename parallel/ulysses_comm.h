@@ -1,0 +1,35 @@
+#ifndef DSERVE_PARALLEL_ULYSSES_COMM_H_
+#define DSERVE_PARALLEL_ULYSSES_COMM_H_
+
+// The two all-to-alls of Ulysses sequence parallelism (DeepSpeed-Ulysses;
+// TeleFuser's ulysses_comm.py), over the ulysses group of the mesh:
+//
+//   ScatterHeads: (B, S/u, H, D) -> (B, S, H/u, D)   before attention
+//   GatherHeads:  (B, S, H/u, D) -> (B, S/u, H, D)   after attention
+//
+// Group rank i holds sequence shard i (rows [i*S/u, (i+1)*S/u)) before the
+// scatter and head block i (heads [i*H/u, (i+1)*H/u)) after it. Each call
+// moves (u-1)/u of its input over the wire (one AllToAll).
+//
+// Stateless functions; they block like the Communicator they drive and
+// share its (lack of) thread-safety.
+
+#include "absl/status/statusor.h"
+#include "parallel/communicator.h"
+#include <ATen/core/Tensor.h>
+
+namespace dserve::parallel {
+
+// x: (B, S_local, H, D) with H divisible by comm.size(). Returns
+// (B, comm.size() * S_local, H / comm.size(), D), contiguous.
+absl::StatusOr<at::Tensor> UlyssesScatterHeads(Communicator& comm,
+                                               const at::Tensor& x);
+
+// y: (B, S, H_local, D) with S divisible by comm.size(). Returns
+// (B, S / comm.size(), comm.size() * H_local, D), contiguous.
+absl::StatusOr<at::Tensor> UlyssesGatherHeads(Communicator& comm,
+                                              const at::Tensor& y);
+
+}  // namespace dserve::parallel
+
+#endif  // DSERVE_PARALLEL_ULYSSES_COMM_H_
