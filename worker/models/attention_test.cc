@@ -77,6 +77,9 @@ TEST(AttentionTest, FullyMaskedRowIsZeroWithMinusInfLse) {
   EXPECT_TRUE(at::all(r.out == 0).item<bool>());
   EXPECT_TRUE(at::all(at::isinf(r.lse)).item<bool>());
   EXPECT_FALSE(at::any(at::isnan(r.out)).item<bool>());
+  // The plain path (fused softmax) must agree.
+  at::Tensor plain = Attention(q, k, k, pad);
+  EXPECT_TRUE(at::all(plain == 0).item<bool>());
 }
 
 TEST(AttentionTest, LseMergesDisjointKeyBlocks) {
