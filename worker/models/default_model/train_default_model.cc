@@ -45,6 +45,8 @@ ABSL_FLAG(std::string, export_dir, "", "Where config.json and "
 ABSL_FLAG(bool, resume, false, "Continue from --checkpoint_dir if present.");
 ABSL_FLAG(int, checkpoint_every, 100, "Steps between checkpoints.");
 ABSL_FLAG(int, log_every, 10, "Steps between progress lines.");
+ABSL_FLAG(bool, export_only, false, "Load the checkpoint in "
+          "--checkpoint_dir, export it to --export_dir and exit.");
 ABSL_FLAG(double, max_minutes, 0, "Stop (checkpoint + export) after this "
           "much wall time; 0 = no limit.");
 
@@ -109,6 +111,18 @@ int Run() {
     }
     std::printf("resumed from %s at step %lld\n", ckpt.c_str(),
                 static_cast<long long>(t.step()));
+  }
+  if (absl::GetFlag(FLAGS_export_only)) {
+    absl::Status st = t.LoadCheckpoint(ckpt);
+    if (st.ok()) st = t.Export(absl::GetFlag(FLAGS_export_dir), /*ema=*/true);
+    if (!st.ok()) {
+      std::fprintf(stderr, "%s\n", st.ToString().c_str());
+      return 1;
+    }
+    std::printf("exported EMA weights of step %lld to %s\n",
+                static_cast<long long>(t.step()),
+                absl::GetFlag(FLAGS_export_dir).c_str());
+    return 0;
   }
   // A fixed held-out batch (a seed the training stream never uses).
   TrainerOptions held_out = o;
