@@ -1,0 +1,408 @@
+#include "scheduler/replica.h"
+
+#include <signal.h>
+
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "spdlog/spdlog.h"
+
+namespace dserve::scheduler {
+namespace {
+
+// The internal channel carries whole results (every frame of a video), so
+// it has no receive limit.
+std::shared_ptr<grpc::Channel> MakeLeaderChannel(const std::string& address) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(-1);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
+                                   args);
+}
+
+absl::Status FromGrpc(const grpc::Status& status, int replica) {
+  if (status.ok()) return absl::OkStatus();
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      absl::StrCat("replica ", replica, ": ",
+                                   status.error_message()));
+}
+
+// Parses "<word> <port>" from a ready line.
+absl::StatusOr<int> ParseReadyLine(const std::string& line,
+                                   const std::string& word) {
+  std::vector<std::string> parts = absl::StrSplit(line, ' ');
+  int port = 0;
+  if (parts.size() != 2 || parts[0] != word ||
+      !absl::SimpleAtoi(parts[1], &port) || port <= 0 || port > 65535) {
+    return absl::InternalError(absl::StrCat(
+        "expected \"", word, " <port>\" on the ready pipe, got \"", line, "\""));
+  }
+  return port;
+}
+
+}  // namespace
+
+std::string WorkerMeshSpec(const dserve::v1::MeshLayout& mesh) {
+  auto degree = [](int d) { return d < 1 ? 1 : d; };
+  return absl::StrCat("cfg=", degree(mesh.cfg()), ",ring=", degree(mesh.ring()),
+                      ",ulysses=", degree(mesh.ulysses()),
+                      ",pp=", degree(mesh.pp()), ",tp=", degree(mesh.tp()));
+}
+
+int ReplicaWorldSize(const dserve::v1::MeshLayout& mesh) {
+  auto degree = [](int d) { return d < 1 ? 1 : d; };
+  return degree(mesh.cfg()) * degree(mesh.ring()) * degree(mesh.ulysses()) *
+         degree(mesh.pp()) * degree(mesh.tp());
+}
+
+LocalReplica::LocalReplica(LocalReplicaOptions options)
+    : options_(std::move(options)), world_size_(ReplicaWorldSize(options_.mesh)) {}
+
+LocalReplica::~LocalReplica() { Shutdown(absl::ZeroDuration()); }
+
+void LocalReplica::Start() {
+  supervisor_ = std::thread([this] { Supervise(); });
+}
+
+void LocalReplica::Supervise() {
+  absl::Status started = StartProcesses();
+  if (!started.ok()) {
+    spdlog::error("[replica {}] failed to start: {}", options_.index,
+                  started.ToString());
+    TearDown(started);
+  } else {
+    spdlog::info("[replica {}] ready: {} rank(s), mesh {}, leader {}",
+                 options_.index, world_size_, WorkerMeshSpec(options_.mesh),
+                 Info().leader_address());
+    SetState(dserve::v1::REPLICA_STATE_READY);
+  }
+  MonitorChildren();
+}
+
+absl::Status LocalReplica::StartProcesses() {
+  const absl::Time give_up = absl::Now() + options_.startup_timeout;
+  auto args_for = [this](int rank, const std::string& store) {
+    return std::vector<std::string>{
+        absl::StrCat("--replica=", options_.index),
+        absl::StrCat("--rank=", rank),
+        absl::StrCat("--world=", world_size_),
+        absl::StrCat("--store=", store),
+        absl::StrCat("--device=", options_.device),
+        absl::StrCat("--mesh=", WorkerMeshSpec(options_.mesh)),
+        absl::StrCat("--model_dir=", options_.model_dir),
+        absl::StrCat("--threads=", options_.threads),
+        "--leader_address=127.0.0.1:0"};
+  };
+  auto spawn = [&](int rank, const std::string& store) -> absl::Status {
+    absl::StatusOr<std::unique_ptr<WorkerProcess>> process =
+        WorkerProcess::Spawn(options_.worker_binary, args_for(rank, store),
+                             /*with_ready_pipe=*/rank == 0);
+    if (!process.ok()) return process.status();
+    spdlog::info("[replica {}] rank {} started as pid {}", options_.index,
+                 rank, (*process)->pid());
+    {
+      absl::MutexLock lock(&mu_);
+      pids_.push_back((*process)->pid());
+    }
+    processes_.push_back(*std::move(process));
+    return absl::OkStatus();
+  };
+
+  if (absl::Status s = spawn(0, "127.0.0.1:0"); !s.ok()) return s;
+  absl::StatusOr<std::string> line = ReadReadyLine(give_up);
+  if (!line.ok()) {
+    return absl::Status(line.status().code(),
+                        absl::StrCat("rank 0: ", line.status().message()));
+  }
+  absl::StatusOr<int> store_port = ParseReadyLine(*line, "store");
+  if (!store_port.ok()) return store_port.status();
+  for (int rank = 1; rank < world_size_; ++rank) {
+    if (absl::Status s = spawn(rank, absl::StrCat("127.0.0.1:", *store_port));
+        !s.ok()) {
+      return s;
+    }
+  }
+  // Rank 0 says "leader" only after every rank rendezvoused and loaded the
+  // model; a rank that dies meanwhile shows up as rank 0 failing or timing
+  // out, so check the others too for a precise message.
+  line = ReadReadyLine(give_up);
+  if (!line.ok()) {
+    for (size_t rank = 1; rank < processes_.size(); ++rank) {
+      if (std::optional<std::string> how = processes_[rank]->Poll()) {
+        return absl::UnavailableError(absl::StrCat(
+            "rank ", rank, " (pid ", processes_[rank]->pid(), ") ", *how,
+            " during start-up"));
+      }
+    }
+    return absl::Status(line.status().code(),
+                        absl::StrCat("rank 0: ", line.status().message()));
+  }
+  absl::StatusOr<int> leader_port = ParseReadyLine(*line, "leader");
+  if (!leader_port.ok()) return leader_port.status();
+  return ConnectToLeader(*leader_port, give_up);
+}
+
+absl::StatusOr<std::string> LocalReplica::ReadReadyLine(absl::Time give_up) {
+  // Short slices, so a Shutdown during start-up does not wait for the whole
+  // start-up timeout.
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (shutdown_requested_) {
+        return absl::CancelledError("shut down during start-up");
+      }
+    }
+    const absl::Duration left = give_up - absl::Now();
+    absl::StatusOr<std::string> line =
+        processes_[0]->ReadLine(std::min(left, absl::Seconds(1)));
+    if (line.ok() || line.status().code() != absl::StatusCode::kDeadlineExceeded) {
+      return line;
+    }
+    if (left <= absl::Seconds(1)) {
+      return absl::DeadlineExceededError(absl::StrCat(
+          "the replica was not ready within --startup_timeout_s=",
+          absl::ToInt64Seconds(options_.startup_timeout)));
+    }
+  }
+}
+
+absl::Status LocalReplica::ConnectToLeader(int port, absl::Time give_up) {
+  const std::string address = absl::StrCat("127.0.0.1:", port);
+  auto stub = std::shared_ptr<dserve::internal::v1::ReplicaLeader::Stub>(
+      dserve::internal::v1::ReplicaLeader::NewStub(MakeLeaderChannel(address)));
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(
+      std::max(give_up, absl::Now() + absl::Seconds(5))));
+  context.set_wait_for_ready(true);
+  dserve::internal::v1::ReplicaStatus status;
+  grpc::Status rpc = stub->GetStatus(
+      &context, dserve::internal::v1::GetStatusRequest(), &status);
+  if (!rpc.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat("GetStatus on the leader at ", address,
+                     " failed: ", rpc.error_message()));
+  }
+  if (status.models_size() == 0) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("the leader at ", address, " reports no models"));
+  }
+  absl::MutexLock lock(&mu_);
+  leader_address_ = address;
+  stub_ = std::move(stub);
+  models_.assign(status.models().begin(), status.models().end());
+  return absl::OkStatus();
+}
+
+void LocalReplica::MonitorChildren() {
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (!shutdown_requested_) {
+        shutdown_cv_.WaitWithTimeout(&mu_, absl::Milliseconds(100));
+      }
+      if (shutdown_requested_) break;
+    }
+    for (size_t rank = 0; rank < processes_.size(); ++rank) {
+      std::optional<std::string> how = processes_[rank]->Poll();
+      if (!how.has_value()) continue;
+      TearDown(absl::UnavailableError(absl::StrCat(
+          "replica ", options_.index, ": rank ", rank, " (pid ",
+          processes_[rank]->pid(), ") ", *how)));
+      break;
+    }
+  }
+  absl::Duration grace;
+  {
+    absl::MutexLock lock(&mu_);
+    grace = shutdown_grace_;
+  }
+  StopProcesses(grace);
+}
+
+void LocalReplica::TearDown(const absl::Status& failure) {
+  bool already_failed;
+  {
+    absl::MutexLock lock(&mu_);
+    already_failed = state_ == dserve::v1::REPLICA_STATE_FAILED;
+    if (!already_failed) {
+      failure_ = failure;
+      state_ = dserve::v1::REPLICA_STATE_FAILED;
+      // The running Execute ends with `failure` (see ExecutePlan).
+      if (run_context_ != nullptr) run_context_->TryCancel();
+    }
+  }
+  if (already_failed) return;
+  spdlog::error("[replica {}] FAILED: {}", options_.index,
+                std::string(failure.message()));
+  // A Gloo or NCCL group with a dead member cannot be repaired: stop every
+  // rank so none is left blocked in a collective.
+  for (auto& process : processes_) process->Signal(SIGKILL);
+  for (auto& process : processes_) process->WaitFor(absl::Seconds(5));
+  NotifyObserver();
+}
+
+void LocalReplica::StopProcesses(absl::Duration grace) {
+  for (auto& process : processes_) process->Signal(SIGTERM);
+  const absl::Time give_up = absl::Now() + grace;
+  for (size_t rank = 0; rank < processes_.size(); ++rank) {
+    std::optional<std::string> how =
+        processes_[rank]->WaitFor(std::max(absl::ZeroDuration(),
+                                           give_up - absl::Now()));
+    if (!how.has_value()) {
+      spdlog::warn("[replica {}] rank {} did not exit within {}; killing it",
+                   options_.index, rank, absl::FormatDuration(grace));
+      processes_[rank]->Signal(SIGKILL);
+      how = processes_[rank]->WaitFor(absl::Seconds(5));
+    }
+    spdlog::info("[replica {}] rank {} (pid {}) {}", options_.index, rank,
+                 processes_[rank]->pid(), how.value_or("did not exit"));
+  }
+}
+
+dserve::v1::ReplicaInfo LocalReplica::Info() const {
+  absl::MutexLock lock(&mu_);
+  dserve::v1::ReplicaInfo info;
+  info.set_index(options_.index);
+  info.set_state(state_);
+  *info.mutable_mesh() = options_.mesh;
+  info.set_world_size(world_size_);
+  for (int pid : pids_) info.add_pids(pid);
+  info.set_leader_address(leader_address_);
+  info.set_current_job_id(current_job_id_);
+  info.set_jobs_completed(jobs_completed_);
+  return info;
+}
+
+std::vector<dserve::v1::ModelInfo> LocalReplica::Models() const {
+  absl::MutexLock lock(&mu_);
+  return models_;
+}
+
+absl::Status LocalReplica::Run(dserve::internal::v1::ExecutionPlan plan,
+                               EventCallback on_event, DoneCallback on_done) {
+  std::thread previous;
+  {
+    absl::MutexLock lock(&mu_);
+    if (state_ != dserve::v1::REPLICA_STATE_READY) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "replica ", options_.index, " is ",
+          dserve::v1::ReplicaState_Name(state_), ", not READY"));
+    }
+    state_ = dserve::v1::REPLICA_STATE_BUSY;
+    cancel_requested_ = false;
+    current_job_id_ = plan.items_size() > 0 ? plan.items(0).job_id() : "";
+    previous = std::move(run_thread_);
+  }
+  // The previous plan's thread already delivered on_done; it may still be
+  // unwinding.
+  if (previous.joinable()) previous.join();
+  {
+    absl::MutexLock lock(&mu_);
+    run_thread_ = std::thread(
+        [this, plan = std::move(plan), on_event = std::move(on_event),
+         on_done = std::move(on_done)]() mutable {
+          ExecutePlan(std::move(plan), std::move(on_event), std::move(on_done));
+        });
+  }
+  NotifyObserver();
+  return absl::OkStatus();
+}
+
+void LocalReplica::ExecutePlan(dserve::internal::v1::ExecutionPlan plan,
+                               EventCallback on_event, DoneCallback on_done) {
+  const std::string job_id =
+      plan.items_size() > 0 ? plan.items(0).job_id() : "-";
+  grpc::ClientContext context;
+  std::shared_ptr<dserve::internal::v1::ReplicaLeader::Stub> stub;
+  {
+    absl::MutexLock lock(&mu_);
+    stub = stub_;
+    run_context_ = &context;
+    if (cancel_requested_ || failure_.has_value()) context.TryCancel();
+  }
+  spdlog::debug("[replica {}] [job {}] Execute: {}x{}x{}, {} steps",
+                options_.index, job_id, plan.width(), plan.height(),
+                plan.num_frames(), plan.num_inference_steps());
+  std::unique_ptr<grpc::ClientReader<dserve::internal::v1::ExecutionEvent>>
+      reader = stub->Execute(&context, plan);
+  dserve::internal::v1::ExecutionEvent event;
+  while (reader->Read(&event)) on_event(event);
+  const grpc::Status rpc = reader->Finish();
+
+  absl::Status status = FromGrpc(rpc, options_.index);
+  {
+    absl::MutexLock lock(&mu_);
+    run_context_ = nullptr;
+    current_job_id_.clear();
+    if (failure_.has_value()) {
+      // The RPC only saw a cancelled or broken stream; the supervisor knows
+      // which rank died and how.
+      status = *failure_;
+    } else if (state_ == dserve::v1::REPLICA_STATE_BUSY) {
+      state_ = dserve::v1::REPLICA_STATE_READY;
+    }
+    if (status.ok()) ++jobs_completed_;
+  }
+  spdlog::debug("[replica {}] [job {}] Execute ended: {}", options_.index,
+                job_id, status.ToString());
+  NotifyObserver();
+  on_done(std::move(status));
+}
+
+void LocalReplica::Cancel() {
+  absl::MutexLock lock(&mu_);
+  cancel_requested_ = true;
+  if (run_context_ != nullptr) run_context_->TryCancel();
+}
+
+void LocalReplica::SetStateObserver(std::function<void()> observer) {
+  absl::MutexLock lock(&mu_);
+  observer_ = std::move(observer);
+}
+
+void LocalReplica::Shutdown(absl::Duration grace) {
+  if (shut_down_) return;
+  shut_down_ = true;
+  std::thread run_thread;
+  {
+    absl::MutexLock lock(&mu_);
+    shutdown_requested_ = true;
+    shutdown_grace_ = grace;
+    if (state_ != dserve::v1::REPLICA_STATE_FAILED) {
+      state_ = dserve::v1::REPLICA_STATE_DRAINING;
+    }
+    if (run_context_ != nullptr) run_context_->TryCancel();
+    shutdown_cv_.SignalAll();
+  }
+  if (supervisor_.joinable()) supervisor_.join();
+  {
+    absl::MutexLock lock(&mu_);
+    run_thread = std::move(run_thread_);
+  }
+  if (run_thread.joinable()) run_thread.join();
+}
+
+void LocalReplica::SetState(dserve::v1::ReplicaState state) {
+  {
+    absl::MutexLock lock(&mu_);
+    // Shutdown or a failure during start-up wins over a late READY.
+    if (state_ == dserve::v1::REPLICA_STATE_DRAINING ||
+        state_ == dserve::v1::REPLICA_STATE_FAILED) {
+      return;
+    }
+    state_ = state;
+  }
+  NotifyObserver();
+}
+
+void LocalReplica::NotifyObserver() {
+  std::function<void()> observer;
+  {
+    absl::MutexLock lock(&mu_);
+    observer = observer_;
+  }
+  if (observer) observer();
+}
+
+}  // namespace dserve::scheduler

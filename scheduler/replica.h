@@ -1,0 +1,135 @@
+#ifndef DSERVE_SCHEDULER_REPLICA_H_
+#define DSERVE_SCHEDULER_REPLICA_H_
+
+// LocalReplica: one data-parallel replica whose W ranks are dserve_worker
+// processes spawned on this host (fork/exec, no MPI).
+//
+// Start-up (on the replica's supervisor thread):
+//   spawn rank 0 with --store=127.0.0.1:0 and a ready pipe -> read
+//   "store <port>" -> spawn ranks 1..W-1 with --store=127.0.0.1:<port> ->
+//   read "leader <port>" -> connect a ReplicaLeader stub -> GetStatus (the
+//   worker's ModelInfo list is what the frontend validates against) -> READY.
+// After that the supervisor polls its children (waitpid). A rank that dies
+// tears the replica down: the other ranks are killed, the replica becomes
+// FAILED, and a running plan ends with UNAVAILABLE naming the replica, the
+// rank, its pid and how it died. (Restarting is a later issue.)
+//
+// Ownership: owns its worker processes (they are killed when the replica is
+// shut down or destroyed, and die with the server via PR_SET_PDEATHSIG), the
+// leader channel, a supervisor thread and a thread per running plan.
+// Thread-safe. Start/Run/Cancel/Info return at once; Shutdown and the
+// destructor block until the processes are reaped.
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "proto/dserve/internal/v1/replica_leader.grpc.pb.h"
+#include "scheduler/replica_handle.h"
+#include "scheduler/worker_process.h"
+
+namespace dserve::scheduler {
+
+struct LocalReplicaOptions {
+  // Data-parallel index of this replica, 0..dp-1.
+  int index = 0;
+  // Path of the dserve_worker binary.
+  std::string worker_binary;
+  // The deployment's layout; the replica runs cfg*ring*ulysses*pp*tp ranks.
+  dserve::v1::MeshLayout mesh;
+  // Passed to the workers as --model_dir (empty = built-in default model).
+  std::string model_dir;
+  std::string device = "cpu";
+  // LibTorch intra-op threads per worker (--threads).
+  int threads = 1;
+  // From spawning rank 0 until the leader answers GetStatus.
+  absl::Duration startup_timeout = absl::Seconds(120);
+};
+
+// "cfg=1,ring=1,ulysses=1,pp=1,tp=1": the --mesh a worker of `mesh` gets
+// (a replica's own layout; dp is the number of replicas, not a worker axis).
+std::string WorkerMeshSpec(const dserve::v1::MeshLayout& mesh);
+// cfg*ring*ulysses*pp*tp.
+int ReplicaWorldSize(const dserve::v1::MeshLayout& mesh);
+
+class LocalReplica final : public ReplicaHandle {
+ public:
+  explicit LocalReplica(LocalReplicaOptions options);
+  ~LocalReplica() override;
+  LocalReplica(const LocalReplica&) = delete;
+  LocalReplica& operator=(const LocalReplica&) = delete;
+
+  // Starts the worker processes in the background; the replica is STARTING
+  // until they are ready, then READY (or FAILED). Call once.
+  void Start();
+
+  // ReplicaHandle.
+  int index() const override { return options_.index; }
+  dserve::v1::ReplicaInfo Info() const override;
+  std::vector<dserve::v1::ModelInfo> Models() const override;
+  absl::Status Run(dserve::internal::v1::ExecutionPlan plan,
+                   EventCallback on_event, DoneCallback on_done) override;
+  void Cancel() override;
+  void SetStateObserver(std::function<void()> observer) override;
+  void Shutdown(absl::Duration grace) override;
+
+ private:
+  // Supervisor thread: start-up, then watching the children until shutdown.
+  void Supervise();
+  absl::Status StartProcesses();
+  absl::Status ConnectToLeader(int port, absl::Time give_up);
+  // Next line from rank 0's ready pipe; CANCELLED once Shutdown was asked.
+  absl::StatusOr<std::string> ReadReadyLine(absl::Time give_up);
+  // Returns when shutdown was requested (after stopping the processes).
+  void MonitorChildren();
+  void TearDown(const absl::Status& failure);
+  void StopProcesses(absl::Duration grace);
+
+  // Run thread: one Execute RPC.
+  void ExecutePlan(dserve::internal::v1::ExecutionPlan plan,
+                   EventCallback on_event, DoneCallback on_done);
+
+  void SetState(dserve::v1::ReplicaState state);
+  void NotifyObserver();
+
+  const LocalReplicaOptions options_;
+  const int world_size_;
+
+  mutable absl::Mutex mu_;
+  dserve::v1::ReplicaState state_ ABSL_GUARDED_BY(mu_) =
+      dserve::v1::REPLICA_STATE_STARTING;
+  std::vector<int> pids_ ABSL_GUARDED_BY(mu_);
+  std::string leader_address_ ABSL_GUARDED_BY(mu_);
+  std::vector<dserve::v1::ModelInfo> models_ ABSL_GUARDED_BY(mu_);
+  std::string current_job_id_ ABSL_GUARDED_BY(mu_);
+  int64_t jobs_completed_ ABSL_GUARDED_BY(mu_) = 0;
+  std::shared_ptr<dserve::internal::v1::ReplicaLeader::Stub> stub_
+      ABSL_GUARDED_BY(mu_);
+  // The running Execute call, for Cancel; null between plans.
+  grpc::ClientContext* run_context_ ABSL_GUARDED_BY(mu_) = nullptr;
+  bool cancel_requested_ ABSL_GUARDED_BY(mu_) = false;
+  // Why the replica failed; a running plan ends with it.
+  std::optional<absl::Status> failure_ ABSL_GUARDED_BY(mu_);
+  std::function<void()> observer_ ABSL_GUARDED_BY(mu_);
+  bool shutdown_requested_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Duration shutdown_grace_ ABSL_GUARDED_BY(mu_);
+  absl::CondVar shutdown_cv_;
+  std::thread run_thread_ ABSL_GUARDED_BY(mu_);
+
+  // Supervisor-thread only.
+  std::vector<std::unique_ptr<WorkerProcess>> processes_;
+  std::thread supervisor_;
+  bool shut_down_ = false;  // Shutdown's caller only.
+};
+
+}  // namespace dserve::scheduler
+
+#endif  // DSERVE_SCHEDULER_REPLICA_H_
