@@ -4,7 +4,7 @@
 // --guidance; writes a contact sheet of the guided images and a text file
 // naming the prompt of every cell.
 //
-//   eval_default_model --model_dir=worker/models/default_model/weights \
+//   eval_default_model --model_dir=worker/models/default_model/weights
 //       --n=400 --steps=20 --guidance=4 --sheet=docs/default_model_contact_sheet.png
 
 #include <cstdio>
