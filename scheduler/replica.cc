@@ -333,6 +333,16 @@ void LocalReplica::ExecutePlan(dserve::internal::v1::ExecutionPlan plan,
   absl::Status status = FromGrpc(rpc, options_.index);
   {
     absl::MutexLock lock(&mu_);
+    if (!rpc.ok() && !cancel_requested_) {
+      // A broken stream we did not ask for usually means a rank died. The
+      // supervisor polls the children every 100 ms; give it a moment so
+      // the job's status names the rank and how it died rather than
+      // "Socket closed".
+      auto diagnosed = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return failure_.has_value() || shutdown_requested_;
+      };
+      mu_.AwaitWithTimeout(absl::Condition(&diagnosed), absl::Seconds(2));
+    }
     run_context_ = nullptr;
     current_job_id_.clear();
     if (failure_.has_value()) {
