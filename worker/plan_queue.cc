@@ -64,6 +64,15 @@ absl::Status PlanQueue::Push(std::shared_ptr<PlanCall> call) {
   if (closed_) {
     return absl::UnavailableError("replica leader is shutting down");
   }
+  // A call whose caller already gave up must not hold a place.
+  for (auto it = calls_.begin(); it != calls_.end();) {
+    if ((*it)->cancelled()) {
+      (*it)->Finish(absl::CancelledError("cancelled while queued"));
+      it = calls_.erase(it);
+    } else {
+      ++it;
+    }
+  }
   if (static_cast<int>(calls_.size()) >= capacity_) {
     return absl::ResourceExhaustedError(
         absl::StrCat("replica leader already has ", calls_.size(),

@@ -62,7 +62,8 @@ class PlanQueue {
   explicit PlanQueue(int capacity);
 
   // RESOURCE_EXHAUSTED when `capacity` calls already wait; UNAVAILABLE once
-  // closed.
+  // closed. Waiting calls that were cancelled are finished and dropped
+  // first, so they hold no place.
   absl::Status Push(std::shared_ptr<PlanCall> call);
   // The oldest waiting call, or nullptr if none arrives within `timeout`.
   std::shared_ptr<PlanCall> PopFor(absl::Duration timeout);

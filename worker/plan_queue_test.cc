@@ -34,6 +34,17 @@ TEST(PlanQueueTest, FullQueueIsResourceExhaustedWithItsCapacity) {
   EXPECT_NE(s.message().find("capacity 1"), absl::string_view::npos) << s;
 }
 
+TEST(PlanQueueTest, CancelledCallsGiveUpTheirPlace) {
+  PlanQueue queue(1);
+  auto gone = MakeCall("gone");
+  ASSERT_TRUE(queue.Push(gone).ok());
+  gone->Cancel();
+  ASSERT_TRUE(queue.Push(MakeCall("b")).ok());
+  EXPECT_EQ(queue.size(), 1);
+  EXPECT_TRUE(gone->finished());
+  EXPECT_EQ(queue.PopFor(absl::ZeroDuration())->plan().items(0).job_id(), "b");
+}
+
 TEST(PlanQueueTest, CloseFinishesWaitingCallsAndRejectsNewOnes) {
   PlanQueue queue(2);
   auto call = MakeCall("a");

@@ -259,7 +259,7 @@ absl::Status ReplicaLeader::RunCall(PlanCall& call) {
     return absl::OkStatus();
   }
 
-  const absl::Time encode_start = absl::Now();
+  const absl::Time encode_start = options_.now();
   ExecutionEvent event;
   auto* done = event.mutable_done();
   for (int i = 0; i < plan.items_size(); ++i) {
@@ -284,8 +284,8 @@ absl::Status ReplicaLeader::RunCall(PlanCall& call) {
   }
   done->set_text_encode_ms(out->text_encode_ms);
   done->set_denoise_ms(out->denoise_ms);
-  done->set_decode_ms(out->decode_ms +
-                      absl::ToDoubleMilliseconds(absl::Now() - encode_start));
+  done->set_decode_ms(out->decode_ms + absl::ToDoubleMilliseconds(
+                                           options_.now() - encode_start));
   spdlog::info(
       "[job {}] done: encode {:.1f} ms, denoise {:.1f} ms, decode "
       "{:.1f} ms",

@@ -51,6 +51,8 @@ struct ReplicaLeaderOptions {
   std::function<bool()> stop_requested = [] { return false; };
   // False once the spawning process is gone; Serve then fails.
   std::function<bool()> parent_alive = [] { return true; };
+  // Clock for the media-encoding part of PlanDone.decode_ms.
+  std::function<absl::Time()> now = &absl::Now;
 };
 
 class ReplicaLeader final
@@ -75,6 +77,8 @@ class ReplicaLeader final
   absl::Status Serve();
 
   bool busy() const { return busy_.load(); }
+  // Execute calls waiting for the Serve loop (not counting the running one).
+  int pending_plans() const { return queue_.size(); }
 
  private:
   // Runs one popped call on every rank and finishes it. Returns an error only
