@@ -18,26 +18,29 @@ constexpr int64_t kMaxScoreElements = int64_t{64} << 20;
 // the plain path uses the fused softmax kernel, which is ~4x cheaper than
 // logsumexp + exp on CPU.
 void AttendChunk(const at::Tensor& qh, const at::Tensor& kh,
-                 const at::Tensor& vh, const at::Tensor& mask, double scale,
-                 at::Tensor& out, at::Tensor* lse) {
-  at::Tensor scores = at::matmul(qh, kh.transpose(-1, -2)).mul_(scale);
+                 const at::Tensor& vh, const at::Tensor& mask, at::Tensor& out,
+                 at::Tensor* lse) {
+  // qh is pre-scaled by 1/√D (cheaper than scaling the scores).
+  at::Tensor scores = at::matmul(qh, kh.transpose(-1, -2));
   if (mask.defined()) {
     scores.masked_fill_(mask, -std::numeric_limits<float>::infinity());
   }
   if (lse == nullptr) {
     at::Tensor probs = at::softmax(scores, -1);
     // A fully masked row is NaN after softmax; it must read as zero.
-    if (mask.defined()) probs.nan_to_num_(0.0);
+    // Out of place: softmax's backward needs its own output (the trainer
+    // differentiates through this).
+    if (mask.defined()) probs = at::nan_to_num(probs, 0.0);
     out = at::matmul(probs, vh);
     return;
   }
-  at::Tensor max = std::get<0>(scores.max(-1, /*keepdim=*/true));
+  at::Tensor max = std::get<0>(scores.max(-1, /*keepdim=*/true)).detach();
   // Fully masked rows have max = -inf; using 0 keeps exp(-inf - 0) = 0.
-  max.masked_fill_(at::isinf(max), 0.0);
-  at::Tensor probs = scores.sub_(max).exp_();
-  at::Tensor sum = probs.sum(-1, /*keepdim=*/true);
+  max = max.masked_fill(at::isinf(max), 0.0);
+  at::Tensor exps = at::exp(scores - max);
+  at::Tensor sum = exps.sum(-1, /*keepdim=*/true);
   *lse = (max + at::log(sum)).squeeze(-1);  // log 0 = -inf when all masked
-  probs.div_(sum.masked_fill(sum == 0, 1.0));
+  at::Tensor probs = exps / sum.masked_fill(sum == 0, 1.0);
   out = at::matmul(probs, vh);  // (B, H, Sq, D)
 }
 
@@ -65,7 +68,7 @@ AttentionOutput Attend(const at::Tensor& q, const at::Tensor& k,
     mask = key_padding_mask.view({b, 1, 1, sk});
   }
   const double scale = 1.0 / std::sqrt(static_cast<double>(d));
-  at::Tensor qh = q.to(at::kFloat).transpose(1, 2);  // (B, H, Sq, D)
+  at::Tensor qh = q.to(at::kFloat).mul(scale).transpose(1, 2);  // (B,H,Sq,D)
   at::Tensor kh = k.to(at::kFloat).transpose(1, 2);
   at::Tensor vh = v.to(at::kFloat).transpose(1, 2);
 
@@ -74,13 +77,13 @@ AttentionOutput Attend(const at::Tensor& q, const at::Tensor& k,
       std::max<int64_t>(1, std::min<int64_t>(sq, max_score_elements / per_query));
   at::Tensor out, lse;
   if (chunk >= sq) {
-    AttendChunk(qh, kh, vh, mask, scale, out, want_lse ? &lse : nullptr);
+    AttendChunk(qh, kh, vh, mask, out, want_lse ? &lse : nullptr);
   } else {
     std::vector<at::Tensor> outs, lses;
     for (int64_t start = 0; start < sq; start += chunk) {
       const int64_t len = std::min(chunk, sq - start);
       at::Tensor o, l;
-      AttendChunk(qh.narrow(2, start, len), kh, vh, mask, scale, o,
+      AttendChunk(qh.narrow(2, start, len), kh, vh, mask, o,
                   want_lse ? &l : nullptr);
       outs.push_back(o);
       if (want_lse) lses.push_back(l);

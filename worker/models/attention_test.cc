@@ -112,5 +112,21 @@ TEST(AttentionTest, QueryChunkingDoesNotChangeTheResult) {
   EXPECT_TRUE(at::allclose(chunked.lse, whole.lse, 1e-6, 1e-6));
 }
 
+TEST(AttentionTest, BothPathsAreDifferentiable) {
+  at::manual_seed(5);
+  at::Tensor q = at::randn({1, 3, 2, 4}).requires_grad_(true);
+  at::Tensor k = at::randn({1, 5, 2, 4}).requires_grad_(true);
+  at::Tensor v = at::randn({1, 5, 2, 4}).requires_grad_(true);
+  at::Tensor pad = at::zeros({1, 5}, at::kBool);
+  pad[0][4] = true;
+  Attention(q, k, v, pad).sum().backward();
+  at::Tensor gq = q.grad().clone();
+  q.grad().zero_();
+  AttentionOutput r = AttentionWithLse(q, k, v, pad);
+  r.out.sum().backward();
+  EXPECT_TRUE(at::allclose(q.grad(), gq, 1e-5, 1e-5));
+  EXPECT_FALSE(at::any(at::isnan(gq)).item<bool>());
+}
+
 }  // namespace
 }  // namespace dserve::models

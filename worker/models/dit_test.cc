@@ -121,6 +121,30 @@ TEST(DiTTest, MaskedPaddingTokensDoNotChangeRealTokens) {
   EXPECT_TRUE(at::allclose(dit.Head(pad), dit.Head(ref), 1e-5, 1e-5));
 }
 
+TEST(DiTTest, GradientsFlowToTheWeights) {
+  // The default-model trainer differentiates through this forward.
+  PipelineConfig c = TinyConfig();
+  WeightMap w = RandomWeights(c, 5);
+  for (const char* key : {"blocks.1.self_attn.q.weight", "head.head.weight",
+                          "blocks.0.cross_attn.norm_k.weight"}) {
+    w[key].requires_grad_(true);
+  }
+  absl::StatusOr<DiT> dit = DiT::Create(c.dit, w);
+  ASSERT_TRUE(dit.ok());
+  Inputs in = MakeInputs(2, 1, 4, 4);
+  DiTActivations a = dit->Embed(in.latents, in.timesteps, in.context);
+  a.key_padding_mask = at::zeros({2, a.x.size(1)}, at::kBool);
+  a.key_padding_mask[1][3] = true;
+  dit->RunBlocks(a, 0, 3);
+  dit->Head(a).pow(2).sum().backward();
+  for (const char* key : {"blocks.1.self_attn.q.weight", "head.head.weight",
+                          "blocks.0.cross_attn.norm_k.weight"}) {
+    ASSERT_TRUE(w[key].grad().defined()) << key;
+    EXPECT_GT(w[key].grad().abs().sum().item<float>(), 0.0f) << key;
+    EXPECT_FALSE(at::any(at::isnan(w[key].grad())).item<bool>()) << key;
+  }
+}
+
 TEST(DiTTest, RopeMatchesDirectFormula) {
   // Wan's head_dim 128 split 44/42/42, on a small (2, 3, 4) grid.
   const int d = 128;

@@ -6,6 +6,7 @@
 // stateless, thread-safe.
 
 #include <exception>
+#include <new>
 #include <string>
 #include <utility>
 

@@ -28,6 +28,7 @@ ABSL_FLAG(int, n, 400, "Prompts to evaluate.");
 ABSL_FLAG(uint64_t, seed, 2024, "Seed of the prompts and their noise.");
 ABSL_FLAG(int, steps, 20, "Sampling steps.");
 ABSL_FLAG(double, guidance, 4.0, "CFG scale for the guided run.");
+ABSL_FLAG(double, shift, 0, "Flow shift; 0 = the model's default.");
 ABSL_FLAG(int, size, 0, "Image size; 0 = the model's default width.");
 ABSL_FLAG(int, analyser_n, 2000, "Ground-truth renders for the analyser "
           "check.");
@@ -65,6 +66,9 @@ int Run(int argc, char** argv) {
   o.size = absl::GetFlag(FLAGS_size) > 0 ? absl::GetFlag(FLAGS_size)
                                          : (*pipeline)->config().default_width;
   o.steps = absl::GetFlag(FLAGS_steps);
+  o.shift = absl::GetFlag(FLAGS_shift) > 0
+                ? static_cast<float>(absl::GetFlag(FLAGS_shift))
+                : (*pipeline)->config().default_shift;
 
   const Accuracy gt = AnalyserGroundTruthAccuracy(
       absl::GetFlag(FLAGS_analyser_n), absl::GetFlag(FLAGS_seed), o.size);
