@@ -83,7 +83,7 @@ void LocalReplica::Supervise() {
 absl::Status LocalReplica::StartProcesses() {
   const absl::Time give_up = absl::Now() + options_.startup_timeout;
   auto args_for = [this](int rank, const std::string& store) {
-    return std::vector<std::string>{
+    std::vector<std::string> args = {
         absl::StrCat("--replica=", options_.index),
         absl::StrCat("--rank=", rank),
         absl::StrCat("--world=", world_size_),
@@ -93,6 +93,9 @@ absl::Status LocalReplica::StartProcesses() {
         absl::StrCat("--model_dir=", options_.model_dir),
         absl::StrCat("--threads=", options_.threads),
         "--leader_address=127.0.0.1:0"};
+    args.insert(args.end(), options_.extra_worker_args.begin(),
+                options_.extra_worker_args.end());
+    return args;
   };
   auto spawn = [&](int rank, const std::string& store) -> absl::Status {
     absl::StatusOr<std::unique_ptr<WorkerProcess>> process =

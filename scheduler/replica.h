@@ -52,6 +52,8 @@ struct LocalReplicaOptions {
   int threads = 1;
   // From spawning rank 0 until the leader answers GetStatus.
   absl::Duration startup_timeout = absl::Seconds(120);
+  // Appended to every worker's command line (e.g. "--log_level=debug").
+  std::vector<std::string> extra_worker_args;
 };
 
 // "cfg=1,ring=1,ulysses=1,pp=1,tp=1": the --mesh a worker of `mesh` gets

@@ -1,0 +1,188 @@
+#include "scheduler/replica.h"
+
+#include <signal.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace dserve::scheduler {
+namespace {
+
+using ::testing::HasSubstr;
+
+// The fake worker speaks dserve_worker's process protocol without LibTorch
+// (testing/fake_worker_main.cc). Bazel runs tests inside their runfiles
+// tree, where data dependencies sit at their workspace paths.
+std::string FakeWorker() {
+  const char* srcdir = std::getenv("TEST_SRCDIR");
+  const std::string relative = "scheduler/testing/fake_worker";
+  return srcdir == nullptr ? relative
+                           : std::string(srcdir) + "/dserve/" + relative;
+}
+
+LocalReplicaOptions Options(int cfg, std::vector<std::string> extra = {}) {
+  LocalReplicaOptions options;
+  options.index = 3;
+  options.worker_binary = FakeWorker();
+  options.mesh.set_dp(4);
+  options.mesh.set_cfg(cfg);
+  options.startup_timeout = absl::Seconds(20);
+  options.extra_worker_args = std::move(extra);
+  return options;
+}
+
+template <typename F>
+bool Eventually(F done) {
+  for (int i = 0; i < 1000; ++i) {
+    if (done()) return true;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return done();
+}
+
+dserve::internal::v1::ExecutionPlan Plan(int steps) {
+  dserve::internal::v1::ExecutionPlan plan;
+  plan.set_num_inference_steps(steps);
+  auto* item = plan.add_items();
+  item->set_job_id("j-7");
+  item->set_seed(11);
+  return plan;
+}
+
+// Collects one plan's callbacks.
+struct PlanRecorder {
+  absl::Mutex mu;
+  int steps = 0;
+  bool got_done_event = false;
+  std::string media;
+  absl::Notification finished;
+  absl::Status status;
+
+  ReplicaHandle::EventCallback OnEvent() {
+    return [this](const dserve::internal::v1::ExecutionEvent& e) {
+      absl::MutexLock lock(&mu);
+      if (e.has_step()) ++steps;
+      if (e.has_done()) {
+        got_done_event = true;
+        media = e.done().items(0).media(0).data();
+      }
+    };
+  }
+  ReplicaHandle::DoneCallback OnDone() {
+    return [this](absl::Status s) {
+      status = std::move(s);
+      finished.Notify();
+    };
+  }
+};
+
+bool IsReady(const LocalReplica& r) {
+  return r.Info().state() == dserve::v1::REPLICA_STATE_READY;
+}
+
+TEST(LocalReplicaTest, StartsRunsAndShutsDown) {
+  LocalReplica replica(Options(/*cfg=*/2));
+  std::atomic<int> changes{0};
+  replica.SetStateObserver([&] { ++changes; });
+  EXPECT_EQ(replica.Info().state(), dserve::v1::REPLICA_STATE_STARTING);
+  replica.Start();
+  ASSERT_TRUE(Eventually([&] { return IsReady(replica); }))
+      << dserve::v1::ReplicaState_Name(replica.Info().state());
+  const dserve::v1::ReplicaInfo info = replica.Info();
+  EXPECT_EQ(info.index(), 3);
+  EXPECT_EQ(info.world_size(), 2);
+  EXPECT_EQ(info.pids_size(), 2);
+  EXPECT_THAT(info.leader_address(), HasSubstr("127.0.0.1:"));
+  ASSERT_EQ(replica.Models().size(), 1u);
+  EXPECT_EQ(replica.Models()[0].name(), "fake-model");
+  EXPECT_GE(changes.load(), 1);
+
+  PlanRecorder rec;
+  ASSERT_TRUE(replica.Run(Plan(4), rec.OnEvent(), rec.OnDone()).ok());
+  EXPECT_EQ(replica.Info().state(), dserve::v1::REPLICA_STATE_BUSY);
+  EXPECT_EQ(replica.Info().current_job_id(), "j-7");
+  EXPECT_FALSE(replica.Run(Plan(1), nullptr, nullptr).ok());  // Busy.
+  ASSERT_TRUE(rec.finished.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  EXPECT_TRUE(rec.status.ok()) << rec.status;
+  EXPECT_EQ(rec.steps, 4);
+  EXPECT_TRUE(rec.got_done_event);
+  EXPECT_EQ(rec.media, "seed=11");
+  EXPECT_EQ(replica.Info().jobs_completed(), 1);
+  EXPECT_TRUE(IsReady(replica));
+
+  replica.Shutdown(absl::Seconds(5));
+  for (int pid : info.pids()) EXPECT_EQ(kill(pid, 0), -1) << pid;
+}
+
+TEST(LocalReplicaTest, CancelStopsThePlan) {
+  LocalReplica replica(Options(1, {"--fake_step_ms=50"}));
+  replica.Start();
+  ASSERT_TRUE(Eventually([&] { return IsReady(replica); }));
+  PlanRecorder rec;
+  ASSERT_TRUE(replica.Run(Plan(200), rec.OnEvent(), rec.OnDone()).ok());
+  ASSERT_TRUE(Eventually([&] {
+    absl::MutexLock lock(&rec.mu);
+    return rec.steps >= 2;
+  }));
+  replica.Cancel();
+  ASSERT_TRUE(rec.finished.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  EXPECT_EQ(rec.status.code(), absl::StatusCode::kCancelled) << rec.status;
+  EXPECT_LT(rec.steps, 200);
+  EXPECT_TRUE(IsReady(replica));
+}
+
+TEST(LocalReplicaTest, DeadRankFailsTheReplicaAndItsPlan) {
+  LocalReplica replica(Options(2, {"--fake_step_ms=50"}));
+  replica.Start();
+  ASSERT_TRUE(Eventually([&] { return IsReady(replica); }));
+  const dserve::v1::ReplicaInfo info = replica.Info();
+  PlanRecorder rec;
+  ASSERT_TRUE(replica.Run(Plan(200), rec.OnEvent(), rec.OnDone()).ok());
+  ASSERT_EQ(kill(info.pids(1), SIGKILL), 0);
+  ASSERT_TRUE(rec.finished.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  EXPECT_EQ(rec.status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(rec.status.message(),
+              HasSubstr(absl::StrCat("replica 3: rank 1 (pid ", info.pids(1),
+                                     ") was killed by signal 9")));
+  EXPECT_EQ(replica.Info().state(), dserve::v1::REPLICA_STATE_FAILED);
+  // The surviving rank was torn down too.
+  EXPECT_TRUE(Eventually([&] { return kill(info.pids(0), 0) == -1; }));
+}
+
+TEST(LocalReplicaTest, RankExitingBeforeReadyFailsStartUp) {
+  LocalReplica replica(Options(1, {"--fake_scenario=exit_before_ready"}));
+  replica.Start();
+  ASSERT_TRUE(Eventually([&] {
+    return replica.Info().state() == dserve::v1::REPLICA_STATE_FAILED;
+  }));
+  EXPECT_TRUE(replica.Models().empty());
+}
+
+TEST(LocalReplicaTest, MissingBinaryFailsStartUp) {
+  LocalReplicaOptions options = Options(1);
+  options.worker_binary = "/nonexistent/dserve_worker";
+  LocalReplica replica(options);
+  replica.Start();
+  ASSERT_TRUE(Eventually([&] {
+    return replica.Info().state() == dserve::v1::REPLICA_STATE_FAILED;
+  }));
+}
+
+TEST(LocalReplicaTest, WorkerMeshSpecAndWorldSize) {
+  dserve::v1::MeshLayout mesh;
+  mesh.set_dp(2);
+  mesh.set_cfg(2);
+  mesh.set_ulysses(2);
+  EXPECT_EQ(WorkerMeshSpec(mesh), "cfg=2,ring=1,ulysses=2,pp=1,tp=1");
+  EXPECT_EQ(ReplicaWorldSize(mesh), 4);
+}
+
+}  // namespace
+}  // namespace dserve::scheduler

@@ -1,0 +1,111 @@
+// fake_worker: a stand-in for dserve_worker that speaks the same process
+// protocol (flags, ready pipe, ReplicaLeader RPC) without LibTorch, so
+// LocalReplica's process plumbing can be tested in seconds.
+//
+// Rank 0 writes "store <port>" (a dummy port: there is no real store), binds
+// ReplicaLeader on --leader_address and writes "leader <port>". Execute
+// streams one StepDone per step (--fake_step_ms apart), stopping with
+// CANCELLED when the call is cancelled, then a PlanDone with one media per
+// item. Other ranks just wait to be killed.
+//
+// --fake_scenario: "ok" (default), "exit_before_ready" (rank 0 exits with
+// status 3 before writing anything).
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "grpcpp/grpcpp.h"
+#include "proto/dserve/internal/v1/replica_leader.grpc.pb.h"
+
+ABSL_FLAG(int, replica, 0, "");
+ABSL_FLAG(int, rank, 0, "");
+ABSL_FLAG(int, world, 1, "");
+ABSL_FLAG(std::string, store, "", "");
+ABSL_FLAG(std::string, device, "cpu", "");
+ABSL_FLAG(std::string, mesh, "", "");
+ABSL_FLAG(std::string, model_dir, "", "");
+ABSL_FLAG(int, threads, 1, "");
+ABSL_FLAG(int, ready_fd, -1, "");
+ABSL_FLAG(std::string, leader_address, "127.0.0.1:0", "");
+ABSL_FLAG(std::string, fake_scenario, "ok", "");
+ABSL_FLAG(int, fake_step_ms, 20, "");
+
+namespace {
+
+using dserve::internal::v1::ExecutionEvent;
+using dserve::internal::v1::ExecutionPlan;
+
+class FakeLeader final : public dserve::internal::v1::ReplicaLeader::Service {
+ public:
+  grpc::Status Execute(grpc::ServerContext* context, const ExecutionPlan* plan,
+                       grpc::ServerWriter<ExecutionEvent>* writer) override {
+    for (int step = 1; step <= plan->num_inference_steps(); ++step) {
+      absl::SleepFor(absl::Milliseconds(absl::GetFlag(FLAGS_fake_step_ms)));
+      if (context->IsCancelled()) {
+        return grpc::Status(grpc::CANCELLED, "cancelled at a step boundary");
+      }
+      ExecutionEvent event;
+      event.mutable_step()->set_step(step);
+      event.mutable_step()->set_total(plan->num_inference_steps());
+      writer->Write(event);
+    }
+    ExecutionEvent done;
+    for (const auto& item : plan->items()) {
+      auto* result = done.mutable_done()->add_items();
+      result->set_job_id(item.job_id());
+      result->add_media()->set_data(absl::StrCat("seed=", item.seed()));
+    }
+    writer->Write(done);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status GetStatus(grpc::ServerContext*,
+                         const dserve::internal::v1::GetStatusRequest*,
+                         dserve::internal::v1::ReplicaStatus* status) override {
+    status->set_world_size(absl::GetFlag(FLAGS_world));
+    status->set_mesh(absl::GetFlag(FLAGS_mesh));
+    auto* model = status->add_models();
+    model->set_name("fake-model");
+    model->set_is_default(true);
+    return grpc::Status::OK;
+  }
+};
+
+void WriteLine(int fd, const std::string& line) {
+  const std::string text = line + "\n";
+  if (write(fd, text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+    std::perror("fake_worker: write ready line");
+    _exit(4);
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  if (absl::GetFlag(FLAGS_rank) != 0) {
+    while (true) pause();
+  }
+  if (absl::GetFlag(FLAGS_fake_scenario) == "exit_before_ready") return 3;
+  const int fd = absl::GetFlag(FLAGS_ready_fd);
+  WriteLine(fd, "store 1");
+  FakeLeader leader;
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort(absl::GetFlag(FLAGS_leader_address),
+                           grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&leader);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr) return 5;
+  WriteLine(fd, absl::StrCat("leader ", port));
+  server->Wait();
+  return 0;
+}
