@@ -135,6 +135,14 @@ grpc::Status ReplicaLeader::Execute(
   if (absl::Status s = CheckOutputFormat(plan->output_format()); !s.ok()) {
     return ToGrpcStatus(s);
   }
+  // A plan the codec would refuse must fail here: once the Serve loop has
+  // announced it, every rank expects its bytes.
+  if (static_cast<int64_t>(plan->ByteSizeLong()) > kMaxPlanBytes) {
+    return grpc::Status(
+        grpc::StatusCode::INVALID_ARGUMENT,
+        absl::StrCat("plan is ", plan->ByteSizeLong(),
+                     " bytes; allowed at most ", kMaxPlanBytes));
+  }
   if (options_.stop_requested()) {
     return grpc::Status(grpc::StatusCode::UNAVAILABLE,
                         "replica is shutting down");

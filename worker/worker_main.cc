@@ -302,7 +302,17 @@ int main(int argc, char** argv) {
   // stdout may be a pipe nobody reads; logs go to stderr.
   spdlog::set_default_logger(spdlog::stderr_color_mt("worker"));
   spdlog::set_pattern(pattern);
-  spdlog::set_level(spdlog::level::from_str(absl::GetFlag(FLAGS_log_level)));
+  const std::string level_name = absl::GetFlag(FLAGS_log_level);
+  const spdlog::level::level_enum level = spdlog::level::from_str(level_name);
+  // from_str answers "off" for names it does not know.
+  if (level == spdlog::level::off && level_name != "off") {
+    spdlog::error(
+        "[job -] --log_level='{}' is not a level; allowed trace, "
+        "debug, info, warn, error, critical, off",
+        level_name);
+    dserve::worker::Exit(2);
+  }
+  spdlog::set_level(level);
 
   absl::StatusOr<dserve::worker::WorkerOptions> options =
       dserve::worker::OptionsFromFlags();
