@@ -298,9 +298,10 @@ absl::StatusOr<PipelineConfig> ConfigFromJson(const std::string& text) {
     return absl::InvalidArgumentError(
         "model config: top level must be a JSON object");
   }
-  // Start from an empty config, not the default model: every field that
-  // matters must be spelled out, so a checkpoint never silently inherits
-  // the built-in model's shapes.
+  // Start from the struct defaults (Wan2.1-1.3B DiT shapes), not from the
+  // built-in small model, so a checkpoint that omits a field never silently
+  // inherits the tiny model's shapes; the four sections below are required
+  // and ValidateConfig checks the result is consistent.
   PipelineConfig c;
   for (const char* key : {"name", "dit", "text_encoder", "vocabulary"}) {
     if (!j.contains(key)) {

@@ -24,7 +24,8 @@ namespace dserve::models {
 // iteration order (and anything derived from it) is deterministic.
 using WeightMap = std::map<std::string, at::Tensor>;
 
-// Shapes of the Wan2.1-style diffusion transformer.
+// Shapes of the Wan2.1-style diffusion transformer. Defaults are Wan2.1
+// T2V-1.3B's.
 struct DiTConfig {
   // Channels the patch embedding reads (latent channels plus any appended
   // coordinate planes) and channels the head writes (latent channels).
