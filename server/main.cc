@@ -228,6 +228,10 @@ int Run(const std::string& argv0) {
     options.threads = absl::GetFlag(FLAGS_worker_threads);
     options.startup_timeout =
         absl::Seconds(absl::GetFlag(FLAGS_startup_timeout_s));
+    // Workers log at the server's level, so --log_level=trace shows every
+    // step on every rank.
+    options.extra_worker_args = {
+        absl::StrCat("--log_level=", absl::GetFlag(FLAGS_log_level))};
     replicas.push_back(std::make_unique<scheduler::LocalReplica>(options));
     handles.push_back(replicas.back().get());
   }
