@@ -147,16 +147,15 @@ absl::StatusOr<WorkerOptions> OptionsFromFlags() {
 }
 
 // The replica's layout (dp is the scheduler's business: a replica is dp=1).
-absl::StatusOr<std::string> ResolveMesh(const std::string& spec, int world,
-                                        const models::PipelineConfig& config) {
+// Checked before the rendezvous so that a wrong --mesh fails at once.
+absl::StatusOr<parallel::DeviceMesh> ResolveMesh(const std::string& spec,
+                                                 int world) {
   absl::StatusOr<parallel::MeshDegrees> degrees = parallel::ParseMeshSpec(spec);
   if (!degrees.ok()) {
     return absl::InvalidArgumentError(
         absl::StrCat("--mesh='", spec, "': ", degrees.status().message()));
   }
   degrees->dp = 1;
-  std::vector<int> devices(world);
-  std::iota(devices.begin(), devices.end(), 0);
   const int64_t needed = parallel::WorldSize(*degrees);
   if (needed != world) {
     return absl::InvalidArgumentError(
@@ -164,15 +163,9 @@ absl::StatusOr<std::string> ResolveMesh(const std::string& spec, int world,
                      " ranks per replica but --world=", world, ": device num ",
                      needed, " and world size ", world, " not match"));
   }
-  absl::StatusOr<parallel::DeviceMesh> mesh =
-      parallel::DeviceMesh::Create(*degrees, devices);
-  if (!mesh.ok()) return mesh.status();
-  if (absl::Status s =
-          mesh->ValidateForModel(config.dit.num_heads, config.dit.num_layers);
-      !s.ok()) {
-    return s;
-  }
-  return parallel::FormatMeshSpec(*degrees);
+  std::vector<int> devices(world);
+  std::iota(devices.begin(), devices.end(), 0);
+  return parallel::DeviceMesh::Create(*degrees, devices);
 }
 
 absl::StatusOr<std::unique_ptr<models::Pipeline>> LoadModel(
@@ -187,6 +180,13 @@ int Main(const WorkerOptions& options) {
   const pid_t parent = ::getppid();
   auto parent_alive = [parent] { return ::getppid() == parent; };
   auto stop_requested = [] { return g_stop_requested.load(); };
+
+  absl::StatusOr<parallel::DeviceMesh> mesh =
+      ResolveMesh(options.mesh, options.world);
+  if (!mesh.ok()) {
+    spdlog::error("[job -] {}", mesh.status().ToString());
+    return 2;
+  }
 
   RendezvousOptions rv;
   rv.rank = options.rank;
@@ -215,14 +215,16 @@ int Main(const WorkerOptions& options) {
     return 2;
   }
   const models::Pipeline& model = **pipeline;
-  absl::StatusOr<std::string> mesh =
-      ResolveMesh(options.mesh, options.world, model.config());
-  if (!mesh.ok()) {
-    spdlog::error("[job -] {}", mesh.status().ToString());
+  if (absl::Status s = mesh->ValidateForModel(model.config().dit.num_heads,
+                                              model.config().dit.num_layers);
+      !s.ok()) {
+    spdlog::error("[job -] --mesh does not fit model '{}': {}",
+                  model.config().name, s.ToString());
     return 2;
   }
+  const std::string mesh_spec = parallel::FormatMeshSpec(mesh->degrees());
   spdlog::info("[job -] model '{}' loaded in {}, mesh {}", model.config().name,
-               absl::FormatDuration(absl::Now() - load_start), *mesh);
+               absl::FormatDuration(absl::Now() - load_start), mesh_spec);
 
   RankLoop loop(model, *replica->world);
   if (options.rank != 0) {
@@ -240,7 +242,7 @@ int Main(const WorkerOptions& options) {
 
   ReplicaLeaderOptions leader_options;
   leader_options.replica = options.replica;
-  leader_options.mesh = *mesh;
+  leader_options.mesh = mesh_spec;
   leader_options.pids = replica->pids;
   leader_options.heartbeat_interval =
       absl::FromChrono(options.heartbeat_interval);

@@ -80,10 +80,10 @@ absl::Status ValidateWorkerOptions(const WorkerOptions& o) {
         " is out of range; allowed 10 to half of --collective_timeout_ms (",
         o.collective_timeout.count() / 2, ")"));
   }
-  if (o.rendezvous_timeout.count() < 100) {
+  if (o.rendezvous_timeout.count() < 1000) {
     return absl::InvalidArgumentError(
         absl::StrCat("--rendezvous_timeout_ms=", o.rendezvous_timeout.count(),
-                     " is too short; allowed >= 100"));
+                     " is too short; allowed >= 1000"));
   }
   return absl::OkStatus();
 }
