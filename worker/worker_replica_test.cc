@@ -14,6 +14,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <memory>
 #include <optional>
@@ -42,6 +43,10 @@ using ::dserve::internal::v1::GetStatusRequest;
 using ::dserve::internal::v1::ReplicaStatus;
 
 std::string g_worker_binary = "worker/dserve_worker";
+std::string g_make_model_binary = "worker/models/make_random_model";
+
+// Must match the worker's built-in default weight seed.
+constexpr uint64_t kBuiltInWeightSeed = 20240601;
 
 // The descriptor number the ready pipe gets in the child.
 constexpr int kChildReadyFd = 100;
@@ -112,9 +117,11 @@ class ReplicaProcesses {
   // With `orphanable`, rank 0 runs under a `sleep` (sh execs it after
   // starting the worker in the background) that KillParentOfRankZero ends,
   // so the worker's parent dies while the worker lives on.
-  void Start(int world, const std::string& mesh, bool orphanable = false) {
+  void Start(int world, const std::string& mesh, bool orphanable = false,
+             const std::string& model_dir = "") {
     mesh_ = mesh;
     orphanable_ = orphanable;
+    model_dir_ = model_dir;
     int fds[2];
     ASSERT_EQ(::pipe2(fds, O_CLOEXEC), 0);
     ready_read_ = fds[0];
@@ -158,6 +165,7 @@ class ReplicaProcesses {
         "--threads=1",
         "--leader_address=127.0.0.1:0",
         absl::StrCat("--mesh=", mesh_),
+        absl::StrCat("--model_dir=", model_dir_),
     };
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
@@ -184,6 +192,7 @@ class ReplicaProcesses {
   }
 
   std::string mesh_;
+  std::string model_dir_;
   bool orphanable_ = false;
   int ready_read_ = -1;
   int leader_port_ = 0;
@@ -395,6 +404,43 @@ TEST(WorkerReplicaTest, SigtermStopsEveryRankWithExitZero) {
   }
 }
 
+TEST(WorkerReplicaTest, ModelDirWithTheDefaultSeedServesTheBuiltInModel) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  std::string dir =
+      absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/dserve_model_XXXXXX");
+  ASSERT_NE(::mkdtemp(dir.data()), nullptr);
+  {
+    std::vector<std::string> args = {
+        g_make_model_binary, absl::StrCat("--out_dir=", dir),
+        absl::StrCat("--seed=", kBuiltInWeightSeed)};
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t pid = -1;
+    ASSERT_EQ(posix_spawn(&pid, g_make_model_binary.c_str(), nullptr, nullptr,
+                          argv.data(), environ),
+              0);
+    std::optional<int> status = WaitExit(pid, absl::Seconds(60));
+    ASSERT_TRUE(status.has_value());
+    ASSERT_TRUE(WIFEXITED(*status) && WEXITSTATUS(*status) == 0) << *status;
+  }
+
+  std::string built_in_png;
+  {
+    ReplicaProcesses replica;
+    ASSERT_NO_FATAL_FAILURE(replica.Start(1, ""));
+    ExecuteResult r = Execute(replica.stub(), Plan(32, 3, 11));
+    ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+    built_in_png = OnlyPng(r);
+  }
+  ReplicaProcesses replica;
+  ASSERT_NO_FATAL_FAILURE(replica.Start(2, "cfg=2", false, dir));
+  ExecuteResult r = Execute(replica.stub(), Plan(32, 3, 11));
+  ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+  EXPECT_FALSE(built_in_png.empty());
+  EXPECT_EQ(OnlyPng(r), built_in_png);
+}
+
 TEST(WorkerReplicaTest, LeaderExitsWhenItsParentDies) {
   ReplicaProcesses replica;
   ASSERT_NO_FATAL_FAILURE(replica.Start(1, "", /*orphanable=*/true));
@@ -427,6 +473,8 @@ int main(int argc, char** argv) {
     absl::string_view arg = argv[i];
     if (absl::ConsumePrefix(&arg, "--worker_binary=")) {
       dserve::worker::g_worker_binary = std::string(arg);
+    } else if (absl::ConsumePrefix(&arg, "--make_model_binary=")) {
+      dserve::worker::g_make_model_binary = std::string(arg);
     }
   }
   return RUN_ALL_TESTS();
