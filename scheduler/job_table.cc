@@ -128,6 +128,21 @@ void JobTable::EvictLocked(
   }
 }
 
+void JobTable::Erase(const std::string& job_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = by_id_.find(job_id);
+  if (it == by_id_.end()) return;
+  const std::shared_ptr<Job> job = std::move(by_sequence_.at(it->second));
+  by_sequence_.erase(it->second);
+  by_id_.erase(it);
+  const std::string& client_id = job->request().client_request_id();
+  auto c = by_client_request_id_.find(client_id);
+  if (!client_id.empty() && c != by_client_request_id_.end() &&
+      c->second == job_id) {
+    by_client_request_id_.erase(c);
+  }
+}
+
 int JobTable::size() const {
   absl::MutexLock lock(&mu_);
   return static_cast<int>(by_sequence_.size());

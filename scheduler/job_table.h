@@ -69,6 +69,10 @@ class JobTable {
                                int page_size,
                                const std::string& page_token) const;
 
+  // Forgets `job_id` entirely (no "expired" record): for a job that was
+  // never admitted. No-op for unknown ids.
+  void Erase(const std::string& job_id);
+
   // Evicts finished jobs by age and count. Called by InsertOrGet; public so
   // tests (and a future janitor) can run it.
   void EvictFinished();

@@ -55,6 +55,18 @@ TEST_F(JobTableTest, ClientRequestIdIsIdempotent) {
   EXPECT_EQ(table.size(), 1);
 }
 
+TEST_F(JobTableTest, EraseForgetsJobAndItsClientRequestId) {
+  JobTable table(JobTableOptions(), &clock_);
+  auto job = table.InsertOrGet(MakeJob("req-9"));
+  table.Erase(job->id());
+  EXPECT_EQ(table.Find(job->id()).status().message(), "job j-1 not found");
+  EXPECT_EQ(table.FindByClientRequestId("req-9"), nullptr);
+  auto retry = MakeJob("req-9");
+  EXPECT_EQ(table.InsertOrGet(retry), retry);
+  table.Erase("j-404");  // Unknown: no-op.
+  EXPECT_EQ(table.size(), 1);
+}
+
 TEST_F(JobTableTest, ListIsNewestFirstWithFilterAndPaging) {
   JobTable table(JobTableOptions(), &clock_);
   std::vector<std::shared_ptr<Job>> jobs;

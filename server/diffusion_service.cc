@@ -81,14 +81,8 @@ absl::StatusOr<std::shared_ptr<scheduler::Job>> DiffusionService::Admit(
   spec.deadline = deadline;
   spec.create_time = clock_->Now();
   auto job = std::make_shared<scheduler::Job>(std::move(spec));
-  if (on_created) on_created(job);
-  if (absl::Status s = scheduler_->Submit(job); !s.ok()) {
-    spdlog::info("[server] [job {}] not admitted: {}", job->id(), s.ToString());
-    job->Finish(s, clock_->Now());
-    return s;
-  }
-  jobs_->InsertOrGet(job);
-  spdlog::info("[server] [job {}] admitted: model {}, {}x{}x{}, {} steps, "
+  // Logged before queueing: the scheduler may start the job at once.
+  spdlog::info("[server] [job {}] accepted: model {}, {}x{}x{}, {} steps, "
                "seed {}",
                job->id(), job->effective_request().model(),
                job->effective_request().width(),
@@ -96,6 +90,18 @@ absl::StatusOr<std::shared_ptr<scheduler::Job>> DiffusionService::Admit(
                job->effective_request().num_frames(),
                job->effective_request().num_inference_steps(),
                job->effective_request().seed());
+  if (on_created) on_created(job);
+  // In the table before it is queued, so the job_id of its Queued event
+  // already answers GetJob.
+  jobs_->InsertOrGet(job);
+  if (absl::Status s = scheduler_->Submit(job); !s.ok()) {
+    spdlog::info("[server] [job {}] not admitted: {}", job->id(), s.ToString());
+    // Never admitted: forget it, so a retry with the same client_request_id
+    // is a new attempt rather than this failure.
+    jobs_->Erase(job->id());
+    job->Finish(s, clock_->Now());
+    return s;
+  }
   return job;
 }
 

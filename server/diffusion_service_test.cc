@@ -286,6 +286,11 @@ TEST_F(DiffusionServiceTest, FullQueueIsResourceExhausted) {
   }
   EXPECT_EQ(last.error_code(), grpc::RESOURCE_EXHAUSTED);
   EXPECT_THAT(last.error_message(), HasSubstr("queue is full (4 of 4"));
+  // The rejected request left no job behind.
+  grpc::ClientContext list_context;
+  dserve::v1::ListJobsResponse listed;
+  ASSERT_TRUE(stub_->ListJobs(&list_context, {}, &listed).ok());
+  EXPECT_EQ(listed.jobs_size(), 4);
 }
 
 TEST_F(DiffusionServiceTest, DrainingRejectsNewWork) {
