@@ -133,11 +133,13 @@ dserve::v1::GenerateRequest SmallRequest(const dserve::v1::ModelInfo& model,
 }
 
 dserve::v1::GenerateRequest LongRequest(const dserve::v1::ModelInfo& model,
-                                        int steps) {
+                                        int steps, int size) {
   dserve::v1::GenerateRequest request;
   request.set_prompt("a long walk through a green forest");
-  request.set_width(model.max_width());
-  request.set_height(model.max_height());
+  request.set_width(
+      RoundToStep(std::min(size, model.max_width()), model.size_step()));
+  request.set_height(
+      RoundToStep(std::min(size, model.max_height()), model.size_step()));
   request.set_num_frames(1);
   request.set_num_inference_steps(steps);
   // Guidance > 1 doubles the work per step, which keeps each step long

@@ -62,10 +62,11 @@ absl::StatusOr<dserve::v1::ModelInfo> DefaultModel(Stub& stub);
 dserve::v1::GenerateRequest SmallRequest(const dserve::v1::ModelInfo& model,
                                          int size = 32, int steps = 2);
 
-// A request that runs for many steps at the model's largest size, so tests
-// can act (cancel, signal, start a second client) while it runs.
+// A request that runs for many steps, each long enough (96x96 with CFG:
+// about 0.25 s on one CPU core for the built-in model) that tests can act
+// between two steps (cancel, signal, start a second client) while it runs.
 dserve::v1::GenerateRequest LongRequest(const dserve::v1::ModelInfo& model,
-                                        int steps = 200);
+                                        int steps = 200, int size = 96);
 
 // grpc::Status → absl::Status with the same code and message.
 absl::Status ToAbsl(const grpc::Status& status);

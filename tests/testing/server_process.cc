@@ -16,6 +16,7 @@
 #include <grpcpp/client_context.h>
 #include <grpcpp/create_channel.h>
 #include <grpcpp/security/credentials.h>
+#include <grpcpp/support/channel_arguments.h>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -43,9 +44,22 @@ absl::StatusOr<int> PickFreePort() {
   return static_cast<int>(ntohs(addr.sin_port));
 }
 
+namespace {
+
+// A channel with its own subchannel pool, so no other channel's connection
+// state or reconnect backoff is shared with it.
+std::shared_ptr<grpc::Channel> PrivateChannel(const std::string& address) {
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
+                                   args);
+}
+
+}  // namespace
+
 ServerProcess::ServerProcess(int port, std::unique_ptr<Subprocess> process)
     : port_(port), process_(std::move(process)) {
-  channel_ = grpc::CreateChannel(address(), grpc::InsecureChannelCredentials());
+  channel_ = PrivateChannel(address());
 }
 
 ServerProcess::~ServerProcess() = default;
@@ -58,6 +72,9 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
     const Options& options) {
   absl::StatusOr<std::string> binary = RunfilePath("server/dserve_server");
   if (!binary.ok()) return binary.status();
+  // Named explicitly so the server never guesses from its own location.
+  absl::StatusOr<std::string> worker = RunfilePath("worker/dserve_worker");
+  if (!worker.ok()) return worker.status();
   absl::StatusOr<int> port = PickFreePort();
   if (!port.ok()) return port.status();
   std::vector<std::string> argv = {
@@ -66,6 +83,7 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
       absl::StrCat("--replicas=", options.replicas),
       absl::StrCat("--worker_threads=", options.worker_threads),
       absl::StrCat("--queue_capacity=", options.queue_capacity),
+      absl::StrCat("--worker_binary=", *worker),
   };
   argv.insert(argv.end(), options.extra_flags.begin(),
               options.extra_flags.end());
@@ -84,8 +102,13 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
 
 absl::StatusOr<HealthStatus> ServerProcess::CheckHealth(
     absl::Duration timeout) {
+  // A fresh connection per probe, as a kubelet or grpc_health_probe makes.
+  // Reusing one channel does not work for watching startup: after the first
+  // probes find nothing listening, the channel stays in TRANSIENT_FAILURE
+  // (failing RPCs fast with the old error) for a reconnect backoff that can
+  // outlast the server's whole NOT_SERVING phase.
   std::unique_ptr<grpc::health::v1::Health::Stub> stub =
-      grpc::health::v1::Health::NewStub(channel_);
+      grpc::health::v1::Health::NewStub(PrivateChannel(address()));
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() +
                        absl::ToChronoMilliseconds(timeout));

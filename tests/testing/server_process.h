@@ -5,7 +5,8 @@
 // end-to-end suite. Start() fork/execs //server:dserve_server from the test's
 // runfiles with
 //
-//   --port=P --replicas=R --worker_threads=T --queue_capacity=K [extra flags]
+//   --port=P --replicas=R --worker_threads=T --queue_capacity=K
+//   --worker_binary=<runfiles>/worker/dserve_worker [extra flags]
 //
 // and (unless told not to) waits until grpc.health.v1 reports SERVING, which
 // the server only does once every replica's worker processes are up.
