@@ -12,8 +12,11 @@
 // Unlike Wan (which zero-initialises head.head.weight, making an untrained
 // model ignore its input) the head is random, so tests can see every path.
 //
-// Stateless and thread-safe; the same (config, seed) always gives the same
-// bits on any machine (one CPU generator, keys drawn in a fixed order).
+// Stateless and thread-safe. The same (config, seed) gives the same bits
+// for a given LibTorch build and CPU feature set (one CPU generator, keys
+// drawn in a fixed order); LibTorch's vectorised (AVX2) and scalar normal
+// samplers may differ in the last bits, so ship weights as files rather than
+// regenerating them on another kind of machine.
 
 #include <cstdint>
 
