@@ -404,6 +404,18 @@ TEST(WorkerReplicaTest, SigtermStopsEveryRankWithExitZero) {
   }
 }
 
+TEST(WorkerReplicaTest, FollowerExitsWhenTheLeaderDies) {
+  ReplicaProcesses replica;
+  ASSERT_NO_FATAL_FAILURE(replica.Start(2, "cfg=2"));
+  ASSERT_EQ(::kill(replica.pids()[0], SIGKILL), 0);
+  std::optional<int> exit_status =
+      WaitExit(replica.pids()[1], absl::Seconds(10));
+  ASSERT_TRUE(exit_status.has_value())
+      << "rank 1 still running 10 s after rank 0 died";
+  EXPECT_TRUE(WIFEXITED(*exit_status) && WEXITSTATUS(*exit_status) != 0)
+      << "wait status " << *exit_status;
+}
+
 TEST(WorkerReplicaTest, ModelDirWithTheDefaultSeedServesTheBuiltInModel) {
   const char* tmp = std::getenv("TEST_TMPDIR");
   std::string dir =
