@@ -77,8 +77,14 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::LoadFromDirectory(
     const std::string& dir) {
   MODELS_ASSIGN_OR_RETURN(PipelineConfig config,
                           ReadConfigFile(dir + "/config.json"));
-  MODELS_ASSIGN_OR_RETURN(WeightMap weights,
-                          ReadSafetensors(dir + "/model.safetensors"));
+  absl::StatusOr<WeightMap> read = ReadSafetensors(dir + "/model.safetensors");
+  if (absl::IsNotFound(read.status())) {
+    // Large checkpoints ship as shards listed in an index file.
+    absl::StatusOr<WeightMap> sharded =
+        ReadSafetensorsIndex(dir + "/model.safetensors.index.json");
+    if (!absl::IsNotFound(sharded.status())) read = std::move(sharded);
+  }
+  MODELS_ASSIGN_OR_RETURN(WeightMap weights, std::move(read));
   absl::StatusOr<std::unique_ptr<Pipeline>> pipeline =
       Create(std::move(config), std::move(weights));
   if (!pipeline.ok()) {
@@ -177,14 +183,22 @@ absl::StatusOr<DenoiseState> Pipeline::Prepare(
   return state;
 }
 
+const DiT& Pipeline::dit() const { return impl_->dit; }
+
 absl::Status Pipeline::Step(DenoiseState& state) const {
+  return Step(state, nullptr);
+}
+
+absl::Status Pipeline::Step(DenoiseState& state,
+                            const GuidedPredictor& predictor) const {
   const int num_steps = static_cast<int>(state.sigmas.size()) - 1;
   if (state.step < 0 || state.step >= num_steps) {
     return absl::FailedPreconditionError(
         absl::StrCat("Pipeline::Step: step ", state.step,
                      " is outside [0, ", num_steps, ")"));
   }
-  return CatchTorch("Pipeline::Step", [&] {
+  absl::Status predict_status;
+  absl::Status torch_status = CatchTorch("Pipeline::Step", [&] {
     const double sigma = state.sigmas[state.step];
     const double sigma_next = state.sigmas[state.step + 1];
     const at::Tensor& x = state.latents;
@@ -199,8 +213,19 @@ absl::Status Pipeline::Step(DenoiseState& state) const {
                           const at::Tensor& ctx) {
       return dit.Forward(planes ? AppendCoordinatePlanes(xin) : xin, t, ctx);
     };
-    at::Tensor pred = GuidedPrediction(model, x, timesteps, state.cond_context,
-                                       state.uncond_context, guidance);
+    at::Tensor pred;
+    if (predictor) {
+      absl::StatusOr<at::Tensor> p = predictor(
+          x, timesteps, state.cond_context, state.uncond_context, guidance);
+      if (!p.ok()) {
+        predict_status = p.status();
+        return;
+      }
+      pred = *std::move(p);
+    } else {
+      pred = GuidedPrediction(model, x, timesteps, state.cond_context,
+                              state.uncond_context, guidance);
+    }
     at::Tensor velocity, x0;
     if (config_.prediction_type == "x0") {
       x0 = pred;
@@ -213,6 +238,8 @@ absl::Status Pipeline::Step(DenoiseState& state) const {
     state.x0_estimate = x0;
     ++state.step;
   });
+  MODELS_RETURN_IF_ERROR(predict_status);
+  return torch_status;
 }
 
 at::Tensor Pipeline::Decode(const DenoiseState& state) const {

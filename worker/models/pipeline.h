@@ -18,6 +18,7 @@
 // seed, so the same spec gives the same pixels on any layout.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -68,24 +69,41 @@ struct DenoiseState {
   std::vector<std::vector<std::string>> unknown_words;
 };
 
+class DiT;
+
+// The guided model prediction of one step (see models::GuidedPrediction):
+// x [B, C, F, h, w] without coordinate planes, timesteps [B], both contexts
+// and the per-item guidance scales. A multi-rank replica passes
+// ParallelDiT::GuidedPrediction here; null means the local DiT.
+using GuidedPredictor = std::function<absl::StatusOr<at::Tensor>(
+    const at::Tensor& x, const at::Tensor& timesteps,
+    const at::Tensor& cond_context, const at::Tensor& uncond_context,
+    const std::vector<float>& guidance)>;
+
 class Pipeline {
  public:
   // Builds a pipeline from a config and weights keyed by checkpoint name.
   // Fails with INVALID_ARGUMENT naming the first missing or mis-shaped key.
   static absl::StatusOr<std::unique_ptr<Pipeline>> Create(
       PipelineConfig config, WeightMap weights);
-  // Loads `dir`/config.json and `dir`/model.safetensors.
+  // Loads `dir`/config.json and `dir`/model.safetensors (or, if that file
+  // is absent, the shards listed in `dir`/model.safetensors.index.json).
   static absl::StatusOr<std::unique_ptr<Pipeline>> LoadFromDirectory(
       const std::string& dir);
 
   const PipelineConfig& config() const { return config_; }
   const WeightMap& weights() const { return weights_; }
+  // The denoiser, for code that runs it another way (ParallelDiT).
+  const DiT& dit() const;
 
   // INVALID_ARGUMENT naming the field, value and allowed range.
   absl::Status ValidateSpec(const GenerationSpec& spec) const;
   absl::StatusOr<DenoiseState> Prepare(const GenerationSpec& spec) const;
   // One denoising step for every item (both CFG branches where guidance != 1).
   absl::Status Step(DenoiseState& state) const;
+  // Same, with the model prediction computed by `predictor` (null = local).
+  absl::Status Step(DenoiseState& state,
+                    const GuidedPredictor& predictor) const;
   // Decodes the final latents: [B, F, H, W, 3] float32 in [0, 1].
   at::Tensor Decode(const DenoiseState& state) const;
   // Decodes the current x0 estimate of item `item`, frame 0: [H, W, 3].

@@ -1,6 +1,7 @@
 #include "worker/models/pipeline.h"
 
 #include <cstdlib>
+#include <fstream>
 #include <memory>
 #include <string>
 
@@ -160,6 +161,31 @@ TEST(PipelineLoadTest, LoadFromDirectoryMatchesCreate) {
   EXPECT_TRUE(at::equal(Generate(**loaded, spec), Generate(*MakePipeline(), spec)));
   EXPECT_EQ(Pipeline::LoadFromDirectory(dir + "/missing").status().code(),
             absl::StatusCode::kNotFound);
+}
+
+TEST(PipelineLoadTest, LoadFromDirectoryReadsShardedCheckpoints) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  const std::string dir = std::string(tmp ? tmp : "/tmp") + "/sharded";
+  ASSERT_EQ(std::system(("mkdir -p " + dir).c_str()), 0);
+  PipelineConfig config = DefaultModelConfig();
+  ASSERT_TRUE(WriteConfigFile(config, dir + "/config.json").ok());
+  WeightMap all = RandomWeights(config, 0), dit, text;
+  std::string index = "{\"weight_map\": {";
+  for (const auto& [key, t] : all) {
+    const bool is_text = key.rfind("text_encoder.", 0) == 0;
+    (is_text ? text : dit)[key] = t;
+    index += (index.back() == '{' ? "\"" : ", \"") + key + "\": \"" +
+             (is_text ? "text" : "dit") + ".safetensors\"";
+  }
+  index += "}}";
+  ASSERT_TRUE(WriteSafetensors(dit, dir + "/dit.safetensors").ok());
+  ASSERT_TRUE(WriteSafetensors(text, dir + "/text.safetensors").ok());
+  std::ofstream(dir + "/model.safetensors.index.json") << index;
+  absl::StatusOr<std::unique_ptr<Pipeline>> loaded =
+      Pipeline::LoadFromDirectory(dir);
+  ASSERT_TRUE(loaded.ok()) << loaded.status();
+  GenerationSpec spec = Spec({{"black square", "", 2, 1.0f}}, 8, 8, 1, 1);
+  EXPECT_TRUE(at::equal(Generate(**loaded, spec), Generate(*MakePipeline(), spec)));
 }
 
 TEST(PipelineLoadTest, CreateNamesBadWeight) {

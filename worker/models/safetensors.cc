@@ -204,6 +204,45 @@ absl::StatusOr<std::map<std::string, std::string>> ReadSafetensorsMetadata(
   return metadata;
 }
 
+absl::StatusOr<WeightMap> ReadSafetensorsIndex(const std::string& index_path) {
+  std::ifstream in(index_path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", index_path));
+  json index = json::parse(in, nullptr, /*allow_exceptions=*/false);
+  if (index.is_discarded() || !index.is_object() ||
+      !index.contains("weight_map") || !index["weight_map"].is_object()) {
+    return absl::DataLossError(absl::StrCat(
+        "safetensors index ", index_path,
+        ": expected a JSON object with a \"weight_map\" object"));
+  }
+  const size_t slash = index_path.find_last_of('/');
+  const std::string dir =
+      slash == std::string::npos ? "" : index_path.substr(0, slash + 1);
+  std::map<std::string, std::vector<std::string>> keys_by_shard;
+  for (auto it = index["weight_map"].begin(); it != index["weight_map"].end();
+       ++it) {
+    if (!it.value().is_string()) {
+      return absl::DataLossError(
+          absl::StrCat("safetensors index ", index_path, ": key \"", it.key(),
+                       "\" does not map to a file name"));
+    }
+    keys_by_shard[it.value().get<std::string>()].push_back(it.key());
+  }
+  WeightMap weights;
+  for (const auto& [shard, keys] : keys_by_shard) {
+    MODELS_ASSIGN_OR_RETURN(WeightMap part, ReadSafetensors(dir + shard));
+    for (const std::string& key : keys) {
+      auto found = part.find(key);
+      if (found == part.end()) {
+        return absl::DataLossError(absl::StrCat(
+            "safetensors index ", index_path, ": key \"", key,
+            "\" is not in shard ", dir + shard));
+      }
+      weights[key] = std::move(found->second);
+    }
+  }
+  return weights;
+}
+
 absl::Status WriteSafetensors(const WeightMap& weights,
                               const std::string& path,
                               const std::map<std::string, std::string>& metadata) {

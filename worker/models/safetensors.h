@@ -33,6 +33,13 @@ absl::Status WriteSafetensors(
     const WeightMap& weights, const std::string& path,
     const std::map<std::string, std::string>& metadata = {});
 
+// Reads a sharded checkpoint through its Hugging Face style index
+// ({"weight_map": {"<key>": "<shard file>", ...}}; shard paths relative to
+// the index's directory), as large DiTs ship. Every key the index names must
+// be in its shard (DATA_LOSS naming key and shard otherwise); each shard is
+// read once.
+absl::StatusOr<WeightMap> ReadSafetensorsIndex(const std::string& index_path);
+
 // The "__metadata__" entry of `path` (empty if absent).
 absl::StatusOr<std::map<std::string, std::string>> ReadSafetensorsMetadata(
     const std::string& path);

@@ -127,6 +127,36 @@ TEST(SafetensorsTest, WrongByteCountNamesTheKey) {
   EXPECT_THAT(r.status().message(), HasSubstr("need 12"));
 }
 
+TEST(SafetensorsTest, ShardedIndexLoadsEveryShard) {
+  WeightMap w = SampleWeights();
+  WeightMap first, second;
+  for (const auto& [key, t] : w) (key < "c" ? first : second)[key] = t;
+  ASSERT_TRUE(WriteSafetensors(first, TempPath("shard-1.safetensors")).ok());
+  ASSERT_TRUE(WriteSafetensors(second, TempPath("shard-2.safetensors")).ok());
+  std::string index = "{\"metadata\": {}, \"weight_map\": {";
+  bool comma = false;
+  for (const auto& [key, t] : w) {
+    index += (comma ? ", \"" : "\"") + key + "\": \"" +
+             (key < "c" ? "shard-1" : "shard-2") + ".safetensors\"";
+    comma = true;
+  }
+  index += "}}";
+  WriteAll(TempPath("model.safetensors.index.json"), index);
+  absl::StatusOr<WeightMap> back =
+      ReadSafetensorsIndex(TempPath("model.safetensors.index.json"));
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_EQ(back->size(), w.size());
+  for (const auto& [key, t] : w) EXPECT_TRUE(at::equal(back->at(key), t)) << key;
+
+  // A key the index puts in the wrong shard is named.
+  WriteAll(TempPath("bad.index.json"),
+           R"({"weight_map": {"a.f32": "shard-2.safetensors"}})");
+  absl::StatusOr<WeightMap> bad = ReadSafetensorsIndex(TempPath("bad.index.json"));
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(bad.status().message(), HasSubstr("\"a.f32\""));
+  EXPECT_THAT(bad.status().message(), HasSubstr("shard-2.safetensors"));
+}
+
 TEST(SafetensorsTest, MissingFileIsNotFound) {
   EXPECT_EQ(ReadSafetensors(TempPath("nope.safetensors")).status().code(),
             absl::StatusCode::kNotFound);

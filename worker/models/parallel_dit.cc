@@ -1,0 +1,252 @@
+#include "worker/models/parallel_dit.h"
+
+#include <algorithm>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "parallel/ring_attention.h"
+#include "parallel/sequence_shard.h"
+#include "parallel/ulysses_comm.h"
+#include "worker/models/attention.h"
+#include "worker/models/pipeline_parallel.h"
+#include "worker/models/sampler.h"
+#include "worker/models/status_util.h"
+#include <ATen/ATen.h>
+
+namespace dserve::models {
+namespace {
+
+using parallel::Communicator;
+using parallel::MeshDim;
+
+void ThrowIfError(const absl::Status& s, const char* what) {
+  TORCH_CHECK(s.ok(), what, ": ", std::string(s.message()));
+}
+
+template <typename T>
+T ValueOrThrow(absl::StatusOr<T> v, const char* what) {
+  ThrowIfError(v.status(), what);
+  return *std::move(v);
+}
+
+parallel::PartialAttention BlockAttention(const at::Tensor& q,
+                                          const at::Tensor& k,
+                                          const at::Tensor& v,
+                                          const at::Tensor& mask) {
+  AttentionOutput o = AttentionWithLse(q, k, v, mask);
+  return {o.out, o.lse};
+}
+
+// Self-attention over the SP group. q, k, v: (b, S/sp, H, D), this rank's
+// sequence shard. Ulysses turns the shards of the ulysses group into this
+// rank's ring block with H/u heads; ring attention covers the blocks of the
+// ring group. `ring_block_mask` is undefined (no padding) or bool
+// [1, S_padded/ring] for this ring block.
+AttentionCore SequenceParallelCore(Communicator& ulysses, Communicator& ring,
+                                   at::Tensor ring_block_mask) {
+  return [&ulysses, &ring, ring_block_mask](
+             const at::Tensor& q_in, const at::Tensor& k_in,
+             const at::Tensor& v_in, const at::Tensor&) {
+    at::Tensor q = q_in.contiguous(), k = k_in.contiguous(),
+               v = v_in.contiguous();
+    const bool scatter = ulysses.size() > 1;
+    if (scatter) {
+      q = ValueOrThrow(parallel::UlyssesScatterHeads(ulysses, q), "ulysses q");
+      k = ValueOrThrow(parallel::UlyssesScatterHeads(ulysses, k), "ulysses k");
+      v = ValueOrThrow(parallel::UlyssesScatterHeads(ulysses, v), "ulysses v");
+    }
+    at::Tensor mask;
+    if (ring_block_mask.defined()) {
+      mask = ring_block_mask.expand({q.size(0), -1}).contiguous();
+    }
+    at::Tensor out;
+    if (ring.size() > 1) {
+      out = ValueOrThrow(
+                parallel::RingAttention(ring, q, k, v, mask, BlockAttention),
+                "ring attention")
+                .out;
+    } else {
+      out = Attention(q, k, v, mask);
+    }
+    if (scatter) {
+      out = ValueOrThrow(parallel::UlyssesGatherHeads(ulysses, out.contiguous()),
+                         "ulysses out");
+    }
+    return out;
+  };
+}
+
+// Rows [begin, begin + n) of every batched field of `a`.
+DiTActivations SliceBatch(const DiTActivations& a, int64_t begin, int64_t n) {
+  DiTActivations m = a;
+  m.x = a.x.narrow(0, begin, n).contiguous();
+  m.e = a.e.narrow(0, begin, n);
+  m.e0 = a.e0.narrow(0, begin, n);
+  m.context = a.context.narrow(0, begin, n);
+  return m;
+}
+
+}  // namespace
+
+absl::Status ValidateMeshForModel(const parallel::DeviceMesh& mesh,
+                                  const DiTConfig& config) {
+  if (absl::Status s = mesh.ValidateForModel(config.num_heads,
+                                             config.num_layers);
+      !s.ok()) {
+    return s;
+  }
+  const int tp = mesh.degree(MeshDim::kTp);
+  if (config.ffn_dim % tp != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "mesh tp = ", tp, " does not divide the model's ffn_dim = ",
+        config.ffn_dim, "; choose tp among the divisors of ffn_dim"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<ParallelDiT>> ParallelDiT::Create(
+    const DiT& dit, const WeightMap& weights, bool coordinate_planes,
+    ParallelContext context) {
+  if (context.comms == nullptr) {
+    return absl::InvalidArgumentError(
+        "ParallelDiT: ParallelContext.comms is null");
+  }
+  MODELS_RETURN_IF_ERROR(ValidateMeshForModel(context.mesh, dit.config()));
+  std::unique_ptr<ParallelDiT> p(
+      new ParallelDiT(dit, coordinate_planes, std::move(context)));
+  const int tp = p->context_.degree(MeshDim::kTp);
+  if (tp > 1) {
+    MODELS_ASSIGN_OR_RETURN(
+        TensorParallelBlocks blocks,
+        TensorParallelBlocks::Create(dit.config(), weights,
+                                     p->context_.group(MeshDim::kTp).rank(),
+                                     tp));
+    p->tp_blocks_ = std::move(blocks);
+  }
+  return p;
+}
+
+at::Tensor ParallelDiT::ForwardOrThrow(const at::Tensor& latents,
+                                       const at::Tensor& timesteps,
+                                       const at::Tensor& context) const {
+  const DiTConfig& c = dit_.config();
+  DiTActivations a = dit_.Embed(latents, timesteps, context);
+  const TokenGrid grid = a.grid;
+  const int64_t length = grid.size();
+
+  // Sequence parallel: this rank's block of the padded token sequence.
+  Communicator& sp = context_.group(MeshDim::kSp);
+  Communicator& ring = context_.group(MeshDim::kRing);
+  Communicator& ulysses = context_.group(MeshDim::kUlysses);
+  AttentionCore core;
+  if (sp.size() > 1) {
+    a.x = ValueOrThrow(parallel::ShardSequence(a.x, 1, sp.rank(), sp.size()),
+                       "shard x");
+    a.rope.cos = ValueOrThrow(
+        parallel::ShardSequence(a.rope.cos, 0, sp.rank(), sp.size()),
+        "shard rope");
+    a.rope.sin = ValueOrThrow(
+        parallel::ShardSequence(a.rope.sin, 0, sp.rank(), sp.size()),
+        "shard rope");
+    at::Tensor ring_block_mask;
+    if (length % sp.size() != 0) {
+      ring_block_mask = ValueOrThrow(
+          parallel::ShardSequence(
+              parallel::SequencePaddingMask(1, length, sp.size()), 1,
+              ring.rank(), ring.size()),
+          "shard mask");
+    }
+    core = SequenceParallelCore(ulysses, ring, ring_block_mask);
+  }
+
+  // Pipeline parallel: this stage's layers over the micro-batches.
+  Communicator& pp = context_.group(MeshDim::kPp);
+  const LayerRange layers = StageLayers(c.num_layers, pp.rank(), pp.size());
+  const int64_t rows = a.x.size(0);
+  const int64_t num_micro = std::min<int64_t>(rows, pp.size());
+  std::vector<DiTActivations> micro;
+  for (int64_t m = 0, begin = 0; m < num_micro; ++m) {
+    const int64_t n = rows / num_micro + (m < rows % num_micro ? 1 : 0);
+    micro.push_back(num_micro == 1 ? a : SliceBatch(a, begin, n));
+    begin += n;
+  }
+  auto run_layers = [&](DiTActivations& mb) {
+    if (tp_blocks_.has_value()) {
+      tp_blocks_->RunBlocks(mb, layers.first, layers.last,
+                            context_.group(MeshDim::kTp));
+    } else {
+      dit_.RunBlocks(mb, layers.first, layers.last, core);
+    }
+  };
+  RunPipelineStages(micro, pp, run_layers);
+
+  // Head on the last stage, then to every stage and every sequence shard.
+  const int64_t per_token = int64_t{c.out_channels} * c.patch_volume();
+  at::Tensor tokens;
+  if (pp.rank() == pp.size() - 1) {
+    std::vector<at::Tensor> parts;
+    for (const DiTActivations& mb : micro) parts.push_back(dit_.HeadTokens(mb));
+    tokens = at::cat(parts, 0).contiguous();
+  } else {
+    tokens = at::empty({rows, a.x.size(1), per_token}, a.x.options());
+  }
+  if (pp.size() > 1) {
+    ThrowIfError(pp.Broadcast(tokens, pp.size() - 1), "pp broadcast");
+  }
+  if (sp.size() > 1) {
+    tokens = ValueOrThrow(parallel::GatherSequence(sp, tokens, 1, length),
+                          "sp gather");
+  }
+  return Unpatchify(tokens, grid, c.patch, c.out_channels);
+}
+
+absl::StatusOr<at::Tensor> ParallelDiT::Forward(
+    const at::Tensor& latents, const at::Tensor& timesteps,
+    const at::Tensor& context) const {
+  at::Tensor out;
+  MODELS_RETURN_IF_ERROR(CatchTorch("ParallelDiT::Forward", [&] {
+    out = ForwardOrThrow(latents, timesteps, context);
+  }));
+  return out;
+}
+
+absl::StatusOr<at::Tensor> ParallelDiT::GuidedPrediction(
+    const at::Tensor& x, const at::Tensor& timesteps,
+    const at::Tensor& cond_context, const at::Tensor& uncond_context,
+    const std::vector<float>& guidance) const {
+  at::Tensor out;
+  MODELS_RETURN_IF_ERROR(CatchTorch("ParallelDiT::GuidedPrediction", [&] {
+    const at::Tensor input = coordinate_planes_ ? AppendCoordinatePlanes(x) : x;
+    Communicator& cfg = context_.group(MeshDim::kCfg);
+    if (cfg.size() == 1) {
+      DenoiseFn model = [&](const at::Tensor& xin, const at::Tensor& t,
+                            const at::Tensor& ctx) {
+        return ForwardOrThrow(coordinate_planes_ ? AppendCoordinatePlanes(xin)
+                                                 : xin,
+                              t, ctx);
+      };
+      out = models::GuidedPrediction(model, x, timesteps, cond_context,
+                                     uncond_context, guidance);
+      return;
+    }
+    // CFG parallel: one branch per cfg rank, for every item (an item with
+    // guidance 1 takes the conditional branch below, as the 1-process path).
+    const at::Tensor& branch = cfg.rank() == 0 ? cond_context : uncond_context;
+    at::Tensor pred = ForwardOrThrow(input, timesteps, branch).contiguous();
+    const int64_t b = pred.size(0);
+    std::vector<int64_t> shape = pred.sizes().vec();
+    shape[0] *= cfg.size();
+    at::Tensor both = at::empty(shape, pred.options());
+    ThrowIfError(cfg.AllGather(pred, both), "cfg all-gather");
+    at::Tensor cond = both.narrow(0, 0, b);
+    at::Tensor uncond = both.narrow(0, b, b);
+    std::vector<int64_t> bshape(pred.dim(), 1);
+    bshape[0] = b;
+    at::Tensor g = at::tensor(guidance, pred.options()).view(bshape);
+    out = at::where(g == 1.0f, cond, uncond + g * (cond - uncond));
+  }));
+  return out;
+}
+
+}  // namespace dserve::models
