@@ -1,9 +1,9 @@
 #include "worker/follower_loop.h"
 
 #include <optional>
+#include <string>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "spdlog/spdlog.h"
 #include "worker/plan_codec.h"
 
