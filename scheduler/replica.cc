@@ -67,7 +67,17 @@ void LocalReplica::Start() {
 
 void LocalReplica::Supervise() {
   absl::Status started = StartProcesses();
-  if (!started.ok()) {
+  bool shutting_down;
+  {
+    absl::MutexLock lock(&mu_);
+    shutting_down = shutdown_requested_;
+  }
+  if (!started.ok() && shutting_down) {
+    // Not a failure: Shutdown came first. MonitorChildren stops the ranks.
+    spdlog::info("[replica {}] start-up abandoned: the replica is shutting "
+                 "down",
+                 options_.index);
+  } else if (!started.ok()) {
     spdlog::error("[replica {}] failed to start: {}", options_.index,
                   started.ToString());
     TearDown(started);
@@ -334,6 +344,19 @@ void LocalReplica::ExecutePlan(dserve::internal::v1::ExecutionPlan plan,
   const grpc::Status rpc = reader->Finish();
 
   absl::Status status = FromGrpc(rpc, options_.index);
+  bool cancelled_by_us;
+  {
+    absl::MutexLock lock(&mu_);
+    cancelled_by_us = cancel_requested_ && !failure_.has_value() &&
+                      !shutdown_requested_;
+  }
+  if (!rpc.ok() && cancelled_by_us) {
+    // TryCancel ends the client call at once, but the ranks only stop at
+    // their next step boundary. Stay BUSY until the leader says the plan
+    // is over, so the next job starts on a free replica and the cancel
+    // latency the caller sees is the real one.
+    WaitUntilLeaderIdle(*stub, job_id);
+  }
   {
     absl::MutexLock lock(&mu_);
     if (!rpc.ok() && !cancel_requested_) {
@@ -361,6 +384,36 @@ void LocalReplica::ExecutePlan(dserve::internal::v1::ExecutionPlan plan,
                 job_id, status.ToString());
   NotifyObserver();
   on_done(std::move(status));
+}
+
+void LocalReplica::WaitUntilLeaderIdle(
+    dserve::internal::v1::ReplicaLeader::Stub& stub, const std::string& job_id) {
+  const absl::Time start = absl::Now();
+  const absl::Time give_up = start + options_.cancel_stop_timeout;
+  while (absl::Now() < give_up) {
+    {
+      absl::MutexLock lock(&mu_);
+      if (failure_.has_value() || shutdown_requested_) return;
+    }
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
+    dserve::internal::v1::ReplicaStatus status;
+    grpc::Status rpc = stub.GetStatus(
+        &context, dserve::internal::v1::GetStatusRequest(), &status);
+    if (rpc.ok() && !status.busy()) {
+      spdlog::debug("[replica {}] [job {}] cancelled plan stopped after {}",
+                    options_.index, job_id,
+                    absl::FormatDuration(absl::Now() - start));
+      return;
+    }
+    // A failed GetStatus usually means a dying rank; the supervisor will
+    // notice it, and the failure_ check above ends the wait.
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  spdlog::warn("[replica {}] [job {}] the leader still runs the cancelled "
+               "plan after {}; taking new work anyway (it queues behind it)",
+               options_.index, job_id,
+               absl::FormatDuration(options_.cancel_stop_timeout));
 }
 
 void LocalReplica::Cancel() {

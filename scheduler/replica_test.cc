@@ -165,6 +165,18 @@ TEST(LocalReplicaTest, RankExitingBeforeReadyFailsStartUp) {
   EXPECT_TRUE(replica.Models().empty());
 }
 
+TEST(LocalReplicaTest, ShutdownDuringStartUpDoesNotWaitForTheTimeout) {
+  LocalReplica replica(Options(1, {"--fake_scenario=hang_before_ready"}));
+  replica.Start();
+  ASSERT_TRUE(Eventually([&] { return replica.Info().pids_size() == 1; }));
+  const int pid = replica.Info().pids(0);
+  const absl::Time start = absl::Now();
+  replica.Shutdown(absl::Seconds(1));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(10));  // Startup timeout: 20 s.
+  EXPECT_EQ(replica.Info().state(), dserve::v1::REPLICA_STATE_DRAINING);
+  EXPECT_EQ(kill(pid, 0), -1);
+}
+
 TEST(LocalReplicaTest, MissingBinaryFailsStartUp) {
   LocalReplicaOptions options = Options(1);
   options.worker_binary = "/nonexistent/dserve_worker";

@@ -9,7 +9,8 @@
 // item. Other ranks just wait to be killed.
 //
 // --fake_scenario: "ok" (default), "exit_before_ready" (rank 0 exits with
-// status 3 before writing anything).
+// status 3 before writing anything), "hang_before_ready" (rank 0 never
+// writes anything).
 
 #include <signal.h>
 #include <unistd.h>
@@ -95,6 +96,9 @@ int main(int argc, char** argv) {
     while (true) pause();
   }
   if (absl::GetFlag(FLAGS_fake_scenario) == "exit_before_ready") return 3;
+  if (absl::GetFlag(FLAGS_fake_scenario) == "hang_before_ready") {
+    while (true) pause();
+  }
   const int fd = absl::GetFlag(FLAGS_ready_fd);
   WriteLine(fd, "store 1");
   FakeLeader leader;
