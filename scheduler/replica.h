@@ -52,6 +52,10 @@ struct LocalReplicaOptions {
   int threads = 1;
   // From spawning rank 0 until the leader answers GetStatus.
   absl::Duration startup_timeout = absl::Seconds(120);
+  // After a cancelled Execute call ends, how long the replica stays BUSY
+  // waiting for the leader to report the plan stopped (it stops at the
+  // next step boundary, so this bounds one step).
+  absl::Duration cancel_stop_timeout = absl::Seconds(60);
   // Appended to every worker's command line (e.g. "--log_level=debug").
   std::vector<std::string> extra_worker_args;
 };
@@ -98,6 +102,11 @@ class LocalReplica final : public ReplicaHandle {
   // Run thread: one Execute RPC.
   void ExecutePlan(dserve::internal::v1::ExecutionPlan plan,
                    EventCallback on_event, DoneCallback on_done);
+
+  // After a cancelled Execute: polls the leader's GetStatus until it is not
+  // busy (or options_.cancel_stop_timeout, a failure or shutdown). Blocks.
+  void WaitUntilLeaderIdle(dserve::internal::v1::ReplicaLeader::Stub& stub,
+                           const std::string& job_id);
 
   void SetState(dserve::v1::ReplicaState state);
   void NotifyObserver();
