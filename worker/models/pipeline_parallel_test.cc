@@ -13,6 +13,7 @@
 #include "worker/models/model_config.h"
 #include "worker/models/random_weights.h"
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 namespace dserve::models {
 namespace {

@@ -15,6 +15,7 @@
 #include "worker/models/model_config.h"
 #include "worker/models/random_weights.h"
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 namespace dserve::models {
 namespace {
@@ -49,10 +50,10 @@ TEST(TensorParallelBlocksTest, RejectsIndivisibleHeadsAndFfn) {
   EXPECT_THAT(std::string(heads.status().message()),
               HasSubstr("num_heads = 4 is not divisible by tp = 3"));
   c.dit.ffn_dim = 90;
-  auto ffn = TensorParallelBlocks::Create(c.dit, RandomWeights(c, 1), 0, 2);
+  auto ffn = TensorParallelBlocks::Create(c.dit, RandomWeights(c, 1), 0, 4);
   ASSERT_FALSE(ffn.ok());
   EXPECT_THAT(std::string(ffn.status().message()),
-              HasSubstr("ffn_dim = 90 is not divisible by tp = 2"));
+              HasSubstr("ffn_dim = 90 is not divisible by tp = 4"));
 }
 
 class TensorParallelBlocksEquivalence : public ::testing::TestWithParam<int> {};
