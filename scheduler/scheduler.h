@@ -91,6 +91,8 @@ class Scheduler {
   std::vector<dserve::v1::ModelInfo> Models() const;
   // True when at least one replica is READY or BUSY.
   bool AnyReplicaServing() const;
+  // True when every replica is FAILED (or there are none).
+  bool AllReplicasFailed() const;
   int queue_depth() const { return queue_.size(); }
   int queue_capacity() const { return queue_.capacity(); }
 
@@ -129,7 +131,6 @@ class Scheduler {
                   absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FailQueuedIfNoReplicaLeft(absl::Time now)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  bool AllReplicasFailed() const;
 
   const SchedulerOptions options_;
   const std::vector<ReplicaHandle*> replicas_;

@@ -55,6 +55,11 @@ absl::StatusOr<std::shared_ptr<scheduler::Job>> DiffusionService::Admit(
   }
   const std::vector<dserve::v1::ModelInfo> models = scheduler_->Models();
   if (models.empty()) {
+    if (scheduler_->AllReplicasFailed()) {
+      return absl::UnavailableError(
+          "no healthy replica: every replica failed to start; the server log "
+          "says why");
+    }
     return absl::UnavailableError(
         "no replica is ready yet (worker processes are still starting); "
         "retry shortly or wait for the health check to report SERVING");

@@ -346,6 +346,12 @@ TEST_F(DiffusionServiceTest, ListModelsAndNoReplicaReady) {
   grpc::Status status = stub_->SubmitJob(&context, submit, &job);
   EXPECT_EQ(status.error_code(), grpc::UNAVAILABLE);
   EXPECT_THAT(status.error_message(), HasSubstr("no replica is ready yet"));
+
+  for (auto& r : replicas_) r->SetState(dserve::v1::REPLICA_STATE_FAILED);
+  grpc::ClientContext failed_context;
+  status = stub_->SubmitJob(&failed_context, submit, &job);
+  EXPECT_EQ(status.error_code(), grpc::UNAVAILABLE);
+  EXPECT_THAT(status.error_message(), HasSubstr("every replica failed"));
 }
 
 }  // namespace
