@@ -22,8 +22,12 @@ double Ms(absl::Duration d) { return absl::ToDoubleMilliseconds(d); }
 
 RankLoop::RankLoop(const models::Pipeline& pipeline,
                    parallel::Communicator& world,
-                   std::function<absl::Time()> now)
-    : pipeline_(pipeline), world_(world), now_(std::move(now)) {}
+                   std::function<absl::Time()> now,
+                   models::GuidedPredictor predictor)
+    : pipeline_(pipeline),
+      world_(world),
+      now_(std::move(now)),
+      predictor_(std::move(predictor)) {}
 
 absl::StatusOr<models::GenerationSpec> RankLoop::ResolveSpec(
     const ExecutionPlan& plan) const {
@@ -62,7 +66,11 @@ absl::Status RankLoop::RunStep(models::DenoiseState& state,
     return absl::DataLossError(
         absl::StrCat("unknown control word ", word, " from the leader"));
   }
-  return pipeline_.Step(state);
+  absl::Status stepped = pipeline_.Step(state, predictor_);
+  // A step that failed on one rank of a mesh leaves its peers inside (or
+  // past) collectives they can no longer match: the replica is broken.
+  if (!stepped.ok() && predictor_) healthy_ = false;
+  return stepped;
 }
 
 absl::StatusOr<PlanOutput> RankLoop::RunPlan(const ExecutionPlan& plan,

@@ -57,9 +57,12 @@ struct PlanOutput {
 
 class RankLoop {
  public:
-  // `now` is injected so tests control the reported timings.
+  // `now` is injected so tests control the reported timings. `predictor`
+  // computes each step's model prediction across the replica's mesh
+  // (ParallelDiT::GuidedPrediction); null = this process alone (1 rank).
   RankLoop(const models::Pipeline& pipeline, parallel::Communicator& world,
-           std::function<absl::Time()> now = &absl::Now);
+           std::function<absl::Time()> now = &absl::Now,
+           models::GuidedPredictor predictor = nullptr);
 
   // The pipeline's view of `plan`, validated: INVALID_ARGUMENT naming the
   // field, value and allowed range; NOT_FOUND for a model this replica does
@@ -86,6 +89,7 @@ class RankLoop {
   const models::Pipeline& pipeline_;
   parallel::Communicator& world_;
   std::function<absl::Time()> now_;
+  models::GuidedPredictor predictor_;
   bool healthy_ = true;
 };
 

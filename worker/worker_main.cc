@@ -22,6 +22,7 @@
 #include <cstdlib>
 #include <memory>
 #include <numeric>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,10 +33,13 @@
 #include "absl/strings/str_cat.h"
 #include "grpcpp/grpcpp.h"
 #include "parallel/device_mesh.h"
+#include "parallel/mesh_communicators.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
 #include "worker/follower_loop.h"
 #include "worker/models/model_config.h"
+#include "worker/models/parallel_context.h"
+#include "worker/models/parallel_dit.h"
 #include "worker/models/pipeline.h"
 #include "worker/models/random_weights.h"
 #include "worker/rank_loop.h"
@@ -161,7 +165,7 @@ absl::StatusOr<parallel::DeviceMesh> ResolveMesh(const std::string& spec,
     return absl::InvalidArgumentError(
         absl::StrCat("--mesh='", spec, "' needs ", needed,
                      " ranks per replica but --world=", world, ": device num ",
-                     needed, " and world size ", world, " not match"));
+                     world, " and world size ", needed, " not match"));
   }
   std::vector<int> devices(world);
   std::iota(devices.begin(), devices.end(), 0);
@@ -215,8 +219,7 @@ int Main(const WorkerOptions& options) {
     return 2;
   }
   const models::Pipeline& model = **pipeline;
-  if (absl::Status s = mesh->ValidateForModel(model.config().dit.num_heads,
-                                              model.config().dit.num_layers);
+  if (absl::Status s = models::ValidateMeshForModel(*mesh, model.config().dit);
       !s.ok()) {
     spdlog::error("[job -] --mesh does not fit model '{}': {}",
                   model.config().name, s.ToString());
@@ -226,7 +229,40 @@ int Main(const WorkerOptions& options) {
   spdlog::info("[job -] model '{}' loaded in {}, mesh {}", model.config().name,
                absl::FormatDuration(absl::Now() - load_start), mesh_spec);
 
-  RankLoop loop(model, *replica->world);
+  // Every rank builds its mesh groups (same order on every rank) and runs
+  // the DiT through them; a 1-rank replica keeps the plain local path.
+  std::optional<parallel::MeshCommunicators> comms;
+  std::unique_ptr<models::ParallelDiT> parallel_dit;
+  models::GuidedPredictor predictor;
+  if (options.world > 1) {
+    absl::StatusOr<parallel::MeshCommunicators> made =
+        parallel::MeshCommunicators::Create(
+            *mesh, options.rank, replica->store,
+            parallel::GlooCommunicatorFactory(options.collective_timeout));
+    if (!made.ok()) {
+      spdlog::error("[job -] mesh groups: {}", made.status().ToString());
+      return 1;
+    }
+    comms = *std::move(made);
+    absl::StatusOr<std::unique_ptr<models::ParallelDiT>> pdit =
+        models::ParallelDiT::Create(model.dit(), model.weights(),
+                                    model.config().coordinate_planes,
+                                    models::ParallelContext{*mesh, &*comms});
+    if (!pdit.ok()) {
+      spdlog::error("[job -] parallel model: {}", pdit.status().ToString());
+      return 2;
+    }
+    parallel_dit = *std::move(pdit);
+    predictor = [dit = parallel_dit.get()](
+                    const at::Tensor& x, const at::Tensor& t,
+                    const at::Tensor& cond, const at::Tensor& uncond,
+                    const std::vector<float>& guidance) {
+      return dit->GuidedPrediction(x, t, cond, uncond, guidance);
+    };
+    spdlog::info("[job -] mesh groups ready; attention {}",
+                 mesh->attention_strategy());
+  }
+  RankLoop loop(model, *replica->world, &absl::Now, predictor);
   if (options.rank != 0) {
     FollowerOptions follower;
     follower.stop_requested = stop_requested;
