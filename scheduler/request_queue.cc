@@ -4,6 +4,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "scheduler/queue_aging.h"
 
 namespace dserve::scheduler {
 
@@ -33,6 +34,26 @@ std::shared_ptr<Job> RequestQueue::Pop() {
   absl::MutexLock lock(&mu_);
   if (jobs_.empty()) return nullptr;
   auto it = jobs_.begin();
+  std::shared_ptr<Job> job = std::move(it->second);
+  jobs_.erase(it);
+  keys_.erase(job->id());
+  return job;
+}
+
+std::shared_ptr<Job> RequestQueue::PopNext(absl::Time now,
+                                           absl::Duration max_age) {
+  absl::MutexLock lock(&mu_);
+  if (jobs_.empty()) return nullptr;
+  std::vector<QueuedJobSnapshot> snapshot;
+  std::vector<Key> keys;
+  snapshot.reserve(jobs_.size());
+  keys.reserve(jobs_.size());
+  for (const auto& [key, job] : jobs_) {
+    snapshot.push_back({job->priority(), job->sequence(), job->create_time()});
+    keys.push_back(key);
+  }
+  const std::optional<size_t> pick = PickNextJob(snapshot, now, max_age);
+  auto it = jobs_.find(keys[pick.value_or(0)]);
   std::shared_ptr<Job> job = std::move(it->second);
   jobs_.erase(it);
   keys_.erase(job->id());

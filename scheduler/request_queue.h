@@ -41,6 +41,11 @@ class RequestQueue {
   // Removes and returns the job to run next; nullptr when empty.
   std::shared_ptr<Job> Pop();
 
+  // Like Pop, but a job that has waited at least `max_age` at `now` is
+  // promoted above every priority (PickNextJob in queue_aging.h), so low
+  // priority is not starved. `max_age` <= 0 is plain Pop order.
+  std::shared_ptr<Job> PopNext(absl::Time now, absl::Duration max_age);
+
   // Removes the job with `job_id`; nullptr when it is not queued.
   std::shared_ptr<Job> Remove(const std::string& job_id);
 

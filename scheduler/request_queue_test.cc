@@ -120,3 +120,56 @@ TEST(RequestQueueTest, ExtractCancelledAndRemoveAll) {
 
 }  // namespace
 }  // namespace dserve::scheduler
+
+namespace dserve::scheduler {
+namespace {
+
+std::shared_ptr<Job> MakeJobCreatedAt(const std::string& id, int priority,
+                                      int64_t sequence, absl::Time created) {
+  JobSpec spec;
+  spec.id = id;
+  spec.effective_request.set_priority(priority);
+  spec.sequence = sequence;
+  spec.create_time = created;
+  return std::make_shared<Job>(spec);
+}
+
+TEST(RequestQueuePopNextTest, AgedLowPriorityJobOvertakesHigherPriority) {
+  const absl::Time t0 = absl::FromUnixSeconds(100);
+  RequestQueue queue(10);
+  ASSERT_TRUE(queue.Push(MakeJobCreatedAt("old-low", 0, 1, t0)).ok());
+  ASSERT_TRUE(
+      queue.Push(MakeJobCreatedAt("new-high", 5, 2, t0 + absl::Seconds(9)))
+          .ok());
+  ASSERT_TRUE(
+      queue.Push(MakeJobCreatedAt("newer-high", 5, 3, t0 + absl::Seconds(9)))
+          .ok());
+  // Not aged yet at t0+9 s: priority order.
+  auto first = queue.PopNext(t0 + absl::Seconds(9), absl::Seconds(10));
+  ASSERT_NE(first, nullptr);
+  EXPECT_EQ(first->id(), "new-high");
+  // At t0+10 s the low-priority job has waited max_age: it goes next.
+  auto second = queue.PopNext(t0 + absl::Seconds(10), absl::Seconds(10));
+  ASSERT_NE(second, nullptr);
+  EXPECT_EQ(second->id(), "old-low");
+  EXPECT_EQ(queue.Position("old-low"), std::nullopt);
+  EXPECT_EQ(queue.Position("newer-high"), 0);
+  auto third = queue.PopNext(t0 + absl::Seconds(10), absl::Seconds(10));
+  ASSERT_NE(third, nullptr);
+  EXPECT_EQ(third->id(), "newer-high");
+  EXPECT_EQ(queue.PopNext(t0, absl::Seconds(10)), nullptr);
+  EXPECT_EQ(queue.size(), 0);
+}
+
+TEST(RequestQueuePopNextTest, AgingOffIsPopOrder) {
+  const absl::Time t0 = absl::FromUnixSeconds(100);
+  RequestQueue queue(10);
+  ASSERT_TRUE(queue.Push(MakeJobCreatedAt("old-low", 0, 1, t0)).ok());
+  ASSERT_TRUE(queue.Push(MakeJobCreatedAt("high", 5, 2, t0)).ok());
+  auto first = queue.PopNext(t0 + absl::Hours(1), absl::InfiniteDuration());
+  ASSERT_NE(first, nullptr);
+  EXPECT_EQ(first->id(), "high");
+}
+
+}  // namespace
+}  // namespace dserve::scheduler

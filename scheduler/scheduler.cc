@@ -143,7 +143,7 @@ void Scheduler::DispatchQueued(absl::Time now) {
   while (queue_.size() > 0) {
     std::optional<int> pick = PickReplica(snapshot);
     if (!pick.has_value()) return;
-    std::shared_ptr<Job> job = queue_.Pop();
+    std::shared_ptr<Job> job = queue_.PopNext(now, options_.max_queue_age);
     if (job == nullptr) return;
     if (job->cancel_reason().has_value()) {
       job->Finish(*job->cancel_reason(), now);

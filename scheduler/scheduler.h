@@ -44,6 +44,9 @@ struct SchedulerOptions {
   // Longest the loop sleeps between checks when nothing wakes it; bounds how
   // late a running job's deadline is noticed.
   absl::Duration idle_poll = absl::Milliseconds(100);
+  // A job queued this long runs before any younger job, whatever its
+  // priority (anti-starvation); zero or infinite turns aging off.
+  absl::Duration max_queue_age = absl::InfiniteDuration();
 };
 
 class Scheduler {
