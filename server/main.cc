@@ -184,11 +184,18 @@ class SeedSource {
   absl::BitGen gen_ ABSL_GUARDED_BY(mu_);
 };
 
+// Health service name the liveness probe asks for (deploy/k8s).
+constexpr char kLivenessService[] = "liveness";
+
 void SetServing(grpc::Server& server, bool serving) {
   grpc::HealthCheckServiceInterface* health = server.GetHealthCheckService();
   if (health == nullptr) return;
   health->SetServingStatus("", serving);
   health->SetServingStatus(kServiceName, serving);
+  // Liveness ("is the process answering?") stays SERVING through replica
+  // restarts and drains, so Kubernetes never kills a pod that is only busy
+  // or draining; readiness ("" and the service name) is what flips.
+  health->SetServingStatus(kLivenessService, true);
 }
 
 int Run(const std::string& argv0) {
