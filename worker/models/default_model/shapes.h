@@ -68,8 +68,8 @@ void PositionCentre(Position p, double& cx, double& cy);
 // the centre is jittered by up to kPositionJitter and the half-size drawn
 // from [kMinHalfSize, kMaxHalfSize].
 inline constexpr double kPositionJitter = 0.04;
-inline constexpr double kMinHalfSize = 0.14;
-inline constexpr double kMaxHalfSize = 0.2;
+inline constexpr double kMinHalfSize = 0.16;
+inline constexpr double kMaxHalfSize = 0.22;
 Scene RandomScene(Rng& rng);
 // Like RandomScene but with the given attributes.
 Scene SceneWith(Colour background, Colour shape_colour, ShapeKind shape,

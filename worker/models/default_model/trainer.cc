@@ -149,6 +149,9 @@ absl::Status ValidateTrainerOptions(const TrainerOptions& o,
   if (!(o.ema_decay >= 0 && o.ema_decay < 1)) {
     return Invalid("ema_decay", absl::StrCat(o.ema_decay), "[0, 1)");
   }
+  if (!(o.sigma_shift > 0 && o.sigma_shift <= 100)) {
+    return Invalid("sigma_shift", absl::StrCat(o.sigma_shift), "(0, 100]");
+  }
   if (!(o.uncond_probability >= 0 && o.uncond_probability < 1)) {
     return Invalid("uncond_probability", absl::StrCat(o.uncond_probability),
                    "[0, 1)");
@@ -183,7 +186,9 @@ TrainingBatch MakeTrainingBatch(const TrainerOptions& o, int64_t step) {
     std::string prompt = RandomPrompt(scene, rng);
     if (rng.Uniform() < o.uncond_probability) prompt.clear();
     batch.prompts.push_back(std::move(prompt));
-    sigmas.push_back(static_cast<float>(rng.Uniform()));
+    const double u = rng.Uniform();
+    const double shift = o.sigma_shift;
+    sigmas.push_back(static_cast<float>(shift * u / (1.0 + (shift - 1.0) * u)));
   }
   batch.sigma = at::tensor(sigmas, at::kFloat);
   batch.noise = at::randn({b, 3, 1, o.height, o.width}, gen,

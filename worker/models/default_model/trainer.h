@@ -5,7 +5,8 @@
 // procedural shapes of shapes.h with flow matching, on the CPU with
 // LibTorch autograd.
 //
-// Recipe: σ ~ U(0, 1) per item (every noise level weighted evenly),
+// Recipe: σ ~ U(0, 1) per item (every noise level weighted evenly; a
+// sigma_shift > 1 moves weight to high noise),
 // x_σ = (1−σ)·x0 + σ·ε, the DiT reads x_σ (plus coordinate planes when the
 // config has them) and predicts x0 or the velocity ε − x0 as the config's
 // prediction_type says; the loss is the plain MSE to that target. Prompts
@@ -49,6 +50,10 @@ struct TrainerOptions {
   double grad_clip_norm = 1.0;
   // EMA decay; the effective decay is min(ema_decay, (1+k)/(10+k)).
   double ema_decay = 0.995;
+  // Training noise levels: u ~ U(0, 1) mapped through the sampler's shift,
+  // σ = s·u / (1 + (s−1)·u). 1 = uniform σ; s > 1 spends more of the
+  // batch at high noise, where only the prompt says what to draw.
+  double sigma_shift = 1.0;
   // Chance that an item's prompt is replaced by "" (for CFG).
   double uncond_probability = 0.1;
   uint64_t seed = 0;

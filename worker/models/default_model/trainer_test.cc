@@ -62,6 +62,18 @@ TEST(TrainerTest, BatchesAreAPureFunctionOfSeedAndStep) {
   EXPECT_GE(a.x0.min().item<float>(), -1.0f);
 }
 
+TEST(TrainerTest, SigmaShiftMovesNoiseLevelsUp) {
+  TrainerOptions o = TinyOptions();
+  o.batch_size = 512;
+  const double uniform = MakeTrainingBatch(o, 0).sigma.mean().item<double>();
+  o.sigma_shift = 3.0;
+  const at::Tensor shifted = MakeTrainingBatch(o, 0).sigma;
+  EXPECT_NEAR(uniform, 0.5, 0.05);
+  EXPECT_GT(shifted.mean().item<double>(), uniform + 0.1);
+  EXPECT_LT(shifted.max().item<double>(), 1.0);
+  EXPECT_GE(shifted.min().item<double>(), 0.0);
+}
+
 TEST(TrainerTest, LearningRateWarmsUpAndDecays) {
   TrainerOptions o = TinyOptions();
   o.total_steps = 100;
