@@ -256,6 +256,13 @@ void LocalReplica::TearDown(const absl::Status& failure) {
 }
 
 void LocalReplica::StopProcesses(absl::Duration grace) {
+  {
+    // Close our connection to the leader first: a gRPC server's graceful
+    // shutdown waits for connected clients to go away, which held every
+    // worker's exit up by its shutdown deadline (2 s).
+    absl::MutexLock lock(&mu_);
+    stub_.reset();
+  }
   for (auto& process : processes_) process->Signal(SIGTERM);
   const absl::Time give_up = absl::Now() + grace;
   for (size_t rank = 0; rank < processes_.size(); ++rank) {

@@ -107,6 +107,7 @@ absl::StatusOr<std::shared_ptr<scheduler::Job>> DiffusionService::Admit(
     job->Finish(s, clock_->Now());
     return s;
   }
+  if (options_.on_admitted) options_.on_admitted(job);
   return job;
 }
 
@@ -130,7 +131,8 @@ grpc::ServerWriteReactor<dserve::v1::GenerateEvent>* DiffusionService::Generate(
     writer = new JobEventWriter(job, JobEventWriter::Mode::kGenerate,
                                 [this, job, deadline] {
                                   CancelForClient(job, deadline);
-                                });
+                                },
+                                &open_streams_);
   };
   absl::StatusOr<std::shared_ptr<scheduler::Job>> job =
       Admit(*request, deadline, attach);
@@ -188,7 +190,8 @@ grpc::ServerWriteReactor<dserve::v1::GenerateEvent>* DiffusionService::WatchJob(
   absl::StatusOr<std::shared_ptr<scheduler::Job>> job =
       FindJob(request->job_id());
   if (!job.ok()) return JobEventWriter::Failed(job.status());
-  return new JobEventWriter(*job, JobEventWriter::Mode::kWatch, nullptr);
+  return new JobEventWriter(*job, JobEventWriter::Mode::kWatch, nullptr,
+                            &open_streams_);
 }
 
 grpc::ServerUnaryReactor* DiffusionService::CancelJob(

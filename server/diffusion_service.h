@@ -35,6 +35,10 @@ struct DiffusionServiceOptions {
   // The deployment's layout, reported by GetServerInfo.
   dserve::v1::MeshLayout mesh;
   std::string version = "0.1.0";
+  // Sees every job once it is admitted into the queue (not idempotent
+  // repeats, not refused ones); may be empty. Runs on the admitting gRPC
+  // thread and must not block (metrics attach a listener here).
+  std::function<void(const std::shared_ptr<scheduler::Job>&)> on_admitted;
 };
 
 class DiffusionService final
@@ -49,6 +53,9 @@ class DiffusionService final
   // watches and cancels keep working.
   void StartDraining();
   bool draining() const { return draining_.load(); }
+  // Generate and WatchJob streams not yet done (their final status not yet
+  // acknowledged by gRPC); a drain waits for zero before closing the port.
+  int open_streams() const { return open_streams_.load(); }
 
   // Validates and queues `request` (or returns the job that already has its
   // client_request_id). `deadline` is the client's, if any. `on_created`
@@ -109,6 +116,7 @@ class DiffusionService final
   const scheduler::Clock* const clock_;
 
   std::atomic<bool> draining_{false};
+  std::atomic<int> open_streams_{0};
   // Makes "look up client_request_id, else create the job" atomic.
   absl::Mutex admit_mu_;
   int64_t next_sequence_ ABSL_GUARDED_BY(admit_mu_) = 1;

@@ -25,10 +25,13 @@ grpc::ServerWriteReactor<dserve::v1::GenerateEvent>* JobEventWriter::Failed(
 }
 
 JobEventWriter::JobEventWriter(std::shared_ptr<scheduler::Job> job, Mode mode,
-                               std::function<void()> on_client_cancel)
+                               std::function<void()> on_client_cancel,
+                               std::atomic<int>* open_streams)
     : job_(std::move(job)),
       mode_(mode),
-      on_client_cancel_(std::move(on_client_cancel)) {
+      on_client_cancel_(std::move(on_client_cancel)),
+      open_streams_(open_streams) {
+  if (open_streams_ != nullptr) open_streams_->fetch_add(1);
   // Replays the current state synchronously, which starts the first write.
   listener_id_ =
       job_->AddListener([this](const scheduler::JobEvent& e) { OnJobEvent(e); });
@@ -96,6 +99,7 @@ void JobEventWriter::OnCancel() {
 void JobEventWriter::OnDone() {
   // After RemoveListener returns the job never calls this reactor again.
   job_->RemoveListener(listener_id_);
+  if (open_streams_ != nullptr) open_streams_->fetch_sub(1);
   delete this;
 }
 

@@ -21,6 +21,7 @@
 // reactions on gRPC's. The reactor never calls into the job while holding
 // its own lock (the job calls it with the job's lock held).
 
+#include <atomic>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -40,9 +41,12 @@ class JobEventWriter final
 
   // Starts streaming `job` at once (its current state first).
   // `on_client_cancel` runs (on a gRPC thread) when the client cancels or
-  // disconnects; may be empty.
+  // disconnects; may be empty. `open_streams` (may be null; must outlive
+  // the reactor) counts this stream from construction until OnDone, so a
+  // draining server knows when every stream has flushed.
   JobEventWriter(std::shared_ptr<scheduler::Job> job, Mode mode,
-                 std::function<void()> on_client_cancel);
+                 std::function<void()> on_client_cancel,
+                 std::atomic<int>* open_streams = nullptr);
 
   // A stream that ends at once with `status` (a request rejected before it
   // became a job).
@@ -63,6 +67,7 @@ class JobEventWriter final
   const std::shared_ptr<scheduler::Job> job_;
   const Mode mode_;
   const std::function<void()> on_client_cancel_;
+  std::atomic<int>* const open_streams_;
   int listener_id_ = 0;
 
   absl::Mutex mu_;

@@ -55,6 +55,9 @@ ABSL_FLAG(std::string, model_dir, "",
           "Model directory passed to the workers; empty = built-in default "
           "model.");
 ABSL_FLAG(int, queue_capacity, 64, "Most jobs waiting at once, 1..100000.");
+ABSL_FLAG(int, max_queue_age_s, 600,
+          "A job queued this long runs before any younger job whatever its "
+          "priority (no starvation of low priority); 0 = strict priority.");
 ABSL_FLAG(int, max_prompt_chars, 2048, "Longest prompt, in characters.");
 ABSL_FLAG(int, max_steps, 200, "Most denoising steps per request.");
 ABSL_FLAG(int, grace_period_s, 30,
@@ -161,6 +164,8 @@ absl::Status CheckFlags() {
            CheckRange("max_steps", absl::GetFlag(FLAGS_max_steps), 1, 10000),
            CheckRange("grace_period_s", absl::GetFlag(FLAGS_grace_period_s), 0,
                       86400),
+           CheckRange("max_queue_age_s", absl::GetFlag(FLAGS_max_queue_age_s),
+                      0, 86400),
            CheckRange("worker_threads", absl::GetFlag(FLAGS_worker_threads), 1,
                       1024),
            CheckRange("startup_timeout_s",
@@ -250,6 +255,10 @@ int Run(const std::string& argv0) {
   scheduler::RealClock clock;
   scheduler::SchedulerOptions scheduler_options;
   scheduler_options.queue_capacity = absl::GetFlag(FLAGS_queue_capacity);
+  scheduler_options.max_queue_age =
+      absl::GetFlag(FLAGS_max_queue_age_s) > 0
+          ? absl::Seconds(absl::GetFlag(FLAGS_max_queue_age_s))
+          : absl::InfiniteDuration();
   scheduler::Scheduler scheduler(scheduler_options, handles, &clock);
   scheduler::JobTable jobs(scheduler::JobTableOptions(), &clock);
   SeedSource seeds;
@@ -335,8 +344,20 @@ int Run(const std::string& argv0) {
     }
   }
   scheduler.Stop(absl::UnavailableError("the server shut down"));
-  // Every job has ended, so every stream can finish; give them a moment.
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  // Every job has ended, so every stream can finish; give them up to 5 s
+  // to flush, then shut down with no grace: a graceful Shutdown would also
+  // wait (until its deadline) for idle client connections to close after
+  // the GOAWAY, which made SIGTERM take 5 s whenever a client held a
+  // channel.
+  const absl::Time flush_until = absl::Now() + absl::Seconds(5);
+  while (service.open_streams() > 0 && absl::Now() < flush_until) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  if (service.open_streams() > 0) {
+    spdlog::warn("[server] {} stream(s) still open after 5 s; cutting them",
+                 service.open_streams());
+  }
+  server->Shutdown(std::chrono::system_clock::now());
   std::vector<std::thread> stoppers;
   for (auto& replica : replicas) {
     stoppers.emplace_back(
