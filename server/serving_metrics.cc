@@ -1,0 +1,155 @@
+#include "server/serving_metrics.h"
+
+#include <map>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+
+namespace dserve::server {
+namespace {
+
+constexpr char kJobsTotal[] = "dserve_jobs_total";
+constexpr char kJobsTotalHelp[] = "Admitted jobs by terminal state.";
+
+// Mean step times: 1 ms .. 60 s.
+std::vector<double> StepSecondsBuckets() {
+  return {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+          0.5,   1,      2.5,   5,    10,    30,   60};
+}
+
+const dserve::v1::ReplicaState kReplicaStates[] = {
+    dserve::v1::REPLICA_STATE_STARTING, dserve::v1::REPLICA_STATE_READY,
+    dserve::v1::REPLICA_STATE_BUSY, dserve::v1::REPLICA_STATE_DRAINING,
+    dserve::v1::REPLICA_STATE_FAILED};
+
+}  // namespace
+
+std::string JobStateLabel(dserve::v1::JobState state) {
+  return std::string(
+      absl::StripPrefix(dserve::v1::JobState_Name(state), "JOB_STATE_"));
+}
+
+std::string ReplicaStateLabel(dserve::v1::ReplicaState state) {
+  return std::string(absl::StripPrefix(dserve::v1::ReplicaState_Name(state),
+                                       "REPLICA_STATE_"));
+}
+
+ServingMetrics::ServingMetrics(MetricsRegistry* registry)
+    : registry_(registry),
+      queue_wait_(registry->GetHistogram(
+          "dserve_job_queue_wait_seconds",
+          "Time from admission until a replica started the job.",
+          LatencySecondsBuckets())),
+      execution_(registry->GetHistogram(
+          "dserve_job_execution_seconds",
+          "Text encoding + denoising + decoding on the replica, per "
+          "succeeded job.",
+          LatencySecondsBuckets())),
+      end_to_end_(registry->GetHistogram(
+          "dserve_job_end_to_end_seconds",
+          "Time from admission until the result was ready, per succeeded job.",
+          LatencySecondsBuckets())),
+      step_(registry->GetHistogram(
+          "dserve_step_seconds",
+          "Mean wall time of one denoising step, one sample per succeeded job.",
+          StepSecondsBuckets())) {
+  // Every terminal state is exported from the start, so rate() works before
+  // the first job of a kind ends.
+  for (dserve::v1::JobState state :
+       {dserve::v1::JOB_STATE_SUCCEEDED, dserve::v1::JOB_STATE_FAILED,
+        dserve::v1::JOB_STATE_CANCELLED,
+        dserve::v1::JOB_STATE_DEADLINE_EXCEEDED}) {
+    registry_->GetCounter(kJobsTotal, kJobsTotalHelp,
+                          {{"state", JobStateLabel(state)}});
+  }
+}
+
+void ServingMetrics::WatchJob(const std::shared_ptr<scheduler::Job>& job) {
+  // The listener lives as long as the job; it only records the terminal
+  // event, which a job emits exactly once.
+  job->AddListener([this](const scheduler::JobEvent& event) {
+    if (event.terminal) RecordTerminal(event);
+  });
+}
+
+void ServingMetrics::RecordTerminal(const scheduler::JobEvent& event) {
+  const dserve::v1::GenerateEvent& e = event.event;
+  dserve::v1::JobState state = dserve::v1::JOB_STATE_FAILED;
+  if (e.has_result()) {
+    state = dserve::v1::JOB_STATE_SUCCEEDED;
+  } else if (e.has_ended()) {
+    state = e.ended().state();
+  }
+  registry_->GetCounter(kJobsTotal, kJobsTotalHelp,
+                        {{"state", JobStateLabel(state)}})
+      ->Increment();
+  if (!e.has_result()) return;
+  const dserve::v1::Timings& t = e.result().timings();
+  queue_wait_->Observe(t.queue_ms() / 1000.0);
+  execution_->Observe((t.text_encode_ms() + t.denoise_ms() + t.decode_ms()) /
+                      1000.0);
+  end_to_end_->Observe(t.total_ms() / 1000.0);
+  if (t.step_ms_mean() > 0) step_->Observe(t.step_ms_mean() / 1000.0);
+}
+
+void ServingMetrics::AddCollectors(
+    std::vector<scheduler::ReplicaHandle*> replicas,
+    const scheduler::JobTable* jobs) {
+  registry_->AddCollector(
+      [this, replicas = std::move(replicas)] { CollectReplicas(replicas); });
+  registry_->AddCollector([this, jobs] { CollectQueue(*jobs); });
+}
+
+void ServingMetrics::CollectReplicas(
+    const std::vector<scheduler::ReplicaHandle*>& replicas) {
+  std::map<dserve::v1::ReplicaState, int> by_state;
+  for (const scheduler::ReplicaHandle* replica : replicas) {
+    const dserve::v1::ReplicaInfo info = replica->Info();
+    ++by_state[info.state()];
+    const std::string index = absl::StrCat(info.index());
+    for (dserve::v1::ReplicaState state : kReplicaStates) {
+      registry_
+          ->GetGauge("dserve_replica_state",
+                     "1 for the replica's current state, 0 for the others.",
+                     {{"replica", index}, {"state", ReplicaStateLabel(state)}})
+          ->Set(info.state() == state ? 1 : 0);
+    }
+    registry_
+        ->GetGauge("dserve_replica_jobs_completed",
+                   "Plans the replica finished successfully.",
+                   {{"replica", index}})
+        ->Set(static_cast<double>(info.jobs_completed()));
+  }
+  for (dserve::v1::ReplicaState state : kReplicaStates) {
+    registry_
+        ->GetGauge("dserve_replicas", "Replicas in each state.",
+                   {{"state", ReplicaStateLabel(state)}})
+        ->Set(by_state[state]);
+  }
+}
+
+void ServingMetrics::CollectQueue(const scheduler::JobTable& jobs) {
+  std::map<int, int> by_priority;
+  std::string token;
+  do {
+    absl::StatusOr<scheduler::JobPage> page =
+        jobs.List({dserve::v1::JOB_STATE_QUEUED}, 1000, token);
+    if (!page.ok()) break;
+    for (const auto& job : page->jobs) ++by_priority[job->priority()];
+    token = page->next_page_token;
+  } while (!token.empty());
+  absl::MutexLock lock(&mu_);
+  for (const auto& [priority, count] : by_priority) {
+    seen_priorities_[priority] = true;
+  }
+  for (const auto& [priority, seen] : seen_priorities_) {
+    auto it = by_priority.find(priority);
+    registry_
+        ->GetGauge("dserve_queue_depth", "Queued jobs by priority.",
+                   {{"priority", absl::StrCat(priority)}})
+        ->Set(it == by_priority.end() ? 0 : it->second);
+  }
+}
+
+}  // namespace dserve::server
