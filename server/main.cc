@@ -39,7 +39,10 @@
 #include "scheduler/replica.h"
 #include "scheduler/scheduler.h"
 #include "server/diffusion_service.h"
+#include "server/metrics.h"
+#include "server/metrics_http_server.h"
 #include "server/request_validator.h"
+#include "server/serving_metrics.h"
 #include "server/signal_watcher.h"
 #include "spdlog/spdlog.h"
 
@@ -55,6 +58,9 @@ ABSL_FLAG(std::string, model_dir, "",
           "Model directory passed to the workers; empty = built-in default "
           "model.");
 ABSL_FLAG(int, queue_capacity, 64, "Most jobs waiting at once, 1..100000.");
+ABSL_FLAG(int, metrics_port, 0,
+          "Serve Prometheus metrics over HTTP at :<port>/metrics on --host "
+          "(0 = off).");
 ABSL_FLAG(int, max_queue_age_s, 600,
           "A job queued this long runs before any younger job whatever its "
           "priority (no starvation of low priority); 0 = strict priority.");
@@ -164,6 +170,8 @@ absl::Status CheckFlags() {
            CheckRange("max_steps", absl::GetFlag(FLAGS_max_steps), 1, 10000),
            CheckRange("grace_period_s", absl::GetFlag(FLAGS_grace_period_s), 0,
                       86400),
+           CheckRange("metrics_port", absl::GetFlag(FLAGS_metrics_port), 0,
+                      65535),
            CheckRange("max_queue_age_s", absl::GetFlag(FLAGS_max_queue_age_s),
                       0, 86400),
            CheckRange("worker_threads", absl::GetFlag(FLAGS_worker_threads), 1,
@@ -253,6 +261,9 @@ int Run(const std::string& argv0) {
                scheduler::WorkerMeshSpec(*mesh), worker_binary);
 
   scheduler::RealClock clock;
+  // Before the scheduler and the job table: jobs hold listeners into it.
+  MetricsRegistry metrics_registry;
+  ServingMetrics serving_metrics(&metrics_registry);
   scheduler::SchedulerOptions scheduler_options;
   scheduler_options.queue_capacity = absl::GetFlag(FLAGS_queue_capacity);
   scheduler_options.max_queue_age =
@@ -269,6 +280,26 @@ int Run(const std::string& argv0) {
   DiffusionServiceOptions service_options;
   service_options.mesh = *mesh;
   service_options.version = kVersion;
+  service_options.on_admitted =
+      [&serving_metrics](const std::shared_ptr<scheduler::Job>& job) {
+        serving_metrics.WatchJob(job);
+      };
+  serving_metrics.AddCollectors(handles, &jobs);
+  // After the table and the replicas, so it stops before they go away.
+  std::unique_ptr<MetricsHttpServer> metrics_http;
+  if (const int metrics_port = absl::GetFlag(FLAGS_metrics_port);
+      metrics_port > 0) {
+    absl::StatusOr<std::unique_ptr<MetricsHttpServer>> started =
+        MetricsHttpServer::Start(absl::GetFlag(FLAGS_host), metrics_port,
+                                 &metrics_registry);
+    if (!started.ok()) {
+      spdlog::error("[server] {}", std::string(started.status().message()));
+      return 1;
+    }
+    metrics_http = *std::move(started);
+    spdlog::info("[server] metrics on http://{}:{}/metrics",
+                 absl::GetFlag(FLAGS_host), metrics_http->port());
+  }
   DiffusionService service(service_options, &scheduler, &jobs, &validator,
                            &clock);
 

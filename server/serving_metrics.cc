@@ -63,6 +63,10 @@ ServingMetrics::ServingMetrics(MetricsRegistry* registry)
     registry_->GetCounter(kJobsTotal, kJobsTotalHelp,
                           {{"state", JobStateLabel(state)}});
   }
+  // The default priority is exported from the start, so the family exists
+  // (at 0) before the first job queues.
+  absl::MutexLock lock(&mu_);
+  seen_priorities_[0] = true;
 }
 
 void ServingMetrics::WatchJob(const std::shared_ptr<scheduler::Job>& job) {
