@@ -217,7 +217,6 @@ absl::StatusOr<at::Tensor> ParallelDiT::GuidedPrediction(
     const std::vector<float>& guidance) const {
   at::Tensor out;
   MODELS_RETURN_IF_ERROR(CatchTorch("ParallelDiT::GuidedPrediction", [&] {
-    const at::Tensor input = coordinate_planes_ ? AppendCoordinatePlanes(x) : x;
     Communicator& cfg = context_.group(MeshDim::kCfg);
     if (cfg.size() == 1) {
       DenoiseFn model = [&](const at::Tensor& xin, const at::Tensor& t,
@@ -233,6 +232,7 @@ absl::StatusOr<at::Tensor> ParallelDiT::GuidedPrediction(
     // CFG parallel: one branch per cfg rank, for every item (an item with
     // guidance 1 takes the conditional branch below, as the 1-process path).
     const at::Tensor& branch = cfg.rank() == 0 ? cond_context : uncond_context;
+    const at::Tensor input = coordinate_planes_ ? AppendCoordinatePlanes(x) : x;
     at::Tensor pred = ForwardOrThrow(input, timesteps, branch).contiguous();
     const int64_t b = pred.size(0);
     std::vector<int64_t> shape = pred.sizes().vec();
