@@ -91,6 +91,23 @@ bool Job::MarkStarted(int replica, const dserve::v1::MeshLayout& mesh,
   return true;
 }
 
+bool Job::Requeue() {
+  absl::MutexLock lock(&mu_);
+  if (state_ != dserve::v1::JOB_STATE_RUNNING) return false;
+  state_ = dserve::v1::JOB_STATE_QUEUED;
+  replica_ = -1;
+  start_time_.reset();
+  step_ = 0;
+  started_.Clear();
+  ++retries_;
+  return true;
+}
+
+int Job::retries() const {
+  absl::MutexLock lock(&mu_);
+  return retries_;
+}
+
 void Job::ReportProgress(int step, int total, double elapsed_ms,
                          const dserve::v1::Media* preview) {
   absl::MutexLock lock(&mu_);

@@ -104,6 +104,13 @@ class Job {
   // "fail successfully"). False if the job already ended.
   bool Finish(absl::Status status, absl::Time now);
 
+  // RUNNING -> QUEUED, to retry the job after its replica died. Keeps the
+  // id, seed and listeners (they see Queued and Started again); progress
+  // starts over. Returns false (and changes nothing) in any other state.
+  bool Requeue();
+  // How often Requeue succeeded.
+  int retries() const;
+
   // Asks for cancellation; the first reason wins. Returns false if the job
   // already ended. The scheduler acts on it (queue removal or replica
   // cancel); the reason becomes the job's final status.
@@ -137,6 +144,7 @@ class Job {
   dserve::v1::Started started_ ABSL_GUARDED_BY(mu_);
   std::optional<dserve::v1::Progress> last_progress_ ABSL_GUARDED_BY(mu_);
   int step_ ABSL_GUARDED_BY(mu_) = 0;
+  int retries_ ABSL_GUARDED_BY(mu_) = 0;
   int total_steps_ ABSL_GUARDED_BY(mu_) = 0;
   dserve::v1::Result result_ ABSL_GUARDED_BY(mu_);
   absl::Status final_status_ ABSL_GUARDED_BY(mu_);

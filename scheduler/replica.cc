@@ -66,28 +66,95 @@ void LocalReplica::Start() {
 }
 
 void LocalReplica::Supervise() {
-  absl::Status started = StartProcesses();
-  bool shutting_down;
+  bool ever_ready = false;
+  int crashes_in_a_row = 0;
+  while (true) {
+    absl::Status started = StartProcesses();
+    bool shutting_down;
+    {
+      absl::MutexLock lock(&mu_);
+      shutting_down = shutdown_requested_;
+    }
+    absl::Time ready_at = absl::InfiniteFuture();
+    if (!started.ok() && shutting_down) {
+      // Not a failure: Shutdown came first.
+      spdlog::info("[replica {}] start-up abandoned: the replica is shutting "
+                   "down",
+                   options_.index);
+      break;
+    } else if (!started.ok()) {
+      spdlog::error("[replica {}] failed to start: {}", options_.index,
+                    started.ToString());
+      TearDown(started);
+    } else {
+      spdlog::info("[replica {}] ready: {} rank(s), mesh {}, leader {}",
+                   options_.index, world_size_, WorkerMeshSpec(options_.mesh),
+                   Info().leader_address());
+      SetState(dserve::v1::REPLICA_STATE_READY);
+      ever_ready = true;
+      ready_at = absl::Now();
+      if (!MonitorChildren()) break;
+    }
+    if (!options_.restart || !ever_ready) {
+      // Stay FAILED until shutdown.
+      SleepUnlessShutdown(absl::InfiniteDuration());
+      break;
+    }
+    if (ready_at != absl::InfiniteFuture() &&
+        absl::Now() - ready_at >= options_.restart_backoff_max) {
+      crashes_in_a_row = 0;
+    }
+    ++crashes_in_a_row;
+    absl::Duration backoff = options_.restart_backoff;
+    for (int i = 1; i < crashes_in_a_row && backoff < options_.restart_backoff_max;
+         ++i) {
+      backoff *= 2;
+    }
+    backoff = std::min(backoff, options_.restart_backoff_max);
+    spdlog::warn("[replica {}] restarting in {} (crash {} in a row)",
+                 options_.index, absl::FormatDuration(backoff),
+                 crashes_in_a_row);
+    if (!SleepUnlessShutdown(backoff)) break;
+    if (!PrepareRestart()) break;
+  }
+  absl::Duration grace;
   {
     absl::MutexLock lock(&mu_);
-    shutting_down = shutdown_requested_;
+    grace = shutdown_grace_;
   }
-  if (!started.ok() && shutting_down) {
-    // Not a failure: Shutdown came first. MonitorChildren stops the ranks.
-    spdlog::info("[replica {}] start-up abandoned: the replica is shutting "
-                 "down",
-                 options_.index);
-  } else if (!started.ok()) {
-    spdlog::error("[replica {}] failed to start: {}", options_.index,
-                  started.ToString());
-    TearDown(started);
-  } else {
-    spdlog::info("[replica {}] ready: {} rank(s), mesh {}, leader {}",
-                 options_.index, world_size_, WorkerMeshSpec(options_.mesh),
-                 Info().leader_address());
-    SetState(dserve::v1::REPLICA_STATE_READY);
+  StopProcesses(grace);
+}
+
+bool LocalReplica::SleepUnlessShutdown(absl::Duration backoff) {
+  absl::MutexLock lock(&mu_);
+  auto stop = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return shutdown_requested_;
+  };
+  return !mu_.AwaitWithTimeout(absl::Condition(&stop), backoff);
+}
+
+bool LocalReplica::PrepareRestart() {
+  {
+    absl::MutexLock lock(&mu_);
+    // The failed plan's thread reports the failure to the scheduler first;
+    // it ends promptly (its call was cancelled by TearDown).
+    auto plan_reported = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return !plan_running_ || shutdown_requested_;
+    };
+    mu_.Await(absl::Condition(&plan_reported));
+    if (shutdown_requested_) return false;
+    pids_.clear();
+    failure_.reset();
+    stub_.reset();
+    leader_address_.clear();
+    ++restarts_;
+    state_ = dserve::v1::REPLICA_STATE_STARTING;
   }
-  MonitorChildren();
+  // TearDown killed and reaped every rank.
+  processes_.clear();
+  spdlog::info("[replica {}] restarting", options_.index);
+  NotifyObserver();
+  return true;
 }
 
 absl::Status LocalReplica::StartProcesses() {
@@ -207,14 +274,14 @@ absl::Status LocalReplica::ConnectToLeader(int port, absl::Time give_up) {
   return absl::OkStatus();
 }
 
-void LocalReplica::MonitorChildren() {
+bool LocalReplica::MonitorChildren() {
   while (true) {
     {
       absl::MutexLock lock(&mu_);
       if (!shutdown_requested_) {
         shutdown_cv_.WaitWithTimeout(&mu_, absl::Milliseconds(100));
       }
-      if (shutdown_requested_) break;
+      if (shutdown_requested_) return false;
     }
     for (size_t rank = 0; rank < processes_.size(); ++rank) {
       std::optional<std::string> how = processes_[rank]->Poll();
@@ -222,15 +289,9 @@ void LocalReplica::MonitorChildren() {
       TearDown(absl::UnavailableError(absl::StrCat(
           "replica ", options_.index, ": rank ", rank, " (pid ",
           processes_[rank]->pid(), ") ", *how)));
-      break;
+      return true;
     }
   }
-  absl::Duration grace;
-  {
-    absl::MutexLock lock(&mu_);
-    grace = shutdown_grace_;
-  }
-  StopProcesses(grace);
 }
 
 void LocalReplica::TearDown(const absl::Status& failure) {
@@ -291,6 +352,7 @@ dserve::v1::ReplicaInfo LocalReplica::Info() const {
   info.set_leader_address(leader_address_);
   info.set_current_job_id(current_job_id_);
   info.set_jobs_completed(jobs_completed_);
+  info.set_restarts(restarts_);
   return info;
 }
 
@@ -310,6 +372,7 @@ absl::Status LocalReplica::Run(dserve::internal::v1::ExecutionPlan plan,
           dserve::v1::ReplicaState_Name(state_), ", not READY"));
     }
     state_ = dserve::v1::REPLICA_STATE_BUSY;
+    plan_running_ = true;
     cancel_requested_ = false;
     current_job_id_ = plan.items_size() > 0 ? plan.items(0).job_id() : "";
     previous = std::move(run_thread_);
@@ -340,6 +403,21 @@ void LocalReplica::ExecutePlan(dserve::internal::v1::ExecutionPlan plan,
     stub = stub_;
     run_context_ = &context;
     if (cancel_requested_ || failure_.has_value()) context.TryCancel();
+  }
+  if (stub == nullptr) {
+    // Shut down (or torn down) between Run and this thread starting.
+    absl::Status status = absl::UnavailableError(absl::StrCat(
+        "replica ", options_.index, " stopped before the plan could start"));
+    {
+      absl::MutexLock lock(&mu_);
+      run_context_ = nullptr;
+      current_job_id_.clear();
+      if (failure_.has_value()) status = *failure_;
+      plan_running_ = false;
+    }
+    NotifyObserver();
+    on_done(std::move(status));
+    return;
   }
   spdlog::debug("[replica {}] [job {}] Execute: {}x{}x{}, {} steps",
                 options_.index, job_id, plan.width(), plan.height(),
@@ -386,6 +464,7 @@ void LocalReplica::ExecutePlan(dserve::internal::v1::ExecutionPlan plan,
       state_ = dserve::v1::REPLICA_STATE_READY;
     }
     if (status.ok()) ++jobs_completed_;
+    plan_running_ = false;
   }
   spdlog::debug("[replica {}] [job {}] Execute ended: {}", options_.index,
                 job_id, status.ToString());

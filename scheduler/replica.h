@@ -12,7 +12,13 @@
 // After that the supervisor polls its children (waitpid). A rank that dies
 // tears the replica down: the other ranks are killed, the replica becomes
 // FAILED, and a running plan ends with UNAVAILABLE naming the replica, the
-// rank, its pid and how it died. (Restarting is a later issue.)
+// rank, its pid and how it died. A replica that was READY before is then
+// restarted (FAILED -> STARTING -> READY) after a back-off that doubles
+// with each crash in a row (restart_backoff, 2x, 4x ... up to
+// restart_backoff_max; a replica healthy for restart_backoff_max starts
+// over at restart_backoff). A replica that never became READY stays FAILED:
+// its first start-up failing means bad flags or a bad model, which a
+// restart does not fix.
 //
 // Ownership: owns its worker processes (they are killed when the replica is
 // shut down or destroyed, and die with the server via PR_SET_PDEATHSIG), the
@@ -52,6 +58,10 @@ struct LocalReplicaOptions {
   int threads = 1;
   // From spawning rank 0 until the leader answers GetStatus.
   absl::Duration startup_timeout = absl::Seconds(120);
+  // Restart after a crash (see the class comment); false leaves it FAILED.
+  bool restart = true;
+  absl::Duration restart_backoff = absl::Seconds(1);
+  absl::Duration restart_backoff_max = absl::Seconds(30);
   // After a cancelled Execute call ends, how long the replica stays BUSY
   // waiting for the leader to report the plan stopped (it stops at the
   // next step boundary, so this bounds one step).
@@ -94,8 +104,15 @@ class LocalReplica final : public ReplicaHandle {
   absl::Status ConnectToLeader(int port, absl::Time give_up);
   // Next line from rank 0's ready pipe; CANCELLED once Shutdown was asked.
   absl::StatusOr<std::string> ReadReadyLine(absl::Time give_up);
-  // Returns when shutdown was requested (after stopping the processes).
-  void MonitorChildren();
+  // Polls the children until shutdown is requested (returns false) or a
+  // rank died and the replica was torn down (returns true).
+  bool MonitorChildren();
+  // Sleeps `backoff` unless shutdown is requested first (returns false).
+  bool SleepUnlessShutdown(absl::Duration backoff);
+  // After a crash: waits for the failed plan (if any) to be reported, then
+  // forgets the dead processes and goes FAILED -> STARTING. False when
+  // shutdown was requested meanwhile.
+  bool PrepareRestart();
   void TearDown(const absl::Status& failure);
   void StopProcesses(absl::Duration grace);
 
@@ -122,6 +139,9 @@ class LocalReplica final : public ReplicaHandle {
   std::vector<dserve::v1::ModelInfo> models_ ABSL_GUARDED_BY(mu_);
   std::string current_job_id_ ABSL_GUARDED_BY(mu_);
   int64_t jobs_completed_ ABSL_GUARDED_BY(mu_) = 0;
+  int restarts_ ABSL_GUARDED_BY(mu_) = 0;
+  // From Run until the plan's on_done was decided (ExecutePlan's end).
+  bool plan_running_ ABSL_GUARDED_BY(mu_) = false;
   std::shared_ptr<dserve::internal::v1::ReplicaLeader::Stub> stub_
       ABSL_GUARDED_BY(mu_);
   // The running Execute call, for Cancel; null between plans.

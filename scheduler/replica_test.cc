@@ -139,7 +139,10 @@ TEST(LocalReplicaTest, CancelStopsThePlan) {
 }
 
 TEST(LocalReplicaTest, DeadRankFailsTheReplicaAndItsPlan) {
-  LocalReplica replica(Options(2, {"--fake_step_ms=50"}));
+  LocalReplicaOptions options = Options(2, {"--fake_step_ms=50"});
+  // Stays FAILED, so the state can be checked without racing the restart.
+  options.restart = false;
+  LocalReplica replica(options);
   replica.Start();
   ASSERT_TRUE(Eventually([&] { return IsReady(replica); }));
   const dserve::v1::ReplicaInfo info = replica.Info();
@@ -154,6 +157,41 @@ TEST(LocalReplicaTest, DeadRankFailsTheReplicaAndItsPlan) {
   EXPECT_EQ(replica.Info().state(), dserve::v1::REPLICA_STATE_FAILED);
   // The surviving rank was torn down too.
   EXPECT_TRUE(Eventually([&] { return kill(info.pids(0), 0) == -1; }));
+}
+
+TEST(LocalReplicaTest, RestartsAfterADeadRankWithDoublingBackOff) {
+  LocalReplicaOptions options = Options(2, {"--fake_step_ms=20"});
+  options.restart_backoff = absl::Milliseconds(200);
+  options.restart_backoff_max = absl::Seconds(5);
+  LocalReplica replica(options);
+  replica.Start();
+  ASSERT_TRUE(Eventually([&] { return IsReady(replica); }));
+  for (int crash = 1; crash <= 2; ++crash) {
+    const dserve::v1::ReplicaInfo before = replica.Info();
+    const absl::Time killed = absl::Now();
+    // Crash 1 kills a follower, crash 2 the leader.
+    ASSERT_EQ(kill(before.pids(crash == 1 ? 1 : 0), SIGKILL), 0);
+    ASSERT_TRUE(Eventually([&] {
+      const dserve::v1::ReplicaInfo info = replica.Info();
+      return info.restarts() == crash &&
+             info.state() == dserve::v1::REPLICA_STATE_READY;
+    })) << "crash " << crash;
+    const absl::Duration took = absl::Now() - killed;
+    // Two crashes in a row: 200 ms, then 400 ms of back-off.
+    EXPECT_GE(took, options.restart_backoff * (1 << (crash - 1)))
+        << "crash " << crash;
+    const dserve::v1::ReplicaInfo after = replica.Info();
+    ASSERT_EQ(after.pids_size(), 2);
+    EXPECT_NE(after.pids(0), before.pids(0));
+    EXPECT_NE(after.pids(1), before.pids(1));
+    // The old ranks are gone.
+    EXPECT_TRUE(Eventually([&] { return kill(before.pids(0), 0) == -1; }));
+  }
+  // The restarted replica runs plans.
+  PlanRecorder rec;
+  ASSERT_TRUE(replica.Run(Plan(3), rec.OnEvent(), rec.OnDone()).ok());
+  ASSERT_TRUE(rec.finished.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  EXPECT_TRUE(rec.status.ok()) << rec.status;
 }
 
 TEST(LocalReplicaTest, RankExitingBeforeReadyFailsStartUp) {

@@ -237,6 +237,21 @@ void Scheduler::RouteStep(RunningPlan& plan,
 void Scheduler::FinishPlan(int replica, RunningPlan& plan,
                            const absl::Status& status, absl::Time now) {
   for (const auto& job : plan.jobs) {
+    if (absl::IsUnavailable(status) && !job->cancel_reason().has_value() &&
+        job->retries() == 0 && !AllReplicasFailed() && job->Requeue()) {
+      // The replica died or stopped under the job: run it once more, on
+      // whichever replica is READY first. Same effective request and seed,
+      // so the same output.
+      spdlog::warn("[scheduler] [replica {}] [job {}] retrying once: {}",
+                   replica, job->id(), status.ToString());
+      absl::StatusOr<int> position = queue_.Push(job);
+      if (position.ok()) continue;
+      job->Finish(absl::UnavailableError(absl::StrCat(
+                      status.message(), "; the retry found the queue full (",
+                      position.status().message(), ")")),
+                  now);
+      continue;
+    }
     if (!status.ok()) {
       // A cancel the scheduler asked for explains the stop better than the
       // replica's generic CANCELLED.

@@ -206,13 +206,72 @@ TEST_F(SchedulerTest, SequentialJobsAlternateReplicas) {
   EXPECT_EQ(used, (std::vector<int>{0, 1, 0, 1}));
 }
 
-TEST_F(SchedulerTest, ReplicaFailureEndsRunningJobWithUnavailable) {
+TEST_F(SchedulerTest, ReplicaFailureRetriesRunningJobOnceElsewhere) {
   MakeScheduler(2);
   Stream stream;
   auto job = Submit(0, {}, &stream);
   scheduler_->RunOnce();
   const int replica = job->replica();
+  const auto first_plan = *replicas_[replica]->last_plan();
   replicas_[replica]->EndWith(
+      absl::UnavailableError("replica 0: rank 1 (pid 42) was killed by signal 9"),
+      dserve::v1::REPLICA_STATE_FAILED);
+  scheduler_->RunOnce();  // Routes the failure: the job is queued again.
+  scheduler_->RunOnce();  // Dispatches it.
+  // Retried on the healthy replica with the same seed.
+  EXPECT_EQ(job->state(), dserve::v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(job->retries(), 1);
+  EXPECT_EQ(job->replica(), 1 - replica);
+  ASSERT_TRUE(replicas_[1 - replica]->running());
+  const auto retry_plan = *replicas_[1 - replica]->last_plan();
+  EXPECT_EQ(retry_plan.items(0).seed(), first_plan.items(0).seed());
+  replicas_[1 - replica]->Complete();
+  scheduler_->RunOnce();
+  EXPECT_EQ(job->state(), dserve::v1::JOB_STATE_SUCCEEDED);
+  int started = 0;
+  int terminal = 0;
+  for (const JobEvent& e : stream.events) {
+    if (e.event.has_started()) ++started;
+    if (e.terminal) ++terminal;
+  }
+  EXPECT_EQ(started, 2);
+  EXPECT_EQ(terminal, 1);
+}
+
+TEST_F(SchedulerTest, SecondReplicaFailureEndsJobWithUnavailable) {
+  MakeScheduler(2);
+  Stream stream;
+  auto job = Submit(0, {}, &stream);
+  scheduler_->RunOnce();
+  const int first = job->replica();
+  replicas_[first]->EndWith(absl::UnavailableError("replica: rank 1 died"),
+                            dserve::v1::REPLICA_STATE_FAILED);
+  scheduler_->RunOnce();
+  scheduler_->RunOnce();
+  ASSERT_EQ(job->replica(), 1 - first);
+  // The first replica came back; the retry dies too: no second retry.
+  replicas_[first]->SetState(dserve::v1::REPLICA_STATE_READY);
+  replicas_[1 - first]->EndWith(
+      absl::UnavailableError("replica: rank 0 (pid 43) was killed by signal 9"),
+      dserve::v1::REPLICA_STATE_FAILED);
+  scheduler_->RunOnce();
+  EXPECT_EQ(job->state(), dserve::v1::JOB_STATE_FAILED);
+  ASSERT_TRUE(stream.ended());
+  EXPECT_EQ(stream.last().status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(stream.last().status.message(), HasSubstr("rank 0"));
+  EXPECT_FALSE(replicas_[first]->running());
+  // The healthy replica still takes work.
+  auto next = Submit();
+  scheduler_->RunOnce();
+  EXPECT_EQ(next->replica(), first);
+}
+
+TEST_F(SchedulerTest, FailureOfTheOnlyReplicaEndsJobWithUnavailable) {
+  MakeScheduler(1);
+  Stream stream;
+  auto job = Submit(0, {}, &stream);
+  scheduler_->RunOnce();
+  replicas_[0]->EndWith(
       absl::UnavailableError("replica 0: rank 1 (pid 42) was killed by signal 9"),
       dserve::v1::REPLICA_STATE_FAILED);
   scheduler_->RunOnce();
@@ -220,10 +279,6 @@ TEST_F(SchedulerTest, ReplicaFailureEndsRunningJobWithUnavailable) {
   ASSERT_TRUE(stream.ended());
   EXPECT_EQ(stream.last().status.code(), absl::StatusCode::kUnavailable);
   EXPECT_THAT(stream.last().status.message(), HasSubstr("rank 1"));
-  // The other replica still takes work.
-  auto next = Submit();
-  scheduler_->RunOnce();
-  EXPECT_EQ(next->replica(), 1 - replica);
 }
 
 TEST_F(SchedulerTest, AllReplicasFailedRejectsAndFailsQueued) {
