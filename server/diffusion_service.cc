@@ -30,7 +30,8 @@ DiffusionService::DiffusionService(DiffusionServiceOptions options,
       scheduler_(scheduler),
       jobs_(jobs),
       validator_(validator),
-      clock_(clock) {}
+      clock_(clock),
+      auth_(options_.auth_token) {}
 
 void DiffusionService::StartDraining() { draining_.store(true); }
 
@@ -124,6 +125,9 @@ absl::StatusOr<std::shared_ptr<scheduler::Job>> DiffusionService::FindJob(
 grpc::ServerWriteReactor<dserve::v1::GenerateEvent>* DiffusionService::Generate(
     grpc::CallbackServerContext* context,
     const dserve::v1::GenerateRequest* request) {
+  if (absl::Status auth = Authorize(*context); !auth.ok()) {
+    return JobEventWriter::Failed(auth);
+  }
   const std::optional<absl::Time> deadline = ClientDeadline(*context);
   JobEventWriter* writer = nullptr;
   auto attach = [this, deadline, &writer](
@@ -143,6 +147,11 @@ grpc::ServerWriteReactor<dserve::v1::GenerateEvent>* DiffusionService::Generate(
   // The same client_request_id as an earlier job: follow that one.
   attach(*job);
   return writer;
+}
+
+absl::Status DiffusionService::Authorize(
+    const grpc::CallbackServerContext& context) const {
+  return auth_.Check(context.client_metadata());
 }
 
 void DiffusionService::CancelForClient(
@@ -170,6 +179,9 @@ void DiffusionService::CancelForClient(
 grpc::ServerUnaryReactor* DiffusionService::SubmitJob(
     grpc::CallbackServerContext* context,
     const dserve::v1::SubmitJobRequest* request, dserve::v1::Job* response) {
+  if (absl::Status auth = Authorize(*context); !auth.ok()) {
+    return FinishUnary(context, auth);
+  }
   // A SubmitJob deadline bounds only this call, not the job (which is
   // meant to outlive the call).
   absl::StatusOr<std::shared_ptr<scheduler::Job>> job =
@@ -182,6 +194,9 @@ grpc::ServerUnaryReactor* DiffusionService::SubmitJob(
 grpc::ServerUnaryReactor* DiffusionService::GetJob(
     grpc::CallbackServerContext* context,
     const dserve::v1::GetJobRequest* request, dserve::v1::Job* response) {
+  if (absl::Status auth = Authorize(*context); !auth.ok()) {
+    return FinishUnary(context, auth);
+  }
   absl::StatusOr<std::shared_ptr<scheduler::Job>> job =
       FindJob(request->job_id());
   if (!job.ok()) return FinishUnary(context, job.status());
@@ -192,6 +207,9 @@ grpc::ServerUnaryReactor* DiffusionService::GetJob(
 grpc::ServerWriteReactor<dserve::v1::GenerateEvent>* DiffusionService::WatchJob(
     grpc::CallbackServerContext* context,
     const dserve::v1::WatchJobRequest* request) {
+  if (absl::Status auth = Authorize(*context); !auth.ok()) {
+    return JobEventWriter::Failed(auth);
+  }
   absl::StatusOr<std::shared_ptr<scheduler::Job>> job =
       FindJob(request->job_id());
   if (!job.ok()) return JobEventWriter::Failed(job.status());
@@ -202,6 +220,9 @@ grpc::ServerWriteReactor<dserve::v1::GenerateEvent>* DiffusionService::WatchJob(
 grpc::ServerUnaryReactor* DiffusionService::CancelJob(
     grpc::CallbackServerContext* context,
     const dserve::v1::CancelJobRequest* request, dserve::v1::Job* response) {
+  if (absl::Status auth = Authorize(*context); !auth.ok()) {
+    return FinishUnary(context, auth);
+  }
   absl::StatusOr<std::shared_ptr<scheduler::Job>> job =
       FindJob(request->job_id());
   if (!job.ok()) return FinishUnary(context, job.status());
@@ -218,6 +239,9 @@ grpc::ServerUnaryReactor* DiffusionService::ListJobs(
     grpc::CallbackServerContext* context,
     const dserve::v1::ListJobsRequest* request,
     dserve::v1::ListJobsResponse* response) {
+  if (absl::Status auth = Authorize(*context); !auth.ok()) {
+    return FinishUnary(context, auth);
+  }
   std::vector<dserve::v1::JobState> states;
   for (int state : request->states()) {
     if (!dserve::v1::JobState_IsValid(state)) {
@@ -241,6 +265,9 @@ grpc::ServerUnaryReactor* DiffusionService::ListModels(
     grpc::CallbackServerContext* context,
     const dserve::v1::ListModelsRequest* /*request*/,
     dserve::v1::ListModelsResponse* response) {
+  if (absl::Status auth = Authorize(*context); !auth.ok()) {
+    return FinishUnary(context, auth);
+  }
   const std::vector<dserve::v1::ModelInfo> models = scheduler_->Models();
   if (models.empty()) {
     return FinishUnary(context,
@@ -256,6 +283,9 @@ grpc::ServerUnaryReactor* DiffusionService::GetServerInfo(
     grpc::CallbackServerContext* context,
     const dserve::v1::GetServerInfoRequest* /*request*/,
     dserve::v1::ServerInfo* response) {
+  if (absl::Status auth = Authorize(*context); !auth.ok()) {
+    return FinishUnary(context, auth);
+  }
   response->set_version(options_.version);
   *response->mutable_mesh() = options_.mesh;
   for (const auto& replica : scheduler_->ReplicaInfos()) {

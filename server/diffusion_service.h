@@ -27,6 +27,7 @@
 #include "scheduler/job.h"
 #include "scheduler/job_table.h"
 #include "scheduler/scheduler.h"
+#include "server/bearer_token_auth.h"
 #include "server/request_validator.h"
 
 namespace dserve::server {
@@ -39,6 +40,9 @@ struct DiffusionServiceOptions {
   // repeats, not refused ones); may be empty. Runs on the admitting gRPC
   // thread and must not block (metrics attach a listener here).
   std::function<void(const std::shared_ptr<scheduler::Job>&)> on_admitted;
+  // When non-empty, every RPC of this service needs the metadata
+  // "authorization: Bearer <auth_token>" (else UNAUTHENTICATED).
+  std::string auth_token;
 };
 
 class DiffusionService final
@@ -103,6 +107,8 @@ class DiffusionService final
   // The client's deadline, or nullopt for "none".
   static std::optional<absl::Time> ClientDeadline(
       const grpc::CallbackServerContext& context);
+  // UNAUTHENTICATED unless the call carries the configured bearer token.
+  absl::Status Authorize(const grpc::CallbackServerContext& context) const;
   // A Generate client went away (or its deadline passed): cancel its job.
   void CancelForClient(const std::shared_ptr<scheduler::Job>& job,
                        std::optional<absl::Time> deadline);
@@ -114,6 +120,7 @@ class DiffusionService final
   scheduler::JobTable* const jobs_;
   const RequestValidator* const validator_;
   const scheduler::Clock* const clock_;
+  const BearerTokenAuth auth_;
 
   std::atomic<bool> draining_{false};
   std::atomic<int> open_streams_{0};

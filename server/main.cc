@@ -38,12 +38,14 @@
 #include "scheduler/job_table.h"
 #include "scheduler/replica.h"
 #include "scheduler/scheduler.h"
+#include "server/bearer_token_auth.h"
 #include "server/diffusion_service.h"
 #include "server/metrics.h"
 #include "server/metrics_http_server.h"
 #include "server/request_validator.h"
 #include "server/serving_metrics.h"
 #include "server/signal_watcher.h"
+#include "server/tls_credentials.h"
 #include "spdlog/spdlog.h"
 
 ABSL_FLAG(int, port, 50051, "TCP port for the gRPC API (0 = any free port).");
@@ -58,6 +60,17 @@ ABSL_FLAG(std::string, model_dir, "",
           "Model directory passed to the workers; empty = built-in default "
           "model.");
 ABSL_FLAG(int, queue_capacity, 64, "Most jobs waiting at once, 1..100000.");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain of the server; with --tls_key, the API is "
+          "served over TLS (empty = plaintext).");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key for --tls_cert.");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA bundle; clients must present a certificate it signed "
+          "(mutual TLS). Needs --tls_cert/--tls_key.");
+ABSL_FLAG(std::string, auth_token_file, "",
+          "File whose first line is a bearer token; the DiffusionService "
+          "then requires 'authorization: Bearer <token>' (health and "
+          "reflection stay open). Empty = no token.");
 ABSL_FLAG(int, metrics_port, 0,
           "Serve Prometheus metrics over HTTP at :<port>/metrics on --host "
           "(0 = off).");
@@ -280,6 +293,23 @@ int Run(const std::string& argv0) {
   DiffusionServiceOptions service_options;
   service_options.mesh = *mesh;
   service_options.version = kVersion;
+  if (const std::string path = absl::GetFlag(FLAGS_auth_token_file);
+      !path.empty()) {
+    absl::StatusOr<std::string> token = ReadTokenFile(path, "auth_token_file");
+    if (!token.ok()) {
+      spdlog::error("[server] {}", std::string(token.status().message()));
+      return 1;
+    }
+    service_options.auth_token = *std::move(token);
+  }
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials =
+      MakeServerCredentials({absl::GetFlag(FLAGS_tls_cert),
+                             absl::GetFlag(FLAGS_tls_key),
+                             absl::GetFlag(FLAGS_tls_client_ca)});
+  if (!credentials.ok()) {
+    spdlog::error("[server] {}", std::string(credentials.status().message()));
+    return 1;
+  }
   service_options.on_admitted =
       [&serving_metrics](const std::shared_ptr<scheduler::Job>& job) {
         serving_metrics.WatchJob(job);
@@ -312,8 +342,7 @@ int Run(const std::string& argv0) {
                                                        : host,
                    ":", absl::GetFlag(FLAGS_port));
   int bound_port = 0;
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(),
-                           &bound_port);
+  builder.AddListeningPort(address, *credentials, &bound_port);
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || bound_port == 0) {

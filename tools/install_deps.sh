@@ -15,6 +15,7 @@ packages=(
   libopenblas0-pthread     # LibTorch's BLAS; Debian's reference BLAS is ~30x slower
   libpng-dev nlohmann-json3-dev libcpp-httplib-dev
   procps                   # pgrep/ps used by the end-to-end tests
+  openssl                  # the TLS end-to-end test makes its certificates
 )
 
 missing=()

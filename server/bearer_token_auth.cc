@@ -1,0 +1,65 @@
+#include "server/bearer_token_auth.h"
+
+#include <fstream>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+
+namespace dserve::server {
+namespace {
+
+// Compares in time that depends only on the lengths, so the token cannot be
+// guessed byte by byte from response times.
+bool ConstantTimeEquals(absl::string_view a, absl::string_view b) {
+  if (a.size() != b.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  }
+  return diff == 0;
+}
+
+}  // namespace
+
+BearerTokenAuth::BearerTokenAuth(std::string token) : token_(std::move(token)) {}
+
+absl::Status BearerTokenAuth::Check(
+    const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) const {
+  if (token_.empty()) return absl::OkStatus();
+  auto it = metadata.find("authorization");
+  if (it == metadata.end()) {
+    return absl::UnauthenticatedError(
+        "missing \"authorization: Bearer <token>\" metadata; this server "
+        "requires the token from its --auth_token_file");
+  }
+  const absl::string_view value(it->second.data(), it->second.size());
+  absl::string_view presented = value;
+  if (!absl::ConsumePrefix(&presented, "Bearer ")) {
+    return absl::UnauthenticatedError(
+        "the authorization metadata must be \"Bearer <token>\"");
+  }
+  if (!ConstantTimeEquals(presented, token_)) {
+    return absl::UnauthenticatedError("the bearer token is not valid");
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> ReadTokenFile(const std::string& path,
+                                          const std::string& flag) {
+  std::ifstream in(path);
+  if (!in) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", flag, "=", path, ": cannot read the file"));
+  }
+  std::string line;
+  std::getline(in, line);
+  const std::string token(absl::StripAsciiWhitespace(line));
+  if (token.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--", flag, "=", path, ": the first line holds no token"));
+  }
+  return token;
+}
+
+}  // namespace dserve::server
