@@ -12,7 +12,8 @@
 //    passes it explicitly.
 //  * Every call blocks until the local part of the operation is complete
 //    (output tensors are valid on return); on GPU "complete" means enqueued on
-//    the current CUDA stream.
+//    the current CUDA stream. The one exception is AllToAllAsync, which
+//    returns a PendingOp to Wait on.
 //  * Tensors must be contiguous. Collectives must be called by every rank of
 //    the group in the same order with matching shapes and dtypes.
 //  * A Communicator is not thread-safe: one thread drives it.
@@ -21,9 +22,11 @@
 //    torn down and restarted, as NCCL communicators cannot be repaired).
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include <ATen/core/Tensor.h>
 
 namespace dserve::parallel {
@@ -50,6 +53,29 @@ struct CommStats {
   }
 };
 
+// An operation started by a Communicator's *Async call and not yet known to
+// be complete. Owns a reference to the op's tensors (so they outlive the
+// transfer) and, for Gloo, the c10d work handle. Not thread-safe: the
+// thread that drives the Communicator calls Wait. It must not outlive its
+// Communicator.
+class PendingOp {
+ public:
+  virtual ~PendingOp() = default;
+  // Blocks until this rank's part of the op is complete (the output is
+  // valid) and returns its outcome; on GPU "complete" means ordered before
+  // later work on the current CUDA stream, as for the blocking calls. Call
+  // at most once; destroying an op that was never waited for waits for it
+  // (and drops its error: the group is unusable anyway, see above).
+  virtual absl::Status Wait() = 0;
+};
+
+// The op of a backend whose *Async call already did all the work before
+// returning (the default below, the local and fake communicators).
+class CompletedOp : public PendingOp {
+ public:
+  absl::Status Wait() override { return absl::OkStatus(); }
+};
+
 class Communicator {
  public:
   virtual ~Communicator() = default;
@@ -74,6 +100,20 @@ class Communicator {
   // (same shape as input).
   virtual absl::Status AllToAll(const at::Tensor& input,
                                 at::Tensor& output) = 0;
+  // AllToAll started without waiting for it: returns once the exchange is
+  // in flight, so the caller can start more exchanges (Ulysses starts q, k
+  // and v together) or compute before PendingOp::Wait. Until Wait returns,
+  // `input` must not be modified and `output` not read; both stay alive
+  // (the op holds references). Other calls on this Communicator may be made
+  // meanwhile, in the same order on every rank. Bytes are counted as for
+  // AllToAll, when the op is started. The default runs the blocking
+  // AllToAll and returns a CompletedOp, so backends without a native async
+  // path (local, fake) behave exactly as before.
+  virtual absl::StatusOr<std::unique_ptr<PendingOp>> AllToAllAsync(
+      const at::Tensor& input, at::Tensor& output) {
+    if (absl::Status s = AllToAll(input, output); !s.ok()) return s;
+    return std::unique_ptr<PendingOp>(std::make_unique<CompletedOp>());
+  }
   // Point to point; `peer` is a group rank. Send/Recv pairs must match in
   // shape and dtype; the n-th Send to a peer is received by that peer's n-th
   // Recv from this rank. Send returns once `tensor` may be reused, before

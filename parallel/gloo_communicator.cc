@@ -25,6 +25,8 @@
 namespace dserve::parallel {
 namespace {
 
+constexpr int kGlooThreads = 3;
+
 // Gloo's typed collectives know float, double, half and 8/32/64-bit
 // integers. Ops that only move bytes can carry other dtypes as a same-width
 // type it knows.
@@ -55,6 +57,45 @@ absl::Status StatusFromException(const std::string& context,
   }
   return absl::UnavailableError(message);
 }
+
+// An op queued on a ProcessGroupGloo's worker threads. Wait() blocks on the
+// c10d work and converts its exception; the destructor waits for a work
+// that was never waited for, so `output` is not written behind the
+// caller's back after the op is gone.
+class GlooPendingOp : public PendingOp {
+ public:
+  GlooPendingOp(c10::intrusive_ptr<c10d::Work> work, std::string context,
+                at::Tensor input, at::Tensor output)
+      : work_(std::move(work)),
+        context_(std::move(context)),
+        input_(std::move(input)),
+        output_(std::move(output)) {}
+
+  ~GlooPendingOp() override {
+    if (work_) Wait().IgnoreError();
+  }
+
+  absl::Status Wait() override {
+    if (!work_) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(context_, ": Wait called twice"));
+    }
+    c10::intrusive_ptr<c10d::Work> work = std::move(work_);
+    work_.reset();
+    try {
+      work->wait();
+    } catch (const std::exception& e) {
+      return StatusFromException(context_, e);
+    }
+    return absl::OkStatus();
+  }
+
+ private:
+  c10::intrusive_ptr<c10d::Work> work_;
+  std::string context_;
+  at::Tensor input_;
+  at::Tensor output_;
+};
 
 class GlooCommunicator : public Communicator {
  public:
@@ -151,6 +192,30 @@ class GlooCommunicator : public Communicator {
     });
     if (s.ok()) CountAllToAll(stats_, input.nbytes(), size_);
     return s;
+  }
+
+  absl::StatusOr<std::unique_ptr<PendingOp>> AllToAllAsync(
+      const at::Tensor& input, at::Tensor& output) override {
+    if (absl::Status s = CheckAllToAllArgs(input, output, size_); !s.ok()) {
+      return s;
+    }
+    if (absl::Status s = SendError(); !s.ok()) return s;
+    at::Tensor in = WireView(input);
+    at::Tensor out = WireView(output);
+    c10::intrusive_ptr<c10d::Work> work;
+    try {
+      std::vector<int64_t> out_counts;
+      std::vector<int64_t> in_counts;
+      // c10d queues the op for the process group's worker threads and
+      // returns at once; the work keeps the tensors alive until done.
+      work = pg_->alltoall_base(out, in, out_counts, in_counts);
+    } catch (const std::exception& e) {
+      return StatusFromException(OpContext("AllToAllAsync"), e);
+    }
+    CountAllToAll(stats_, input.nbytes(), size_);
+    return std::unique_ptr<PendingOp>(std::make_unique<GlooPendingOp>(
+        std::move(work), OpContext("AllToAllAsync"), std::move(in),
+        std::move(out)));
   }
 
   absl::Status Send(const at::Tensor& tensor, int peer) override {
@@ -282,6 +347,11 @@ class GlooCommunicator : public Communicator {
     return static_cast<int>(seq++ % (int64_t{1} << 30));
   }
 
+  std::string OpContext(const char* op) const {
+    return absl::StrCat("gloo ", op, " on group \"", group_name_, "\" (rank ",
+                        rank_, " of ", size_, ")");
+  }
+
   // Starts the op, waits for it, and converts LibTorch/Gloo exceptions.
   template <typename StartFn>
   absl::Status Run(const char* op, StartFn start) {
@@ -347,8 +417,10 @@ absl::StatusOr<std::unique_ptr<Communicator>> CreateGlooCommunicator(
     auto options = c10d::ProcessGroupGloo::Options::create(timeout);
     options->devices.push_back(
         c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1"));
-    // One thread suffices: every call waits for its op before returning.
-    options->threads = 1;
+    // Ulysses keeps three AllToAllAsync ops (q, k, v) in flight at once;
+    // one worker thread each lets them move concurrently instead of queueing
+    // behind one another. Blocking calls use one thread at a time.
+    options->threads = kGlooThreads;
     auto pg = c10::make_intrusive<c10d::ProcessGroupGloo>(
         prefixed, group_rank, group_size, options);
     return std::unique_ptr<Communicator>(std::make_unique<GlooCommunicator>(

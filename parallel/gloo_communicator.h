@@ -10,11 +10,14 @@
 // so group names must be unique per store and identical on every member.
 //
 // The returned Communicator owns its ProcessGroupGloo (its sockets and worker
-// thread), a copy of every Send still in flight and one thread that waits for
+// threads), a copy of every Send still in flight and one thread that waits for
 // those sends; it keeps a reference to the store. Not thread-safe; every call
 // blocks until complete, except Send, which is buffered (see communicator.h):
 // a Gloo send only completes once the peer posts the matching Recv. A failed
-// send is reported by the next call. Destruction waits for sends in flight
+// send is reported by the next call. AllToAllAsync queues c10d's
+// alltoall_base on the process group's worker threads (three, so the q, k
+// and v exchanges of Ulysses move concurrently) and its PendingOp waits on
+// the c10d work. Destruction waits for sends in flight
 // (each bounded by the timeout). Gloo limitations it hides:
 //  * bf16 AllReduceSum runs in fp32 and is rounded back to bf16;
 //  * bf16 and bool tensors are moved as same-width integer/half bit patterns

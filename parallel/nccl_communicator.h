@@ -11,7 +11,10 @@
 //
 // Every op is enqueued on the stream returned by options.current_stream and
 // returns without waiting for the GPU ("complete" = enqueued, see
-// communicator.h); Barrier alone also synchronizes that stream. bf16 is
+// communicator.h); Barrier alone also synchronizes that stream.
+// AllToAllAsync enqueues like AllToAll and returns a PendingOp whose Wait()
+// is a no-op on the host (stream order already puts later kernels after the
+// exchange); it does not yet overlap exchanges on a side stream. bf16 is
 // native. Send is enqueued at once; on the GPU it waits for the matching
 // Recv, so cycles must use SendRecv (one NCCL group).
 //

@@ -1,7 +1,9 @@
 #include "parallel/ulysses_comm.h"
 
+#include <memory>
 #include <sstream>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -18,27 +20,81 @@ std::string Shape(const at::Tensor& t) {
   return out.str();
 }
 
-}  // namespace
-
-absl::StatusOr<at::Tensor> UlyssesScatterHeads(Communicator& comm,
-                                               const at::Tensor& x) {
-  const int64_t u = comm.size();
+absl::Status CheckScatterInput(const at::Tensor& x, int64_t u,
+                               const char* fn) {
   if (x.dim() != 4 || x.size(2) % u != 0) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "UlyssesScatterHeads: x has shape ", Shape(x),
+        fn, ": x has shape ", Shape(x),
         "; expected (B, S_local, H, D) with H divisible by the ulysses "
         "degree ",
         u));
   }
+  return absl::OkStatus();
+}
+
+// Chunk j (dim 0) of the send buffer is head block j: it goes to rank j.
+at::Tensor ScatterSendBuffer(const at::Tensor& x, int64_t u) {
   const int64_t b = x.size(0), s = x.size(1), h = x.size(2), d = x.size(3);
-  // Chunk j (dim 0) of the send buffer is head block j: it goes to rank j.
-  at::Tensor send =
-      x.reshape({b, s, u, h / u, d}).permute({2, 0, 1, 3, 4}).contiguous();
+  return x.reshape({b, s, u, h / u, d}).permute({2, 0, 1, 3, 4}).contiguous();
+}
+
+// Chunk j of recv is rank j's sequence shard of our heads; shards in rank
+// order are the sequence in order.
+at::Tensor ScatterResult(const at::Tensor& recv) {
+  const int64_t u = recv.size(0), b = recv.size(1), s = recv.size(2),
+                h = recv.size(3), d = recv.size(4);
+  return recv.permute({1, 0, 2, 3, 4}).reshape({b, u * s, h, d});
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<at::Tensor>> UlyssesScatterHeadsAsync(
+    Communicator& comm, const std::vector<at::Tensor>& xs) {
+  const int64_t u = comm.size();
+  for (const at::Tensor& x : xs) {
+    if (absl::Status st = CheckScatterInput(x, u, "UlyssesScatterHeadsAsync");
+        !st.ok()) {
+      return st;
+    }
+  }
+  std::vector<at::Tensor> recvs;
+  std::vector<std::unique_ptr<PendingOp>> ops;
+  absl::Status status;
+  for (const at::Tensor& x : xs) {
+    // The layout of the next buffer is computed while the previous
+    // exchanges are in flight.
+    at::Tensor send = ScatterSendBuffer(x, u);
+    at::Tensor recv = at::empty_like(send);
+    absl::StatusOr<std::unique_ptr<PendingOp>> op =
+        comm.AllToAllAsync(send, recv);
+    if (!op.ok()) {
+      status = op.status();
+      break;
+    }
+    ops.push_back(*std::move(op));
+    recvs.push_back(recv);
+  }
+  std::vector<at::Tensor> out;
+  for (size_t i = 0; i < ops.size(); ++i) {
+    absl::Status st = ops[i]->Wait();
+    if (!st.ok() && status.ok()) status = st;
+    if (status.ok()) out.push_back(ScatterResult(recvs[i]));
+  }
+  if (!status.ok()) return status;
+  return out;
+}
+
+absl::StatusOr<at::Tensor> UlyssesScatterHeads(Communicator& comm,
+                                               const at::Tensor& x) {
+  const int64_t u = comm.size();
+  if (absl::Status st = CheckScatterInput(x, u, "UlyssesScatterHeads");
+      !st.ok()) {
+    return st;
+  }
+  at::Tensor send = ScatterSendBuffer(x, u);
   at::Tensor recv = at::empty_like(send);
   if (absl::Status st = comm.AllToAll(send, recv); !st.ok()) return st;
-  // Chunk j of recv is rank j's sequence shard of our heads; shards in rank
-  // order are the sequence in order.
-  return recv.permute({1, 0, 2, 3, 4}).reshape({b, u * s, h / u, d});
+  return ScatterResult(recv);
 }
 
 absl::StatusOr<at::Tensor> UlyssesGatherHeads(Communicator& comm,

@@ -11,8 +11,16 @@
 // scatter and head block i (heads [i*H/u, (i+1)*H/u)) after it. Each call
 // moves (u-1)/u of its input over the wire (one AllToAll).
 //
+// UlyssesScatterHeadsAsync is the asynchronous variant (TeleFuser's
+// async_usp_forward): it starts the exchanges of several tensors (q, k, v)
+// with Communicator::AllToAllAsync before waiting for any, so they move
+// together and the send-buffer layout of k and v is computed while q is in
+// flight. Same bytes, same result as three UlyssesScatterHeads calls.
+//
 // Stateless functions; they block like the Communicator they drive and
 // share its (lack of) thread-safety.
+
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "parallel/communicator.h"
@@ -24,6 +32,13 @@ namespace dserve::parallel {
 // (B, comm.size() * S_local, H / comm.size(), D), contiguous.
 absl::StatusOr<at::Tensor> UlyssesScatterHeads(Communicator& comm,
                                                const at::Tensor& x);
+
+// Each of `xs` as for UlyssesScatterHeads (shapes may differ). Starts every
+// exchange, then waits for all of them (all are waited for even after a
+// failure, so no exchange is left writing into a dropped buffer); returns
+// the results in order, or the first error.
+absl::StatusOr<std::vector<at::Tensor>> UlyssesScatterHeadsAsync(
+    Communicator& comm, const std::vector<at::Tensor>& xs);
 
 // y: (B, S, H_local, D) with S divisible by comm.size(). Returns
 // (B, S / comm.size(), comm.size() * H_local, D), contiguous.
