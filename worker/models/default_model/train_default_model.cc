@@ -30,6 +30,7 @@ ABSL_FLAG(int, warmup_steps, 100, "Linear warm-up steps.");
 ABSL_FLAG(double, ema_decay, 0.995, "EMA decay.");
 ABSL_FLAG(double, sigma_shift, 1.0, "Shift of the training noise levels "
           "(1 = uniform).");
+ABSL_FLAG(double, shape_loss_weight, 1.0, "Loss weight of shape pixels.");
 ABSL_FLAG(double, uncond_probability, 0.1, "Prompt dropout for CFG.");
 ABSL_FLAG(int, dim, 128, "DiT width.");
 ABSL_FLAG(int, ffn_dim, 512, "DiT FFN width.");
@@ -98,6 +99,7 @@ int Run() {
   o.ema_decay = absl::GetFlag(FLAGS_ema_decay);
   o.uncond_probability = absl::GetFlag(FLAGS_uncond_probability);
   o.sigma_shift = absl::GetFlag(FLAGS_sigma_shift);
+  o.shape_loss_weight = absl::GetFlag(FLAGS_shape_loss_weight);
   auto trainer = Trainer::Create(ConfigFromFlags(), o);
   if (!trainer.ok()) {
     std::fprintf(stderr, "%s\n", trainer.status().ToString().c_str());

@@ -1,6 +1,7 @@
 #include "worker/models/default_model/trainer.h"
 
 #include <cmath>
+#include <array>
 #include <cstdio>
 #include <filesystem>
 #include <utility>
@@ -84,7 +85,7 @@ absl::StatusOr<at::Tensor> BatchLoss(const models::PipelineConfig& config,
   at::Tensor target = config.prediction_type == "x0"
                           ? batch.x0
                           : batch.noise - batch.x0;
-  return at::mse_loss(pred, target);
+  return (batch.loss_weight * (pred - target).pow(2)).mean();
 }
 
 std::string TmpName(const std::string& path) { return path + ".tmp"; }
@@ -152,6 +153,10 @@ absl::Status ValidateTrainerOptions(const TrainerOptions& o,
   if (!(o.sigma_shift > 0 && o.sigma_shift <= 100)) {
     return Invalid("sigma_shift", absl::StrCat(o.sigma_shift), "(0, 100]");
   }
+  if (!(o.shape_loss_weight >= 1 && o.shape_loss_weight <= 100)) {
+    return Invalid("shape_loss_weight", absl::StrCat(o.shape_loss_weight),
+                   "[1, 100]");
+  }
   if (!(o.uncond_probability >= 0 && o.uncond_probability < 1)) {
     return Invalid("uncond_probability", absl::StrCat(o.uncond_probability),
                    "[0, 1)");
@@ -171,6 +176,7 @@ TrainingBatch MakeTrainingBatch(const TrainerOptions& o, int64_t step) {
   const int64_t b = o.batch_size;
   TrainingBatch batch;
   batch.x0 = at::empty({b, 3, 1, o.height, o.width}, at::kFloat);
+  batch.loss_weight = at::empty({b, 1, 1, o.height, o.width}, at::kFloat);
   std::vector<float> sigmas;
   for (int64_t i = 0; i < b; ++i) {
     Scene scene = RandomScene(rng);
@@ -183,6 +189,14 @@ TrainingBatch MakeTrainingBatch(const TrainerOptions& o, int64_t step) {
             .permute({2, 0, 1})
             .unsqueeze(1);
     batch.x0[i].copy_(pixels);
+    // The shape's pixels are those that differ from the background colour.
+    const std::array<uint8_t, 3> bg = ColourRgb(scene.background);
+    at::Tensor bg_pixels =
+        at::tensor({bg[0], bg[1], bg[2]}, at::kFloat).div(127.5).sub(1.0);
+    at::Tensor on_shape =
+        pixels.ne(bg_pixels.view({3, 1, 1, 1})).any(0, /*keepdim=*/true);
+    batch.loss_weight[i].copy_(
+        at::where(on_shape, o.shape_loss_weight, 1.0).to(at::kFloat));
     std::string prompt = RandomPrompt(scene, rng);
     if (rng.Uniform() < o.uncond_probability) prompt.clear();
     batch.prompts.push_back(std::move(prompt));

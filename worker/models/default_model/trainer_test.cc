@@ -74,6 +74,27 @@ TEST(TrainerTest, SigmaShiftMovesNoiseLevelsUp) {
   EXPECT_GE(shifted.min().item<double>(), 0.0);
 }
 
+TEST(TrainerTest, ShapePixelsCarryTheShapeLossWeight) {
+  TrainerOptions o = TinyOptions();
+  o.shape_loss_weight = 5.0;
+  const TrainingBatch b = MakeTrainingBatch(o, 2);
+  const at::Tensor w = b.loss_weight;
+  EXPECT_EQ(w.sizes(), (std::vector<int64_t>{8, 1, 1, 16, 16}));
+  // Only 1 and 5 occur, and every image has some of each.
+  EXPECT_TRUE(at::logical_or(w.eq(1.0), w.eq(5.0)).all().item<bool>());
+  const at::Tensor shape_px = w.eq(5.0).flatten(1).sum(1);
+  EXPECT_TRUE(shape_px.gt(0).all().item<bool>());
+  EXPECT_TRUE(shape_px.lt(16 * 16 / 2).all().item<bool>());
+  // Weighted pixels are exactly where the image is not its corner colour
+  // (every corner is background at this size).
+  for (int i = 0; i < 8; ++i) {
+    const at::Tensor img = b.x0[i].select(1, 0);  // [3, H, W]
+    const at::Tensor corner = img.select(1, 15).select(1, 15).view({3, 1, 1});
+    const at::Tensor differs = img.ne(corner).any(0);
+    EXPECT_TRUE(at::equal(differs, w[i][0][0].eq(5.0))) << "item " << i;
+  }
+}
+
 TEST(TrainerTest, LearningRateWarmsUpAndDecays) {
   TrainerOptions o = TinyOptions();
   o.total_steps = 100;
