@@ -7,6 +7,18 @@
 
 #include <ATen/ATen.h>
 
+// LibTorch >= 2.0 has fused attention kernels (flash / memory-efficient /
+// cuDNN behind at::scaled_dot_product_attention). Debian's 1.13 has neither
+// them nor <torch/version.h>, so the CPU build keeps the math path below.
+#if __has_include(<torch/version.h>)
+#include <torch/version.h>
+#endif
+#if defined(TORCH_VERSION_MAJOR) && TORCH_VERSION_MAJOR >= 2
+#define DSERVE_HAS_FUSED_SDPA 1
+#else
+#define DSERVE_HAS_FUSED_SDPA 0
+#endif
+
 namespace dserve::models {
 namespace {
 
@@ -44,6 +56,47 @@ void AttendChunk(const at::Tensor& qh, const at::Tensor& kh,
   out = at::matmul(probs, vh);  // (B, H, Sq, D)
 }
 
+#if DSERVE_HAS_FUSED_SDPA
+// The fused GPU kernels, for CUDA tensors only (on the CPU the chunked math
+// path is as fast and is what every test pins down). Returns false when no
+// fused kernel fits and the math path must run: the flash kernel, the one
+// that returns the log-sum-exp, takes no mask and only half precision.
+bool FusedAttend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                 const at::Tensor& key_padding_mask, bool want_lse,
+                 AttentionOutput& result) {
+  if (!q.is_cuda()) return false;
+  const bool half = q.scalar_type() == at::kBFloat16 ||
+                    q.scalar_type() == at::kHalf;
+  if (want_lse && (key_padding_mask.defined() || !half)) return false;
+  // (B, S, H, D) → (B, H, S, D), the layout the kernels take.
+  at::Tensor qh = q.transpose(1, 2);
+  at::Tensor kh = k.to(q.scalar_type()).transpose(1, 2);
+  at::Tensor vh = v.to(q.scalar_type()).transpose(1, 2);
+  at::Tensor out;
+  if (want_lse) {
+    // Outputs: (out, logsumexp (B, H, Sq) fp32, cum_seq_q, cum_seq_k,
+    // max_q, max_k, philox_seed, philox_offset, debug_attn_mask).
+    auto r = at::_scaled_dot_product_flash_attention(
+        qh, kh, vh, /*dropout_p=*/0.0, /*is_causal=*/false,
+        /*return_debug_mask=*/false);
+    out = std::get<0>(r);
+    result.lse = std::get<1>(r);
+  } else {
+    c10::optional<at::Tensor> mask;
+    if (key_padding_mask.defined()) {
+      // SDPA's boolean mask marks the keys that TAKE part.
+      mask = key_padding_mask.logical_not().view(
+          {q.size(0), 1, 1, k.size(1)});
+    }
+    out = at::scaled_dot_product_attention(qh, kh, vh, mask);
+    // A query whose keys are all padded reads as zero (the contract above).
+    if (key_padding_mask.defined()) out = at::nan_to_num(out, 0.0);
+  }
+  result.out = out.transpose(1, 2).contiguous();
+  return true;
+}
+#endif
+
 AttentionOutput Attend(const at::Tensor& q, const at::Tensor& k,
                        const at::Tensor& v, const at::Tensor& key_padding_mask,
                        int64_t max_score_elements, bool want_lse) {
@@ -67,6 +120,10 @@ AttentionOutput Attend(const at::Tensor& q, const at::Tensor& k,
                 "), got ", key_padding_mask.sizes());
     mask = key_padding_mask.view({b, 1, 1, sk});
   }
+#if DSERVE_HAS_FUSED_SDPA
+  AttentionOutput fused;
+  if (FusedAttend(q, k, v, key_padding_mask, want_lse, fused)) return fused;
+#endif
   const double scale = 1.0 / std::sqrt(static_cast<double>(d));
   at::Tensor qh = q.to(at::kFloat).mul(scale).transpose(1, 2);  // (B,H,Sq,D)
   at::Tensor kh = k.to(at::kFloat).transpose(1, 2);

@@ -6,7 +6,9 @@
 // the layout Ulysses all-to-alls and Ring attention exchange.
 //
 // Numerics: scores, softmax and log-sum-exp are computed in fp32 whatever
-// the input dtype; the output has the dtype of `q`. Queries are processed
+// the input dtype; the output has the dtype of `q`. On CUDA with LibTorch
+// >= 2.0 the fused SDPA kernels run (flash for the log-sum-exp variant when
+// there is no mask and q is bf16/fp16; otherwise the math path below). Queries are processed
 // in chunks so the score matrix stays bounded (long video sequences), which
 // does not change the result.
 //

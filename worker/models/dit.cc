@@ -12,8 +12,8 @@ namespace dserve::models {
 namespace {
 
 // Angles [positions, d_axis/2] (float64) for one RoPE axis of width d_axis.
-at::Tensor AxisAngles(int64_t positions, int d_axis) {
-  auto f64 = at::TensorOptions().dtype(at::kDouble);
+at::Tensor AxisAngles(int64_t positions, int d_axis, at::Device device) {
+  auto f64 = at::TensorOptions().dtype(at::kDouble).device(device);
   at::Tensor pos = at::arange(positions, f64);
   at::Tensor inv =
       at::pow(10000.0, at::arange(0, d_axis, 2, f64).div(d_axis)).reciprocal();
@@ -26,19 +26,28 @@ at::Tensor LayerNormPlain(const at::Tensor& x, double eps) {
 
 at::Tensor GeluTanh(const at::Tensor& x) { return at::gelu(x, "tanh"); }
 
+// x @ W^T + b in the weight's dtype (the compute dtype; a no-op cast on the
+// fp32 path).
+at::Tensor Lin(const at::Tensor& x, const at::Tensor& weight,
+               const at::Tensor& bias) {
+  return at::linear(x.to(weight.scalar_type()), weight, bias);
+}
+
+at::Tensor F32(const at::Tensor& x) { return x.to(at::kFloat); }
+
 std::string ShapeString(at::IntArrayRef shape) {
   return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
 }
 
 }  // namespace
 
-RopeTables BuildRope(const TokenGrid& grid, int head_dim) {
+RopeTables BuildRope(const TokenGrid& grid, int head_dim, at::Device device) {
   const int sixth = head_dim / 6;
   const int d_f = head_dim - 4 * sixth;
   const int d_hw = 2 * sixth;
-  at::Tensor af = AxisAngles(grid.frames, d_f);   // [F, d_f/2]
-  at::Tensor ah = AxisAngles(grid.height, d_hw);  // [H, d_hw/2]
-  at::Tensor aw = AxisAngles(grid.width, d_hw);   // [W, d_hw/2]
+  at::Tensor af = AxisAngles(grid.frames, d_f, device);   // [F, d_f/2]
+  at::Tensor ah = AxisAngles(grid.height, d_hw, device);  // [H, d_hw/2]
+  at::Tensor aw = AxisAngles(grid.width, d_hw, device);   // [W, d_hw/2]
   const int64_t f = grid.frames, h = grid.height, w = grid.width;
   at::Tensor angles = at::cat(
       {af.view({f, 1, 1, -1}).expand({f, h, w, af.size(1)}),
@@ -64,12 +73,11 @@ at::Tensor ApplyRope(const at::Tensor& x, const RopeTables& rope) {
 
 at::Tensor SinusoidalEmbedding(const at::Tensor& timesteps, int dim) {
   const int half = dim / 2;
-  auto f64 = at::TensorOptions().dtype(at::kDouble);
+  // On the timesteps' device: no device-to-host copy inside a GPU step.
+  auto f64 = at::TensorOptions().dtype(at::kDouble).device(timesteps.device());
   at::Tensor freqs = at::pow(10000.0, at::arange(half, f64).div(-half));
-  at::Tensor args = at::outer(timesteps.to(at::kDouble).cpu(), freqs);
-  return at::cat({at::cos(args), at::sin(args)}, 1)
-      .to(at::kFloat)
-      .to(timesteps.device());
+  at::Tensor args = at::outer(timesteps.to(at::kDouble), freqs);
+  return at::cat({at::cos(args), at::sin(args)}, 1).to(at::kFloat);
 }
 
 at::Tensor RmsNorm(const at::Tensor& x, const at::Tensor& weight, double eps) {
@@ -151,7 +159,8 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> DiTWeightShapes(
 }
 
 absl::StatusOr<DiT> DiT::Create(const DiTConfig& config,
-                                const WeightMap& weights) {
+                                const WeightMap& weights,
+                                const DiTNumerics& numerics) {
   WeightMap w;
   for (const auto& [key, shape] : DiTWeightShapes(config)) {
     auto it = weights.find(key);
@@ -173,33 +182,42 @@ absl::StatusOr<DiT> DiT::Create(const DiTConfig& config,
     }
     w[key] = it->second.to(at::kFloat).contiguous();
   }
+  const at::TensorOptions compute = at::TensorOptions()
+                                        .device(numerics.device)
+                                        .dtype(numerics.compute_dtype);
+  const at::TensorOptions fp32 =
+      at::TensorOptions().device(numerics.device).dtype(at::kFloat);
   auto lin = [&](const std::string& name) {
-    return Linear{w.at(name + ".weight"), w.at(name + ".bias")};
+    return Linear{w.at(name + ".weight").to(compute),
+                  w.at(name + ".bias").to(compute)};
   };
+  auto f32 = [&](const std::string& name) { return w.at(name).to(fp32); };
   DiT dit;
   dit.config_ = config;
-  dit.patch_embedding_ = {w.at("patch_embedding.weight").flatten(1),
-                          w.at("patch_embedding.bias")};
+  dit.numerics_ = numerics;
+  dit.patch_embedding_ = {
+      w.at("patch_embedding.weight").flatten(1).to(compute),
+      w.at("patch_embedding.bias").to(compute)};
   dit.text0_ = lin("text_embedding.0");
   dit.text2_ = lin("text_embedding.2");
   dit.time0_ = lin("time_embedding.0");
   dit.time2_ = lin("time_embedding.2");
   dit.time_projection_ = lin("time_projection.1");
-  dit.head_modulation_ = w.at("head.modulation");
+  dit.head_modulation_ = f32("head.modulation");
   dit.head_ = lin("head.head");
   for (int i = 0; i < config.num_layers; ++i) {
     const std::string p = absl::StrCat("blocks.", i, ".");
     auto attn = [&](const std::string& a) {
       return AttnWeights{lin(p + a + ".q"), lin(p + a + ".k"),
                          lin(p + a + ".v"), lin(p + a + ".o"),
-                         w.at(p + a + ".norm_q.weight"),
-                         w.at(p + a + ".norm_k.weight")};
+                         f32(p + a + ".norm_q.weight"),
+                         f32(p + a + ".norm_k.weight")};
     };
     Block blk;
-    blk.modulation = w.at(p + "modulation");
+    blk.modulation = f32(p + "modulation");
     blk.self_attn = attn("self_attn");
-    blk.norm3_weight = w.at(p + "norm3.weight");
-    blk.norm3_bias = w.at(p + "norm3.bias");
+    blk.norm3_weight = f32(p + "norm3.weight");
+    blk.norm3_bias = f32(p + "norm3.bias");
     blk.cross_attn = attn("cross_attn");
     blk.ffn0 = lin(p + "ffn.0");
     blk.ffn2 = lin(p + "ffn.2");
@@ -224,18 +242,19 @@ DiTActivations DiT::Embed(const at::Tensor& latents,
   DiTActivations a;
   a.grid = {latents.size(2) / c.patch[0], latents.size(3) / c.patch[1],
             latents.size(4) / c.patch[2]};
-  a.x = at::linear(Patchify(latents.to(at::kFloat), c.patch),
-                   patch_embedding_.weight, patch_embedding_.bias);
+  // The residual stream and the modulation vectors are fp32; the embedded
+  // text is only ever a matmul input, so it stays in the compute dtype.
+  a.x = F32(Lin(Patchify(latents.to(at::kFloat), c.patch),
+                patch_embedding_.weight, patch_embedding_.bias));
   at::Tensor sinus = SinusoidalEmbedding(timesteps, c.freq_dim);
-  a.e = at::linear(at::silu(at::linear(sinus, time0_.weight, time0_.bias)),
-                   time2_.weight, time2_.bias);
-  a.e0 = at::linear(at::silu(a.e), time_projection_.weight,
-                    time_projection_.bias)
+  a.e = F32(Lin(at::silu(Lin(sinus, time0_.weight, time0_.bias)),
+                time2_.weight, time2_.bias));
+  a.e0 = F32(Lin(at::silu(a.e), time_projection_.weight,
+                 time_projection_.bias))
              .view({-1, 6, c.dim});
-  a.context = at::linear(
-      GeluTanh(at::linear(context.to(at::kFloat), text0_.weight, text0_.bias)),
-      text2_.weight, text2_.bias);
-  a.rope = BuildRope(a.grid, c.head_dim());
+  a.context = Lin(GeluTanh(Lin(context, text0_.weight, text0_.bias)),
+                  text2_.weight, text2_.bias);
+  a.rope = BuildRope(a.grid, c.head_dim(), latents.device());
   return a;
 }
 
@@ -253,16 +272,19 @@ void DiT::RunBlock(const Block& blk, DiTActivations& a,
   {
     const AttnWeights& w = blk.self_attn;
     at::Tensor h = at::addcmul(mod(0), LayerNormPlain(a.x, eps), 1 + mod(1));
-    at::Tensor q = RmsNorm(at::linear(h, w.q.weight, w.q.bias), w.norm_q, eps)
+    at::Tensor q = RmsNorm(Lin(h, w.q.weight, w.q.bias), w.norm_q, eps)
                        .view({b, s, -1, hd});
-    at::Tensor k = RmsNorm(at::linear(h, w.k.weight, w.k.bias), w.norm_k, eps)
+    at::Tensor k = RmsNorm(Lin(h, w.k.weight, w.k.bias), w.norm_k, eps)
                        .view({b, s, -1, hd});
-    at::Tensor v = at::linear(h, w.v.weight, w.v.bias).view({b, s, -1, hd});
-    q = ApplyRope(q, a.rope);
-    k = ApplyRope(k, a.rope);
+    at::Tensor v = Lin(h, w.v.weight, w.v.bias).view({b, s, -1, hd});
+    // RoPE in fp32, then the attention inputs in the compute dtype (what
+    // the fused bf16 kernels read on a GPU).
+    const at::ScalarType dt = numerics_.compute_dtype;
+    q = ApplyRope(q, a.rope).to(dt);
+    k = ApplyRope(k, a.rope).to(dt);
     at::Tensor y = core ? core(q, k, v, a.key_padding_mask)
                         : Attention(q, k, v, a.key_padding_mask);
-    y = at::linear(y.flatten(2), w.o.weight, w.o.bias);
+    y = F32(Lin(y.flatten(2), w.o.weight, w.o.bias));
     a.x = at::addcmul(a.x, y, mod(2));
   }
   // Cross-attention to the text: affine norm3, no gate, no mask.
@@ -271,22 +293,22 @@ void DiT::RunBlock(const Block& blk, DiTActivations& a,
     at::Tensor h = at::layer_norm(a.x, {c.dim}, blk.norm3_weight,
                                   blk.norm3_bias, eps);
     const int64_t l = a.context.size(1);
-    at::Tensor q = RmsNorm(at::linear(h, w.q.weight, w.q.bias), w.norm_q, eps)
-                       .view({b, s, -1, hd});
-    at::Tensor k =
-        RmsNorm(at::linear(a.context, w.k.weight, w.k.bias), w.norm_k, eps)
-            .view({b, l, -1, hd});
-    at::Tensor v =
-        at::linear(a.context, w.v.weight, w.v.bias).view({b, l, -1, hd});
+    const at::ScalarType dt = numerics_.compute_dtype;
+    at::Tensor q = RmsNorm(Lin(h, w.q.weight, w.q.bias), w.norm_q, eps)
+                       .view({b, s, -1, hd})
+                       .to(dt);
+    at::Tensor k = RmsNorm(Lin(a.context, w.k.weight, w.k.bias), w.norm_k, eps)
+                       .view({b, l, -1, hd})
+                       .to(dt);
+    at::Tensor v = Lin(a.context, w.v.weight, w.v.bias).view({b, l, -1, hd});
     at::Tensor y = Attention(q, k, v);
-    a.x = a.x + at::linear(y.flatten(2), w.o.weight, w.o.bias);
+    a.x = a.x + F32(Lin(y.flatten(2), w.o.weight, w.o.bias));
   }
   // FFN with GELU(tanh).
   {
     at::Tensor h = at::addcmul(mod(3), LayerNormPlain(a.x, eps), 1 + mod(4));
-    at::Tensor y = at::linear(
-        GeluTanh(at::linear(h, blk.ffn0.weight, blk.ffn0.bias)),
-        blk.ffn2.weight, blk.ffn2.bias);
+    at::Tensor y = F32(Lin(GeluTanh(Lin(h, blk.ffn0.weight, blk.ffn0.bias)),
+                           blk.ffn2.weight, blk.ffn2.bias));
     a.x = at::addcmul(a.x, y, mod(5));
   }
 }
@@ -305,7 +327,7 @@ at::Tensor DiT::HeadTokens(const DiTActivations& a) const {
   at::Tensor shift = m.select(1, 0).unsqueeze(1);
   at::Tensor scale = m.select(1, 1).unsqueeze(1);
   at::Tensor h = at::addcmul(shift, LayerNormPlain(a.x, config_.eps), 1 + scale);
-  return at::linear(h, head_.weight, head_.bias);
+  return F32(Lin(h, head_.weight, head_.bias));
 }
 
 at::Tensor DiT::Head(const DiTActivations& a) const {

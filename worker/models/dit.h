@@ -13,9 +13,9 @@
 //   dit.RunBlocks(a, 0, k);  dit.RunBlocks(a, k, num_layers);
 //   at::Tensor out = dit.Head(a);             // [B, C_out, F, H, W]
 //
-// Ownership / threading: a DiT holds (shallow, refcounted) fp32 copies of
-// its weights and is immutable after Create; every method is const and may
-// be called from several threads at once on distinct activations. Calls
+// Ownership / threading: a DiT holds (shallow, refcounted) copies of its
+// weights on its device (DiTNumerics) and is immutable after Create; every
+// method is const and may be called from several threads at once on distinct activations. Calls
 // block until the compute is done (CPU) or enqueued (GPU).
 
 #include <array>
@@ -49,8 +49,10 @@ struct RopeTables {
 
 // RoPE for `grid`: head_dim split d-4(d//6), 2(d//6), 2(d//6) over
 // (frame, height, width); axis a with width d_a uses 1/10000^(2i/d_a);
-// angles are computed in float64.
-RopeTables BuildRope(const TokenGrid& grid, int head_dim);
+// angles are computed in float64 on `device` (no host-to-device copy in
+// the step on a GPU).
+RopeTables BuildRope(const TokenGrid& grid, int head_dim,
+                     at::Device device = at::kCPU);
 
 // Rotates interleaved pairs (x[2i], x[2i+1]) of x: (B, S, H, D) by the
 // angles of `rope` (S rows). Returns fp32.
@@ -88,6 +90,15 @@ using AttentionCore =
                              const at::Tensor& v,
                              const at::Tensor& key_padding_mask)>;
 
+// Where the DiT runs and in which precision. Matmuls and attention use
+// `compute_dtype` (bf16 on CUDA); modulation, norms, RoPE and the residual
+// stream stay fp32, as the Wan2.1 reference does under bf16 autocast. The
+// default (CPU, fp32) is the bit-exact path every CPU test checks.
+struct DiTNumerics {
+  at::Device device = at::kCPU;
+  at::ScalarType compute_dtype = at::kFloat;
+};
+
 // State carried between the stages.
 struct DiTActivations {
   at::Tensor x;        // [B, S, dim] fp32 residual stream
@@ -104,15 +115,18 @@ class DiT {
  public:
   // Checks every key of DiTWeightShapes(config) exists in `weights` with
   // that shape (INVALID_ARGUMENT names the first bad key); other keys are
-  // ignored. Weights are converted to fp32.
+  // ignored. Linear weights are converted to numerics.compute_dtype, the
+  // rest to fp32, all moved to numerics.device.
   static absl::StatusOr<DiT> Create(const DiTConfig& config,
-                                    const WeightMap& weights);
+                                    const WeightMap& weights,
+                                    const DiTNumerics& numerics = {});
 
   const DiTConfig& config() const { return config_; }
+  const DiTNumerics& numerics() const { return numerics_; }
 
   // latents: [B, in_channels, F, H, W] with F, H, W multiples of the patch;
   // timesteps: [B] (σ·1000, any float dtype); context: [B, text_len,
-  // text_dim].
+  // text_dim]; all on numerics().device. The result (Head) is fp32.
   DiTActivations Embed(const at::Tensor& latents, const at::Tensor& timesteps,
                        const at::Tensor& context) const;
   // Runs blocks [first, last) in place. `core` null = models::Attention.
@@ -148,6 +162,7 @@ class DiT {
                 const AttentionCore& core) const;
 
   DiTConfig config_;
+  DiTNumerics numerics_;
   Linear patch_embedding_;  // weight flattened to [dim, C·pt·ph·pw]
   Linear text0_, text2_;
   Linear time0_, time2_;

@@ -50,6 +50,17 @@ at::Tensor GuidedPrediction(const DenoiseFn& model, const at::Tensor& x,
     if (guidance[i] != 1.0f) guided.push_back(i);
   }
   if (guided.empty()) return model(x, timesteps, cond_context);
+  if (static_cast<int64_t>(guided.size()) == b &&
+      std::all_of(guidance.begin(), guidance.end(),
+                  [&](float g) { return g == guidance[0]; })) {
+    // Every item guided with one scale (the usual request): no index or
+    // scale tensors to copy to the device, so a GPU step has no host sync.
+    at::Tensor out = model(at::cat({x, x}), at::cat({timesteps, timesteps}),
+                           at::cat({cond_context, uncond_context}));
+    at::Tensor cond = out.narrow(0, 0, b);
+    at::Tensor uncond = out.narrow(0, b, b);
+    return uncond + guidance[0] * (cond - uncond);
+  }
   at::Tensor idx = at::tensor(guided, at::kLong).to(x.device());
   at::Tensor out = model(at::cat({x, x.index_select(0, idx)}),
                          at::cat({timesteps, timesteps.index_select(0, idx)}),
