@@ -16,6 +16,8 @@ packages=(
   libpng-dev nlohmann-json3-dev libcpp-httplib-dev
   procps                   # pgrep/ps used by the end-to-end tests
   openssl                  # the TLS end-to-end test makes its certificates
+  python3-torch python3-numpy  # //bench:python_reference_test (independent PyTorch DiT)
+  cmake ninja-build        # tools/cmake_build.sh (the CMake mirror of the Bazel build)
 )
 
 missing=()
