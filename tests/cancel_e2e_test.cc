@@ -17,6 +17,7 @@
 #include "proto/dserve/v1/diffusion_service.grpc.pb.h"
 #include "tests/testing/rpc_helpers.h"
 #include "tests/testing/server_process.h"
+#include "tests/testing/shared_server.h"
 
 namespace dserve::tests {
 namespace {
@@ -31,52 +32,23 @@ constexpr absl::Duration kJobTimeout = absl::Seconds(60);
 // leader to notice it, on a loaded 2-core machine.
 constexpr double kSlackMs = 150;
 
-struct Shared {
-  ServerProcess* server = nullptr;
-  dserve::v1::DiffusionService::Stub* stub = nullptr;
-  dserve::v1::ModelInfo model;
-};
-Shared* shared = nullptr;
+ServerProcess::Options SharedServerOptions() {
+  ServerProcess::Options options;
+  options.replicas = kReplicas;
+  options.queue_capacity = kQueueCapacity;
+  return options;
+}
 
-class ServerEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    ServerProcess::Options options;
-    options.replicas = kReplicas;
-    options.queue_capacity = kQueueCapacity;
-    auto server = ServerProcess::Start(options);
-    ASSERT_TRUE(server.ok()) << server.status();
-    auto model = DefaultModel(
-        *dserve::v1::DiffusionService::NewStub((*server)->channel()));
-    ASSERT_TRUE(model.ok()) << model.status();
-    shared = new Shared;
-    shared->server = server->release();
-    shared->stub =
-        dserve::v1::DiffusionService::NewStub(shared->server->channel())
-            .release();
-    shared->model = *model;
-  }
-
-  void TearDown() override {
-    if (shared == nullptr) return;
-    delete shared->stub;
-    absl::StatusOr<int> code = shared->server->Stop();
-    EXPECT_TRUE(code.ok()) << code.status();
-    if (code.ok()) EXPECT_EQ(*code, 0) << "server exit code after SIGTERM";
-    delete shared->server;
-    delete shared;
-    shared = nullptr;
-  }
-};
-
+SharedServer* shared = nullptr;
 ::testing::Environment* const kEnvironment =
-    ::testing::AddGlobalTestEnvironment(new ServerEnvironment);
+    ::testing::AddGlobalTestEnvironment(
+        new SharedServerEnvironment(SharedServerOptions(), &shared));
 
 class CancelE2eTest : public ::testing::Test {
  protected:
   void SetUp() override {
     ASSERT_NE(shared, nullptr) << "server did not start";
-    stub_ = shared->stub;
+    stub_ = shared->stub.get();
   }
 
   absl::StatusOr<Job> Submit(const dserve::v1::GenerateRequest& request) {
@@ -163,8 +135,8 @@ class CancelE2eTest : public ::testing::Test {
   // Mean wall time per finished step of a running job, from its start until
   // `now`.
   static double StepMillis(const Job& job, absl::Time now) {
-    const double elapsed_ms =
-        absl::ToDoubleMilliseconds(now - absl::FromUnixMillis(job.start_time_ms()));
+    const double elapsed_ms = absl::ToDoubleMilliseconds(
+        now - absl::FromUnixMillis(job.start_time_ms()));
     return elapsed_ms / std::max(job.step(), 1);
   }
 
@@ -187,13 +159,14 @@ TEST_F(CancelE2eTest, CancelJobStopsRunningJobWithinOneStep) {
   absl::StatusOr<Job> ended = WaitTerminal(victim->job_id());
   ASSERT_TRUE(ended.ok()) << ended.status();
   EXPECT_EQ(ended->state(), dserve::v1::JOB_STATE_CANCELLED);
-  EXPECT_EQ(ended->status_code(), static_cast<int>(grpc::StatusCode::CANCELLED));
+  EXPECT_EQ(ended->status_code(),
+            static_cast<int>(grpc::StatusCode::CANCELLED));
   // The step running when the cancel arrived may finish; no later one.
   EXPECT_LE(ended->step(), at_cancel->step() + 1);
   EXPECT_LT(ended->step(), ended->total_steps());
 
   ExpectNextJobRunsOn(victim->replica(), StepMillis(*at_cancel, cancel_time),
-                     kSlackMs);
+                      kSlackMs);
   CancelAndWait(other->job_id());
 }
 
@@ -264,8 +237,7 @@ TEST_F(CancelE2eTest, FullQueueGivesResourceExhausted) {
 
   const GenerateOutcome streamed = GenerateToEnd(
       *stub_, SmallRequest(shared->model, 32, 1), absl::Seconds(10));
-  EXPECT_EQ(streamed.status.error_code(),
-            grpc::StatusCode::RESOURCE_EXHAUSTED)
+  EXPECT_EQ(streamed.status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
       << streamed.status.error_message();
   EXPECT_EQ(streamed.result(), nullptr);
 
@@ -281,8 +253,8 @@ TEST_F(CancelE2eTest, FullQueueGivesResourceExhausted) {
   }
 
   // With the queue empty again, admission resumes.
-  const GenerateOutcome after = GenerateToEnd(
-      *stub_, SmallRequest(shared->model, 32, 1), kJobTimeout);
+  const GenerateOutcome after =
+      GenerateToEnd(*stub_, SmallRequest(shared->model, 32, 1), kJobTimeout);
   EXPECT_TRUE(after.status.ok()) << after.status.error_message();
 }
 

@@ -2,18 +2,19 @@
 // the status code DESIGN.md §2 gives it and a message that names the field
 // and the offending value. Checked through Generate and SubmitJob.
 
+#include <grpcpp/client_context.h>
+
 #include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
-
-#include <grpcpp/client_context.h>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/dserve/v1/diffusion_service.grpc.pb.h"
 #include "tests/testing/rpc_helpers.h"
 #include "tests/testing/server_process.h"
+#include "tests/testing/shared_server.h"
 
 namespace dserve::tests {
 namespace {
@@ -38,7 +39,10 @@ std::vector<InvalidCase> InvalidCases() {
   using M = const dserve::v1::ModelInfo&;
   return {
       {"width_negative",
-       [](GenerateRequest* r, M) { r->set_width(-8); return Str(-8); },
+       [](GenerateRequest* r, M) {
+         r->set_width(-8);
+         return Str(-8);
+       },
        "width"},
       {"width_not_multiple",
        [](GenerateRequest* r, M m) {
@@ -53,7 +57,10 @@ std::vector<InvalidCase> InvalidCases() {
        },
        "width"},
       {"height_negative",
-       [](GenerateRequest* r, M) { r->set_height(-8); return Str(-8); },
+       [](GenerateRequest* r, M) {
+         r->set_height(-8);
+         return Str(-8);
+       },
        "height"},
       {"height_too_large",
        [](GenerateRequest* r, M m) {
@@ -62,7 +69,10 @@ std::vector<InvalidCase> InvalidCases() {
        },
        "height"},
       {"frames_negative",
-       [](GenerateRequest* r, M) { r->set_num_frames(-1); return Str(-1); },
+       [](GenerateRequest* r, M) {
+         r->set_num_frames(-1);
+         return Str(-1);
+       },
        "num_frames"},
       {"frames_too_many",
        [](GenerateRequest* r, M m) {
@@ -126,10 +136,16 @@ std::vector<InvalidCase> InvalidCases() {
        },
        "negative_prompt"},
       {"priority_too_high",
-       [](GenerateRequest* r, M) { r->set_priority(101); return Str(101); },
+       [](GenerateRequest* r, M) {
+         r->set_priority(101);
+         return Str(101);
+       },
        "priority"},
       {"priority_too_low",
-       [](GenerateRequest* r, M) { r->set_priority(-101); return Str(-101); },
+       [](GenerateRequest* r, M) {
+         r->set_priority(-101);
+         return Str(-101);
+       },
        "priority"},
       {"preview_negative",
        [](GenerateRequest* r, M) {
@@ -173,47 +189,16 @@ std::vector<InvalidCase> InvalidCases() {
 
 // One server for the whole binary: every case is a refusal, so they cannot
 // disturb each other.
-struct Shared {
-  ServerProcess* server = nullptr;
-  dserve::v1::DiffusionService::Stub* stub = nullptr;
-  dserve::v1::ModelInfo model;
-};
-Shared* shared = nullptr;
-
-class ServerEnvironment : public ::testing::Environment {
- public:
-  void SetUp() override {
-    auto server = ServerProcess::Start(ServerProcess::Options());
-    ASSERT_TRUE(server.ok()) << server.status();
-    auto model = DefaultModel(
-        *dserve::v1::DiffusionService::NewStub((*server)->channel()));
-    ASSERT_TRUE(model.ok()) << model.status();
-    shared = new Shared;
-    shared->server = server->release();
-    shared->stub =
-        dserve::v1::DiffusionService::NewStub(shared->server->channel())
-            .release();
-    shared->model = *model;
-  }
-
-  void TearDown() override {
-    if (shared == nullptr) return;
-    delete shared->stub;
-    absl::StatusOr<int> code = shared->server->Stop();
-    EXPECT_TRUE(code.ok()) << code.status();
-    if (code.ok()) EXPECT_EQ(*code, 0) << "server exit code after SIGTERM";
-    delete shared->server;
-    delete shared;
-    shared = nullptr;
-  }
-};
-
+SharedServer* shared = nullptr;
 ::testing::Environment* const kEnvironment =
-    ::testing::AddGlobalTestEnvironment(new ServerEnvironment);
+    ::testing::AddGlobalTestEnvironment(
+        new SharedServerEnvironment(ServerProcess::Options(), &shared));
 
 class ValidationE2eTest : public ::testing::TestWithParam<InvalidCase> {
  protected:
-  void SetUp() override { ASSERT_NE(shared, nullptr) << "server did not start"; }
+  void SetUp() override {
+    ASSERT_NE(shared, nullptr) << "server did not start";
+  }
 };
 
 void ExpectRefused(const grpc::Status& status, const InvalidCase& c,
@@ -248,17 +233,19 @@ TEST_P(ValidationE2eTest, SubmitJobRefusesWithFieldNamed) {
   ExpectRefused(shared->stub->SubmitJob(&context, submit, &job), c, value);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Fields, ValidationE2eTest, ::testing::ValuesIn(InvalidCases()),
-    [](const ::testing::TestParamInfo<InvalidCase>& info) {
-      return info.param.name;
-    });
+INSTANTIATE_TEST_SUITE_P(Fields, ValidationE2eTest,
+                         ::testing::ValuesIn(InvalidCases()),
+                         [](const ::testing::TestParamInfo<InvalidCase>& info) {
+                           return info.param.name;
+                         });
 
 // The base request of the table is itself valid, so every refusal above is
 // due to the one field each case changes.
 class ValidationBaselineE2eTest : public ::testing::Test {
  protected:
-  void SetUp() override { ASSERT_NE(shared, nullptr) << "server did not start"; }
+  void SetUp() override {
+    ASSERT_NE(shared, nullptr) << "server did not start";
+  }
 };
 
 TEST_F(ValidationBaselineE2eTest, BaseRequestIsAccepted) {
@@ -282,7 +269,8 @@ TEST_F(ValidationBaselineE2eTest, UnknownJobIsNotFound) {
     grpc::ClientContext context;
     dserve::v1::CancelJobRequest request;
     request.set_job_id("no-such-job");
-    const grpc::Status status = shared->stub->CancelJob(&context, request, &job);
+    const grpc::Status status =
+        shared->stub->CancelJob(&context, request, &job);
     EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
   }
 }
