@@ -79,6 +79,14 @@ ABSL_FLAG(int, max_queue_age_s, 600,
           "priority (no starvation of low priority); 0 = strict priority.");
 ABSL_FLAG(int, max_prompt_chars, 2048, "Longest prompt, in characters.");
 ABSL_FLAG(int, max_steps, 200, "Most denoising steps per request.");
+ABSL_FLAG(int, max_frames, 0,
+          "Most frames per request (0 = the model's limit).");
+ABSL_FLAG(int64_t, max_pixels, 0,
+          "Most output pixels (width*height*num_frames) per request (0 = the "
+          "model's size limits).");
+ABSL_FLAG(int, max_message_bytes, 4 << 20,
+          "Largest request message the server accepts, in bytes "
+          "(1 KiB..1 GiB); larger ones get RESOURCE_EXHAUSTED from gRPC.");
 ABSL_FLAG(int, grace_period_s, 30,
           "On SIGTERM/SIGINT, how long queued and running jobs may take to "
           "finish before they are cancelled.");
@@ -86,6 +94,10 @@ ABSL_FLAG(std::string, worker_binary, "",
           "Path of dserve_worker; empty = find it in this binary's runfiles "
           "or next to it (../worker/dserve_worker).");
 ABSL_FLAG(int, worker_threads, 1, "LibTorch threads per worker process.");
+ABSL_FLAG(bool, async_ulysses, true,
+          "Ulysses replicas start the q, k and v all-to-alls together "
+          "instead of one after another (passed to every worker as "
+          "--async_ulysses). Same images either way.");
 ABSL_FLAG(int, startup_timeout_s, 120,
           "How long a replica may take to start (rendezvous + model load).");
 ABSL_FLAG(std::string, log_level, "info",
@@ -181,6 +193,15 @@ absl::Status CheckFlags() {
            CheckRange("max_prompt_chars", absl::GetFlag(FLAGS_max_prompt_chars),
                       1, 1 << 20),
            CheckRange("max_steps", absl::GetFlag(FLAGS_max_steps), 1, 10000),
+           CheckRange("max_frames", absl::GetFlag(FLAGS_max_frames), 0,
+                      100000),
+           absl::GetFlag(FLAGS_max_pixels) < 0
+               ? absl::InvalidArgumentError(absl::StrCat(
+                     "--max_pixels=", absl::GetFlag(FLAGS_max_pixels),
+                     " is out of range (allowed: 0 = off, or > 0)"))
+               : absl::OkStatus(),
+           CheckRange("max_message_bytes",
+                      absl::GetFlag(FLAGS_max_message_bytes), 1024, 1 << 30),
            CheckRange("grace_period_s", absl::GetFlag(FLAGS_grace_period_s), 0,
                       86400),
            CheckRange("metrics_port", absl::GetFlag(FLAGS_metrics_port), 0,
@@ -264,7 +285,9 @@ int Run(const std::string& argv0) {
     // Workers log at the server's level, so --log_level=trace shows every
     // step on every rank.
     options.extra_worker_args = {
-        absl::StrCat("--log_level=", absl::GetFlag(FLAGS_log_level))};
+        absl::StrCat("--log_level=", absl::GetFlag(FLAGS_log_level)),
+        absl::StrCat("--async_ulysses=",
+                     absl::GetFlag(FLAGS_async_ulysses) ? "true" : "false")};
     replicas.push_back(std::make_unique<scheduler::LocalReplica>(options));
     handles.push_back(replicas.back().get());
   }
@@ -289,6 +312,8 @@ int Run(const std::string& argv0) {
   ValidationLimits limits;
   limits.max_prompt_chars = absl::GetFlag(FLAGS_max_prompt_chars);
   limits.max_steps = absl::GetFlag(FLAGS_max_steps);
+  limits.max_frames = absl::GetFlag(FLAGS_max_frames);
+  limits.max_pixels = absl::GetFlag(FLAGS_max_pixels);
   RequestValidator validator(limits, [&seeds] { return seeds.Next(); });
   DiffusionServiceOptions service_options;
   service_options.mesh = *mesh;
@@ -343,6 +368,7 @@ int Run(const std::string& argv0) {
                    ":", absl::GetFlag(FLAGS_port));
   int bound_port = 0;
   builder.AddListeningPort(address, *credentials, &bound_port);
+  builder.SetMaxReceiveMessageSize(absl::GetFlag(FLAGS_max_message_bytes));
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || bound_port == 0) {

@@ -128,12 +128,25 @@ absl::StatusOr<GenerateRequest> RequestValidator::Resolve(
     return s;
   }
 
-  const int max_frames = model->max_frames() > 0 ? model->max_frames() : 1;
+  int max_frames = model->max_frames() > 0 ? model->max_frames() : 1;
+  std::string frames_note = ", 0 = 1 frame";
+  if (limits_.max_frames > 0 && limits_.max_frames < max_frames) {
+    max_frames = limits_.max_frames;
+    frames_note = ", 0 = 1 frame; the server's --max_frames";
+  }
   out.set_num_frames(request.num_frames() == 0 ? 1 : request.num_frames());
   if (absl::Status s = CheckIntRange("num_frames", request.num_frames(), 0,
-                                     max_frames, ", 0 = 1 frame");
+                                     max_frames, frames_note);
       !s.ok()) {
     return s;
+  }
+  const int64_t pixels = static_cast<int64_t>(out.width()) * out.height() *
+                         out.num_frames();
+  if (limits_.max_pixels > 0 && pixels > limits_.max_pixels) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "width * height * num_frames: ", out.width(), " * ", out.height(),
+        " * ", out.num_frames(), " = ", pixels,
+        " pixels is over the server's --max_pixels=", limits_.max_pixels));
   }
 
   if (absl::Status s =

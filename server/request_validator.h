@@ -29,6 +29,11 @@ struct ValidationLimits {
   int max_prompt_chars = 2048;
   // --max_steps: most denoising steps a request may ask for.
   int max_steps = 200;
+  // --max_frames: most frames per request; 0 = only the model's limit.
+  int max_frames = 0;
+  // --max_pixels: most output pixels (width * height * num_frames) per
+  // request; 0 = only the model's size limits.
+  int64_t max_pixels = 0;
   // Fixed by the API.
   static constexpr int kMaxClientRequestIdChars = 128;
   static constexpr int kMinPriority = -100;

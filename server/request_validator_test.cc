@@ -187,3 +187,46 @@ TEST(RequestValidatorTest, NoModelsYet) {
 
 }  // namespace
 }  // namespace dserve::server
+
+namespace dserve::server {
+namespace {
+
+TEST(RequestValidatorLimitsTest, ServerFrameAndPixelLimits) {
+  ValidationLimits limits;
+  limits.max_frames = 4;
+  limits.max_pixels = 64 * 48 * 2;
+  const RequestValidator validator(limits, [] { return uint64_t{1}; });
+  struct Case {
+    const char* name;
+    int width, height, frames;
+    absl::StatusCode want;
+    const char* message;
+  };
+  const Case cases[] = {
+      {"default size, 2 frames fits", 0, 0, 2, absl::StatusCode::kOk, ""},
+      {"3 frames is over --max_pixels", 0, 0, 3,
+       absl::StatusCode::kInvalidArgument, "--max_pixels=6144"},
+      {"5 frames is over --max_frames (model allows 9)", 16, 16, 5,
+       absl::StatusCode::kInvalidArgument, "--max_frames"},
+      {"4 small frames fit", 16, 16, 4, absl::StatusCode::kOk, ""},
+      {"one big frame is over --max_pixels", 128, 128, 1,
+       absl::StatusCode::kInvalidArgument, "128 * 128 * 1 = 16384"},
+  };
+  for (const Case& c : cases) {
+    dserve::v1::GenerateRequest r;
+    r.set_prompt("a cat");
+    r.set_width(c.width);
+    r.set_height(c.height);
+    r.set_num_frames(c.frames);
+    absl::StatusOr<dserve::v1::GenerateRequest> out =
+        validator.Resolve(r, Models());
+    EXPECT_EQ(out.status().code(), c.want) << c.name << ": " << out.status();
+    if (!out.ok()) {
+      EXPECT_THAT(std::string(out.status().message()), HasSubstr(c.message))
+          << c.name;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace dserve::server
