@@ -8,6 +8,11 @@
 //     measured in the same run.
 //
 //   bazel run //tests:parallel_bench -- [--steps=3] [--size=64]
+//       [--ulysses=both|sync|async]
+//
+// Modes with ulysses > 1 are timed once per Ulysses scatter (--ulysses):
+// "sync" (three blocking all-to-alls) and "async" (q, k, v in flight
+// together, ParallelDiTOptions::async_ulysses); bytes are the same.
 //
 // On a CPU-only machine the N processes share its cores (at::set_num_threads
 // is 1 per rank), so the time ratio shows the communication and
@@ -52,6 +57,10 @@ ABSL_FLAG(std::string, modes,
           "cfg=2;ulysses=2;ulysses=4;ring=2;ring=4;ring=2,ulysses=2;pp=2;"
           "pp=3;tp=2;tp=4;cfg=2,ulysses=2;cfg=2,pp=2;cfg=2,ring=2,ulysses=2",
           "Mesh specs to measure, ';'-separated.");
+ABSL_FLAG(std::string, ulysses, "both",
+          "Ulysses scatter to time where ulysses > 1: sync, async or both.");
+ABSL_FLAG(bool, async_ulysses, false,
+          "Internal: ParallelDiTOptions::async_ulysses of a rank process.");
 ABSL_FLAG(int, rank, -1, "Internal: rank of a re-executed rank process.");
 ABSL_FLAG(int, world, 0, "Internal.");
 ABSL_FLAG(int, port, 0, "Internal.");
@@ -146,7 +155,8 @@ int RunRank(int rank, int world, int port, const std::string& mode) {
     comms = *std::move(made);
     auto pdit = models::ParallelDiT::Create(
         (*pipeline)->dit(), (*pipeline)->weights(), config.coordinate_planes,
-        models::ParallelContext{*mesh, &*comms});
+        models::ParallelContext{*mesh, &*comms},
+        models::ParallelDiTOptions{absl::GetFlag(FLAGS_async_ulysses)});
     if (!pdit.ok()) {
       std::fprintf(stderr, "%s\n", pdit.status().ToString().c_str());
       return 1;
@@ -191,7 +201,7 @@ struct ModeResult {
   bool ok = false;
 };
 
-ModeResult RunMode(const std::string& mode, int world) {
+ModeResult RunMode(const std::string& mode, int world, bool async_ulysses) {
   c10d::TCPStoreOptions opts;
   opts.port = 0;
   opts.isServer = true;
@@ -206,6 +216,7 @@ ModeResult RunMode(const std::string& mode, int world) {
         absl::StrCat("--world=", world),
         absl::StrCat("--port=", store->getPort()),
         absl::StrCat("--mode=", mode),
+        absl::StrCat("--async_ulysses=", async_ulysses ? "true" : "false"),
         absl::StrCat("--steps=", absl::GetFlag(FLAGS_steps)),
         absl::StrCat("--size=", absl::GetFlag(FLAGS_size))};
     std::vector<char*> argv;
@@ -239,7 +250,14 @@ ModeResult RunMode(const std::string& mode, int world) {
 int Main() {
   const int size = absl::GetFlag(FLAGS_size);
   const models::PipelineConfig config = BenchConfig();
-  const ModeResult base = RunMode("", 1);
+  const std::string ulysses = absl::GetFlag(FLAGS_ulysses);
+  if (ulysses != "sync" && ulysses != "async" && ulysses != "both") {
+    std::fprintf(stderr,
+                 "--ulysses='%s' is invalid; use sync, async or both\n",
+                 ulysses.c_str());
+    return 1;
+  }
+  const ModeResult base = RunMode("", 1, false);
   if (!base.ok) {
     std::fprintf(stderr, "1-process baseline failed\n");
     return 1;
@@ -260,16 +278,28 @@ int Main() {
       return 1;
     }
     const int world = static_cast<int>(parallel::WorldSize(*degrees));
-    const ModeResult r = RunMode(spec, world);
-    if (!r.ok) {
-      std::printf("| %s | %d | failed | | | |\n", spec.c_str(), world);
-      continue;
+    std::vector<bool> variants = {false};
+    if (degrees->ulysses > 1) {
+      if (ulysses == "async") variants = {true};
+      if (ulysses == "both") variants = {false, true};
     }
-    std::printf("| %s | %d | %lld | %lld | %.1f | %.2fx |\n", spec.c_str(),
-                world, static_cast<long long>(r.bytes),
-                static_cast<long long>(AnalyticBytes(*degrees, config, size)),
-                r.ms, r.ms / base.ms);
-    std::fflush(stdout);
+    for (bool async_ulysses : variants) {
+      const std::string label =
+          degrees->ulysses > 1
+              ? absl::StrCat(spec, async_ulysses ? " (async)" : " (sync)")
+              : spec;
+      const ModeResult r = RunMode(spec, world, async_ulysses);
+      if (!r.ok) {
+        std::printf("| %s | %d | failed | | | |\n", label.c_str(), world);
+        continue;
+      }
+      std::printf(
+          "| %s | %d | %lld | %lld | %.1f | %.2fx |\n", label.c_str(), world,
+          static_cast<long long>(r.bytes),
+          static_cast<long long>(AnalyticBytes(*degrees, config, size)), r.ms,
+          r.ms / base.ms);
+      std::fflush(stdout);
+    }
   }
   return 0;
 }

@@ -71,7 +71,8 @@ at::Tensor RunSteps(const models::Pipeline& pipeline,
   return state->latents;
 }
 
-void CheckLayout(const std::string& mesh_spec, int width, int height, int rank,
+void CheckLayout(const std::string& mesh_spec, int width, int height,
+                 bool async_ulysses, int rank,
                  const c10::intrusive_ptr<c10d::Store>& store) {
   at::set_num_threads(1);
   const models::PipelineConfig config = TestConfig();
@@ -94,7 +95,8 @@ void CheckLayout(const std::string& mesh_spec, int width, int height, int rank,
   ASSERT_TRUE(comms.ok()) << comms.status();
   auto dit = models::ParallelDiT::Create(
       (*pipeline)->dit(), (*pipeline)->weights(), config.coordinate_planes,
-      models::ParallelContext{*mesh, &*comms});
+      models::ParallelContext{*mesh, &*comms},
+      models::ParallelDiTOptions{async_ulysses});
   ASSERT_TRUE(dit.ok()) << dit.status();
   models::GuidedPredictor predictor =
       [&](const at::Tensor& x, const at::Tensor& t, const at::Tensor& c,
@@ -113,6 +115,9 @@ struct Layout {
   std::string mesh;
   int width;
   int height;
+  // ParallelDiTOptions::async_ulysses; the plain layouts test the blocking
+  // scatter, the "_async" ones the overlapped q/k/v scatter.
+  bool async_ulysses = false;
 };
 
 std::string LayoutName(const ::testing::TestParamInfo<Layout>& info) {
@@ -121,7 +126,8 @@ std::string LayoutName(const ::testing::TestParamInfo<Layout>& info) {
     name += (std::isalnum(static_cast<unsigned char>(ch)) ? ch : '_');
   }
   return name + "_" + std::to_string(info.param.width) + "x" +
-         std::to_string(info.param.height);
+         std::to_string(info.param.height) +
+         (info.param.async_ulysses ? "_async" : "");
 }
 
 class ParallelEquivalenceTest : public ::testing::TestWithParam<Layout> {};
@@ -134,7 +140,8 @@ TEST_P(ParallelEquivalenceTest, MatchesOneProcess) {
   absl::Status run = parallel::testing::RunRanks(
       world,
       [&](int rank, int, c10::intrusive_ptr<c10d::Store> store) {
-        CheckLayout(layout.mesh, layout.width, layout.height, rank, store);
+        CheckLayout(layout.mesh, layout.width, layout.height,
+                    layout.async_ulysses, rank, store);
       },
       absl::Seconds(120));
   EXPECT_TRUE(run.ok()) << run;
@@ -158,7 +165,12 @@ INSTANTIATE_TEST_SUITE_P(
                       Layout{"ulysses=2", 20, 12}, Layout{"ring=2", 20, 12},
                       Layout{"ulysses=4", 20, 12},
                       Layout{"ring=2,ulysses=2", 20, 12},
-                      Layout{"cfg=2,ring=2,pp=2", 20, 12}),
+                      Layout{"cfg=2,ring=2,pp=2", 20, 12},
+                      Layout{"ulysses=2", 24, 16, true},
+                      Layout{"ulysses=4", 24, 16, true},
+                      Layout{"cfg=2,ulysses=2", 24, 16, true},
+                      Layout{"ring=2,ulysses=2", 24, 16, true},
+                      Layout{"ulysses=2", 20, 12, true}),
     LayoutName);
 
 }  // namespace

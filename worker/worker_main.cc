@@ -71,6 +71,10 @@ ABSL_FLAG(int, rendezvous_timeout_ms, 120000,
           "Longest wait for every rank to check in.");
 ABSL_FLAG(int, heartbeat_ms, 1000,
           "Idle leader broadcasts a heartbeat this often.");
+ABSL_FLAG(bool, async_ulysses, true,
+          "Ulysses: start the q, k and v all-to-alls together and wait for "
+          "all three (false: one blocking all-to-all after another). Same "
+          "output either way.");
 ABSL_FLAG(std::string, log_level, "info",
           "spdlog level: trace, debug, info, warn, error.");
 
@@ -146,6 +150,7 @@ absl::StatusOr<WorkerOptions> OptionsFromFlags() {
       std::chrono::milliseconds(absl::GetFlag(FLAGS_rendezvous_timeout_ms));
   o.heartbeat_interval =
       std::chrono::milliseconds(absl::GetFlag(FLAGS_heartbeat_ms));
+  o.async_ulysses = absl::GetFlag(FLAGS_async_ulysses);
   if (absl::Status s = ValidateWorkerOptions(o); !s.ok()) return s;
   return o;
 }
@@ -247,7 +252,9 @@ int Main(const WorkerOptions& options) {
     absl::StatusOr<std::unique_ptr<models::ParallelDiT>> pdit =
         models::ParallelDiT::Create(model.dit(), model.weights(),
                                     model.config().coordinate_planes,
-                                    models::ParallelContext{*mesh, &*comms});
+                                    models::ParallelContext{*mesh, &*comms},
+                                    models::ParallelDiTOptions{
+                                        options.async_ulysses});
     if (!pdit.ok()) {
       spdlog::error("[job -] parallel model: {}", pdit.status().ToString());
       return 2;
@@ -259,8 +266,12 @@ int Main(const WorkerOptions& options) {
                     const std::vector<float>& guidance) {
       return dit->GuidedPrediction(x, t, cond, uncond, guidance);
     };
-    spdlog::info("[job -] mesh groups ready; attention {}",
-                 mesh->attention_strategy());
+    spdlog::info("[job -] mesh groups ready; attention {}{}",
+                 mesh->attention_strategy(),
+                 mesh->degree(parallel::MeshDim::kUlysses) > 1
+                     ? (options.async_ulysses ? " (async ulysses)"
+                                              : " (sync ulysses)")
+                     : "");
   }
   RankLoop loop(model, *replica->world, &absl::Now, predictor);
   if (options.rank != 0) {

@@ -59,6 +59,9 @@ struct WorkerOptions {
   std::chrono::milliseconds rendezvous_timeout{120000};
   // How often the idle leader broadcasts a heartbeat command.
   std::chrono::milliseconds heartbeat_interval{1000};
+  // Ulysses scatters q, k and v with three exchanges in flight at once
+  // (models::ParallelDiTOptions::async_ulysses). Same output either way.
+  bool async_ulysses = true;
 };
 
 // INVALID_ARGUMENT naming the flag, the value and the allowed range.

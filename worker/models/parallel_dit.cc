@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "parallel/ring_attention.h"
@@ -42,16 +43,25 @@ parallel::PartialAttention BlockAttention(const at::Tensor& q,
 // sequence shard. Ulysses turns the shards of the ulysses group into this
 // rank's ring block with H/u heads; ring attention covers the blocks of the
 // ring group. `ring_block_mask` is undefined (no padding) or bool
-// [1, S_padded/ring] for this ring block.
+// [1, S_padded/ring] for this ring block. `async_ulysses`: the three
+// scatters are in flight together (ParallelDiTOptions).
 AttentionCore SequenceParallelCore(Communicator& ulysses, Communicator& ring,
-                                   at::Tensor ring_block_mask) {
-  return [&ulysses, &ring, ring_block_mask](
+                                   at::Tensor ring_block_mask,
+                                   bool async_ulysses) {
+  return [&ulysses, &ring, ring_block_mask, async_ulysses](
              const at::Tensor& q_in, const at::Tensor& k_in,
              const at::Tensor& v_in, const at::Tensor&) {
     at::Tensor q = q_in.contiguous(), k = k_in.contiguous(),
                v = v_in.contiguous();
     const bool scatter = ulysses.size() > 1;
-    if (scatter) {
+    if (scatter && async_ulysses) {
+      std::vector<at::Tensor> qkv = ValueOrThrow(
+          parallel::UlyssesScatterHeadsAsync(ulysses, {q, k, v}),
+          "ulysses q/k/v");
+      q = qkv[0];
+      k = qkv[1];
+      v = qkv[2];
+    } else if (scatter) {
       q = ValueOrThrow(parallel::UlyssesScatterHeads(ulysses, q), "ulysses q");
       k = ValueOrThrow(parallel::UlyssesScatterHeads(ulysses, k), "ulysses k");
       v = ValueOrThrow(parallel::UlyssesScatterHeads(ulysses, v), "ulysses v");
@@ -107,14 +117,14 @@ absl::Status ValidateMeshForModel(const parallel::DeviceMesh& mesh,
 
 absl::StatusOr<std::unique_ptr<ParallelDiT>> ParallelDiT::Create(
     const DiT& dit, const WeightMap& weights, bool coordinate_planes,
-    ParallelContext context) {
+    ParallelContext context, ParallelDiTOptions options) {
   if (context.comms == nullptr) {
     return absl::InvalidArgumentError(
         "ParallelDiT: ParallelContext.comms is null");
   }
   MODELS_RETURN_IF_ERROR(ValidateMeshForModel(context.mesh, dit.config()));
   std::unique_ptr<ParallelDiT> p(
-      new ParallelDiT(dit, coordinate_planes, std::move(context)));
+      new ParallelDiT(dit, coordinate_planes, std::move(context), options));
   const int tp = p->context_.degree(MeshDim::kTp);
   if (tp > 1) {
     MODELS_ASSIGN_OR_RETURN(
@@ -157,7 +167,8 @@ at::Tensor ParallelDiT::ForwardOrThrow(const at::Tensor& latents,
               ring.rank(), ring.size()),
           "shard mask");
     }
-    core = SequenceParallelCore(ulysses, ring, ring_block_mask);
+    core = SequenceParallelCore(ulysses, ring, ring_block_mask,
+                                options_.async_ulysses);
   }
 
   // Pipeline parallel: this stage's layers over the micro-batches.

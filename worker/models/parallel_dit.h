@@ -13,10 +13,10 @@
 //          parallel/: Ulysses all-to-alls around ring attention (either may
 //          be degree 1); padded keys are masked; cross-attention, FFN and the
 //          head are token-local; one all-gather (and trim) after the head.
-//          The all-to-alls are synchronous: the Communicator interface
-//          returns only when an op is done (no work handles), so the "async
-//          Ulysses" variant that overlaps the q/k/v exchanges with compute
-//          is not implemented; it needs a handle-returning AllToAll first.
+//          With ParallelDiTOptions::async_ulysses the q, k and v scatters
+//          are started together (Communicator::AllToAllAsync) and waited
+//          for together; the output gather stays blocking, as the
+//          out-projection right after it needs every head of a token.
 //   PP     stage p owns StageLayers(num_layers, p, pp); the model batch is
 //          cut into min(rows, pp) micro-batches (the CFG halves and batched
 //          items) that fill the pipeline; the last stage's head output is
@@ -51,13 +51,21 @@ namespace dserve::models {
 absl::Status ValidateMeshForModel(const parallel::DeviceMesh& mesh,
                                   const DiTConfig& config);
 
+struct ParallelDiTOptions {
+  // Scatter q, k and v with UlyssesScatterHeadsAsync (three exchanges in
+  // flight at once) instead of three blocking UlyssesScatterHeads. Same
+  // result bit for bit and same bytes; only the timing differs. No effect
+  // without Ulysses (ulysses = 1).
+  bool async_ulysses = true;
+};
+
 class ParallelDiT {
  public:
   // `coordinate_planes` as in PipelineConfig (the pipeline appends them
   // before the DiT). Errors: ValidateMeshForModel's, or a missing TP key.
   static absl::StatusOr<std::unique_ptr<ParallelDiT>> Create(
       const DiT& dit, const WeightMap& weights, bool coordinate_planes,
-      ParallelContext context);
+      ParallelContext context, ParallelDiTOptions options = {});
 
   // The DiT forward of `latents` (planes already appended), [B, C_out, F, H,
   // W] on every rank. Ignores the cfg dimension (each cfg rank may call it
@@ -74,12 +82,15 @@ class ParallelDiT {
       const std::vector<float>& guidance) const;
 
   const ParallelContext& context() const { return context_; }
+  const ParallelDiTOptions& options() const { return options_; }
 
  private:
-  ParallelDiT(const DiT& dit, bool coordinate_planes, ParallelContext context)
+  ParallelDiT(const DiT& dit, bool coordinate_planes, ParallelContext context,
+              ParallelDiTOptions options)
       : dit_(dit),
         coordinate_planes_(coordinate_planes),
-        context_(std::move(context)) {}
+        context_(std::move(context)),
+        options_(options) {}
   // Forward; communication failures throw c10::Error.
   at::Tensor ForwardOrThrow(const at::Tensor& latents,
                             const at::Tensor& timesteps,
@@ -88,6 +99,7 @@ class ParallelDiT {
   const DiT& dit_;
   bool coordinate_planes_;
   ParallelContext context_;
+  ParallelDiTOptions options_;
   std::optional<TensorParallelBlocks> tp_blocks_;
 };
 
