@@ -110,10 +110,14 @@ endif()
 
 # ---- CUDA runtime + NCCL (parallel/nccl_communicator*) ---------------------
 if(DSERVE_WITH_CUDA)
+  set(DSERVE_NCCL_HOME "" CACHE PATH "NCCL folder (include/, lib/) if not in the CUDA toolkit")
   set(DSERVE_CUDA_HOME /usr/local/cuda-13.0 CACHE PATH "CUDA toolkit with NCCL")
   find_library(DSERVE_CUDART_LIB cudart HINTS ${DSERVE_CUDA_HOME}/lib64 REQUIRED)
-  find_library(DSERVE_NCCL_LIB nccl HINTS ${DSERVE_CUDA_HOME}/lib64 ${DSERVE_NCCL_HOME}/lib REQUIRED)
-  find_path(DSERVE_NCCL_INCLUDE nccl.h HINTS ${DSERVE_CUDA_HOME}/include ${DSERVE_NCCL_HOME}/include REQUIRED)
+  # NCCL from the CUDA toolkit folder or DSERVE_NCCL_HOME (e.g. the pip wheel
+  # nvidia-nccl-cu13's folder, which ships only libnccl.so.2).
+  find_library(DSERVE_NCCL_LIB NAMES nccl libnccl.so.2
+               HINTS ${DSERVE_NCCL_HOME}/lib ${DSERVE_CUDA_HOME}/lib64 REQUIRED)
+  find_path(DSERVE_NCCL_INCLUDE nccl.h HINTS ${DSERVE_NCCL_HOME}/include ${DSERVE_CUDA_HOME}/include REQUIRED)
   add_library(dserve_tp_cuda INTERFACE)
   target_include_directories(dserve_tp_cuda SYSTEM INTERFACE ${DSERVE_CUDA_HOME}/include)
   target_link_libraries(dserve_tp_cuda INTERFACE ${DSERVE_CUDART_LIB})

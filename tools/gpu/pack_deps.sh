@@ -18,7 +18,7 @@ for h in absl gtest gmock spdlog fmt nlohmann png.h pngconf.h pnglibconf.h \
   cp -a "/usr/include/$h" "$out/include/"
 done
 cp -a /usr/include/$arch/zconf.h "$out/include/" 2>/dev/null || true
-for pattern in 'libabsl_*.so*' 'libgtest*.so*' 'libgmock*.so*' 'libspdlog.so*' \
+for pattern in 'libabsl_*.so*' 'libgtest*.a' 'libgmock*.a' 'libgtest*.so*' 'libgmock*.so*' 'libspdlog.so*' \
                'libfmt.so*' 'libpng16.so*' 'libpng.so' 'libz.so*'; do
   # shellcheck disable=SC2086
   cp -a /usr/lib/$arch/$pattern "$out/lib/$arch/" 2>/dev/null || true

@@ -209,6 +209,10 @@ def main():
     ap.add_argument("--repeats", type=int, default=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    # fp32 means fp32: no TF32 in cuDNN's conv3d (PyTorch enables it by
+    # default) or cuBLAS, as in the C++ side.
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
     with open(os.path.join(args.dir, "reference.json")) as f:
         cfg = json.load(f)
     device = torch.device(args.device or cfg["device"])
