@@ -124,6 +124,11 @@ void ServingMetrics::CollectReplicas(
                    "Plans the replica finished successfully.",
                    {{"replica", index}})
         ->Set(static_cast<double>(info.jobs_completed()));
+    registry_
+        ->GetGauge("dserve_replica_restarts",
+                   "Times the replica was restarted after a dead rank.",
+                   {{"replica", index}})
+        ->Set(info.restarts());
   }
   for (dserve::v1::ReplicaState state : kReplicaStates) {
     registry_

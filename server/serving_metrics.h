@@ -13,6 +13,7 @@
 //   dserve_replicas{state}                   gauge, replicas per state
 //   dserve_replica_state{replica,state}      gauge, 1 for the current state
 //   dserve_replica_jobs_completed{replica}   gauge, per replica
+//   dserve_replica_restarts{replica}         gauge, restarts after a crash
 //
 // Ownership: owns nothing but pointers into `registry` (not owned; must
 // outlive this object) and borrows the replicas and job table given to

@@ -118,7 +118,8 @@ TEST_F(MetricsE2eTest, DeadlineStopsRunningJobAtNextStepAndMetricsCountIt) {
   EXPECT_THAT(text, HasSubstr("dserve_job_queue_wait_seconds_count 2\n"));
   EXPECT_THAT(text, HasSubstr("dserve_step_seconds_count 2\n"));
   EXPECT_THAT(text, HasSubstr("dserve_replica_jobs_completed{replica=\"0\"} 2\n"));
-  EXPECT_THAT(text, HasSubstr("dserve_queue_depth"));
+  EXPECT_THAT(text, HasSubstr("dserve_queue_depth{priority=\"0\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("dserve_replica_restarts{replica=\"0\"} 0\n"));
 }
 
 }  // namespace
