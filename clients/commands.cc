@@ -21,10 +21,14 @@ namespace {
 
 using dserve::v1::GenerateEvent;
 
-void ApplyDeadline(const CommandEnv& env, grpc::ClientContext* context) {
+// Every RPC's context: the deadline and the bearer token.
+void PrepareContext(const CommandEnv& env, grpc::ClientContext* context) {
   if (env.timeout > absl::ZeroDuration()) {
     context->set_deadline(std::chrono::system_clock::now() +
                           absl::ToChronoMilliseconds(env.timeout));
+  }
+  if (!env.auth_token.empty()) {
+    context->AddMetadata("authorization", "Bearer " + env.auth_token);
   }
 }
 
@@ -142,7 +146,7 @@ void PrintJob(const dserve::v1::Job& job, const CommandEnv& env) {
 int RunGenerate(Stub& stub, const dserve::v1::GenerateRequest& request,
                 const std::string& out_path, const CommandEnv& env) {
   grpc::ClientContext context;
-  ApplyDeadline(env, &context);
+  PrepareContext(env, &context);
   std::unique_ptr<grpc::ClientReaderInterface<GenerateEvent>> reader =
       stub.Generate(&context, request);
   return ConsumeEvents(reader.get(), out_path, env);
@@ -151,7 +155,7 @@ int RunGenerate(Stub& stub, const dserve::v1::GenerateRequest& request,
 int RunSubmit(Stub& stub, const dserve::v1::GenerateRequest& request,
               const CommandEnv& env) {
   grpc::ClientContext context;
-  ApplyDeadline(env, &context);
+  PrepareContext(env, &context);
   dserve::v1::SubmitJobRequest submit;
   *submit.mutable_request() = request;
   dserve::v1::Job job;
@@ -163,7 +167,7 @@ int RunSubmit(Stub& stub, const dserve::v1::GenerateRequest& request,
 
 int RunStatus(Stub& stub, const std::string& job_id, const CommandEnv& env) {
   grpc::ClientContext context;
-  ApplyDeadline(env, &context);
+  PrepareContext(env, &context);
   dserve::v1::GetJobRequest get;
   get.set_job_id(job_id);
   dserve::v1::Job job;
@@ -176,7 +180,7 @@ int RunStatus(Stub& stub, const std::string& job_id, const CommandEnv& env) {
 int RunWatch(Stub& stub, const std::string& job_id,
              const std::string& out_path, const CommandEnv& env) {
   grpc::ClientContext context;
-  ApplyDeadline(env, &context);
+  PrepareContext(env, &context);
   dserve::v1::WatchJobRequest watch;
   watch.set_job_id(job_id);
   std::unique_ptr<grpc::ClientReaderInterface<GenerateEvent>> reader =
@@ -186,7 +190,7 @@ int RunWatch(Stub& stub, const std::string& job_id,
 
 int RunCancel(Stub& stub, const std::string& job_id, const CommandEnv& env) {
   grpc::ClientContext context;
-  ApplyDeadline(env, &context);
+  PrepareContext(env, &context);
   dserve::v1::CancelJobRequest cancel;
   cancel.set_job_id(job_id);
   dserve::v1::Job job;
@@ -205,7 +209,7 @@ int RunListJobs(Stub& stub, std::optional<dserve::v1::JobState> state,
   constexpr int kMaxPages = 10000;
   for (int page = 0; page < kMaxPages; ++page) {
     grpc::ClientContext context;
-    ApplyDeadline(env, &context);
+    PrepareContext(env, &context);
     dserve::v1::ListJobsResponse response;
     const grpc::Status status = stub.ListJobs(&context, list, &response);
     if (!status.ok()) return FailRpc(status, env);
@@ -225,7 +229,7 @@ int RunListJobs(Stub& stub, std::optional<dserve::v1::JobState> state,
 
 int RunInfo(Stub& stub, const CommandEnv& env) {
   grpc::ClientContext context;
-  ApplyDeadline(env, &context);
+  PrepareContext(env, &context);
   dserve::v1::ServerInfo info;
   const grpc::Status status =
       stub.GetServerInfo(&context, dserve::v1::GetServerInfoRequest(), &info);
@@ -256,7 +260,7 @@ int RunInfo(Stub& stub, const CommandEnv& env) {
 
 int RunModels(Stub& stub, const CommandEnv& env) {
   grpc::ClientContext context;
-  ApplyDeadline(env, &context);
+  PrepareContext(env, &context);
   dserve::v1::ListModelsResponse response;
   const grpc::Status status = stub.ListModels(
       &context, dserve::v1::ListModelsRequest(), &response);

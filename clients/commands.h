@@ -32,6 +32,9 @@ struct CommandEnv {
   absl::Duration timeout = absl::ZeroDuration();
   // Draw a progress bar on `err` while a job runs.
   bool show_progress = true;
+  // Sent as "authorization: Bearer <auth_token>" on every RPC when set
+  // (servers started with --auth_token_file).
+  std::string auth_token;
 };
 
 using Stub = dserve::v1::DiffusionService::StubInterface;

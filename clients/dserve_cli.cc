@@ -17,9 +17,11 @@
 // 24 UNAVAILABLE, ...); the full table is in clients/cli_status.h.
 
 #include <cstdint>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -41,6 +43,13 @@ ABSL_FLAG(double, timeout_s, 0,
           "Deadline of each call in seconds; 0 = none. A generate that runs "
           "past it ends with DEADLINE_EXCEEDED (exit 14).");
 ABSL_FLAG(bool, progress, true, "Draw a progress bar on stderr.");
+ABSL_FLAG(std::string, tls_ca, "",
+          "PEM CA bundle to verify the server's certificate; enables TLS.");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM client certificate, for servers with --tls_client_ca.");
+ABSL_FLAG(std::string, tls_key, "", "PEM key of --tls_cert.");
+ABSL_FLAG(std::string, auth_token, "",
+          "Bearer token, for servers with --auth_token_file.");
 
 ABSL_FLAG(std::string, prompt, "", "Text to draw (generate, submit).");
 ABSL_FLAG(std::string, negative, "", "Negative prompt (generate, submit).");
@@ -100,6 +109,15 @@ RequestOptions RequestOptionsFromFlags() {
   return options;
 }
 
+// The whole file, or nullopt when it cannot be read.
+std::optional<std::string> ReadWholeFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  std::ostringstream contents;
+  contents << in.rdbuf();
+  return contents.str();
+}
+
 int Usage(const std::string& problem) {
   std::cerr << "usage error: " << problem << "\n\n" << kUsage << "\n";
   return kExitUsage;
@@ -146,8 +164,32 @@ int Main(const std::vector<std::string>& args) {
     state = *parsed;
   }
 
-  std::shared_ptr<grpc::Channel> channel = grpc::CreateChannel(
-      absl::GetFlag(FLAGS_server), grpc::InsecureChannelCredentials());
+  env.auth_token = absl::GetFlag(FLAGS_auth_token);
+  std::shared_ptr<grpc::ChannelCredentials> credentials =
+      grpc::InsecureChannelCredentials();
+  if (!absl::GetFlag(FLAGS_tls_ca).empty()) {
+    grpc::SslCredentialsOptions ssl;
+    std::optional<std::string> ca = ReadWholeFile(absl::GetFlag(FLAGS_tls_ca));
+    if (!ca.has_value()) {
+      return Usage("--tls_ca=" + absl::GetFlag(FLAGS_tls_ca) +
+                   ": cannot read the file");
+    }
+    ssl.pem_root_certs = *ca;
+    if (!absl::GetFlag(FLAGS_tls_cert).empty()) {
+      std::optional<std::string> cert =
+          ReadWholeFile(absl::GetFlag(FLAGS_tls_cert));
+      std::optional<std::string> key =
+          ReadWholeFile(absl::GetFlag(FLAGS_tls_key));
+      if (!cert.has_value() || !key.has_value()) {
+        return Usage("--tls_cert/--tls_key: cannot read the files");
+      }
+      ssl.pem_cert_chain = *cert;
+      ssl.pem_private_key = *key;
+    }
+    credentials = grpc::SslCredentials(ssl);
+  }
+  std::shared_ptr<grpc::Channel> channel =
+      grpc::CreateChannel(absl::GetFlag(FLAGS_server), credentials);
   std::unique_ptr<dserve::v1::DiffusionService::Stub> stub =
       dserve::v1::DiffusionService::NewStub(channel);
 

@@ -196,6 +196,27 @@ TEST_F(SecurityE2eTest, MissingOrWrongTokenIsUnauthenticated) {
   EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAUTHENTICATED);
 }
 
+// The dserve CLI's --tls_ca/--tls_cert/--tls_key/--auth_token reach the
+// server; without the token it reports UNAUTHENTICATED.
+TEST_F(SecurityE2eTest, CliConnectsWithTlsFlagsAndToken) {
+  const std::string cli =
+      std::string(std::getenv("TEST_SRCDIR")) + "/dserve/clients/dserve";
+  const std::string common = absl::StrCat(
+      cli, " --server=localhost:", server_->port(), " --tls_ca=", certs_->dir,
+      "/ca.crt --tls_cert=", certs_->dir, "/client.crt --tls_key=",
+      certs_->dir, "/client.key --timeout_s=10");
+  const std::string out = std::string(std::getenv("TEST_TMPDIR")) + "/cli.out";
+  EXPECT_EQ(std::system(absl::StrCat(common, " --auth_token=", kToken,
+                                     " info > ", out, " 2>&1")
+                            .c_str()),
+            0)
+      << ReadFile(out);
+  EXPECT_NE(std::system(absl::StrCat(common, " info > ", out, " 2>&1").c_str()),
+            0);
+  EXPECT_NE(ReadFile(out).find("UNAUTHENTICATED"), std::string::npos)
+      << ReadFile(out);
+}
+
 TEST_F(SecurityE2eTest, PlaintextClientIsRejected) {
   // The server is up and accepts a proper client, so a failure below is
   // the rejection and not a server that is not listening.
