@@ -120,15 +120,19 @@ function(dserve_py_test tgt)
       ${Python3_EXECUTABLE} "${CMAKE_SOURCE_DIR}/${A_PKG}/${A_MAIN}" ${A_ARGS})
 endfunction()
 
-# dserve_filegroup(<target> PKG FILES ..): source files linked into runfiles.
+# dserve_filegroup(<target> PKG FILES .. DIRS .. GLOBS ..): source files
+# linked into runfiles. DIRS (Bazel's glob(["dir/**"])) link the folder
+# itself, so files made after configuring (trained weights) are seen too.
 function(dserve_filegroup tgt)
-  cmake_parse_arguments(A "" "PKG" "FILES" ${ARGN})
+  cmake_parse_arguments(A "" "PKG" "FILES;DIRS;GLOBS" ${ARGN})
   add_custom_target(${tgt})
-  foreach(f IN LISTS A_FILES)
-    get_filename_component(dir "${DSERVE_RUNFILES_MAIN}/${A_PKG}/${f}" DIRECTORY)
-    file(MAKE_DIRECTORY "${dir}")
-    file(CREATE_LINK "${CMAKE_SOURCE_DIR}/${A_PKG}/${f}"
-         "${DSERVE_RUNFILES_MAIN}/${A_PKG}/${f}" SYMBOLIC)
+  set(files ${A_FILES})
+  foreach(g IN LISTS A_GLOBS)
+    file(GLOB matched RELATIVE "${CMAKE_SOURCE_DIR}/${A_PKG}" "${CMAKE_SOURCE_DIR}/${A_PKG}/${g}")
+    list(APPEND files ${matched})
+  endforeach()
+  foreach(f IN LISTS files A_DIRS)
+    _dserve_link_sources("${A_PKG}/${f}")
   endforeach()
 endfunction()
 

@@ -19,7 +19,6 @@ CUDA are wrapped in if(DSERVE_WITH_CUDA).
 """
 
 import argparse
-import glob as globlib
 import os
 import sys
 
@@ -65,13 +64,10 @@ class Package:
             return f
 
         def glob(patterns, exclude=(), allow_empty=True):
-            out = []
-            base = os.path.join(ROOT, self.pkg)
-            for p in patterns:
-                for m in sorted(globlib.glob(os.path.join(base, p), recursive=True)):
-                    if os.path.isfile(m):
-                        out.append(os.path.relpath(m, base))
-            return out
+            # Resolved by CMake at configure time (the files may be untracked
+            # build products, e.g. trained weights): "dir/**" links the
+            # folder, other patterns go to file(GLOB).
+            return ["GLOB:" + p for p in patterns]
 
         def cc_grpc_library(name, srcs, deps, proto_deps=(), **kw):
             self.rules.append(("cc_grpc_library",
@@ -239,7 +235,13 @@ def main():
                             + f" TIMEOUT {SIZE_TIMEOUT[size]} LABELS {lst([size] + tags)}"
                             + (f" ARGS {lst(targs)}" if targs else "") + ")")
             elif kind == "filegroup":
-                body.append(f"dserve_filegroup({tgt} PKG {p.pkg} FILES {lst(srcs)})")
+                files = [x for x in srcs if not x.startswith("GLOB:")]
+                dirs = [x[5:-3] for x in srcs if x.startswith("GLOB:") and x.endswith("/**")]
+                globs = [x[5:] for x in srcs if x.startswith("GLOB:") and not x.endswith("/**")]
+                body.append(f"dserve_filegroup({tgt} PKG {p.pkg}"
+                            + (f" FILES {lst(files)}" if files else "")
+                            + (f" DIRS {lst(dirs)}" if dirs else "")
+                            + (f" GLOBS {lst(globs)}" if globs else "") + ")")
             elif kind == "cc_proto_library":
                 proto_key = label_to_target(kw["deps"][0], p.pkg)
                 pkind, pkw = rules[proto_key]
