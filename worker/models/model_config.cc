@@ -98,9 +98,12 @@ absl::Status Positive(const std::string& field, double value) {
 PipelineConfig DefaultModelConfig() {
   PipelineConfig c;
   c.name = "dserve-tiny-shapes";
+  // Must equal worker/models/default_model/weights/config.json (the shipped
+  // weights were trained with exactly this; default_model_test checks it).
   c.description =
-      "Small pixel-space Wan2.1-style DiT (dim 128, 4 layers) that draws "
-      "coloured circles, squares and triangles; RGB up to 256x256.";
+      "Small pixel-space Wan2.1-style DiT (dim 128, 4 layers, 4 heads, patch "
+      "4) trained by dserve on procedural coloured circles, squares and "
+      "triangles at 32x32.";
   c.vocabulary = {"<pad>",  "<unk>",  "red",    "green",  "blue",  "yellow",
                   "orange", "purple", "white",  "black",  "circle", "square",
                   "triangle", "a",    "an",     "the",    "on",    "of",
@@ -111,7 +114,7 @@ PipelineConfig DefaultModelConfig() {
   c.text_encoder.num_heads = 4;
   c.text_encoder.num_layers = 2;
   c.text_encoder.ffn_dim = 512;
-  c.text_encoder.max_len = 32;
+  c.text_encoder.max_len = 16;
   c.coordinate_planes = true;
   c.dit.out_channels = 3;
   c.dit.in_channels = 3 + 2;  // RGB + (y, x) coordinate planes
@@ -124,17 +127,20 @@ PipelineConfig DefaultModelConfig() {
   c.dit.text_dim = c.text_encoder.dim;
   c.dit.text_len = c.text_encoder.max_len;
   c.dit.eps = 1e-6;
-  c.prediction_type = "flow_velocity";
+  // x0 (not velocity): what the default model was trained to predict.
+  c.prediction_type = "x0";
   c.decoder = "pixel";
-  c.default_width = 64;
-  c.default_height = 64;
+  c.default_width = 32;
+  c.default_height = 32;
   c.max_width = 256;
   c.max_height = 256;
   c.size_step = 4;
   c.max_frames = 17;
   c.default_steps = 20;
   c.default_guidance = 4.0f;
-  c.default_shift = 1.0f;
+  // Matches the trainer's sigma_shift, so sampling spends its steps at the
+  // noise levels the model saw most.
+  c.default_shift = 3.0f;
   return c;
 }
 

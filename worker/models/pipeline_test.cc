@@ -98,7 +98,7 @@ TEST_F(PipelineTest, PrepareDrawsUnitNoiseAndReportsUnknownWords) {
   EXPECT_DOUBLE_EQ(s->sigmas.front(), 1.0);
   EXPECT_DOUBLE_EQ(s->sigmas.back(), 0.0);
   EXPECT_THAT(s->unknown_words, ElementsAre(ElementsAre("zebra", "blurry")));
-  EXPECT_EQ(s->cond_context.sizes(), (std::vector<int64_t>{1, 32, 128}));
+  EXPECT_EQ(s->cond_context.sizes(), (std::vector<int64_t>{1, 16, 128}));
   // The noise is at::randn from a CPU generator seeded with the item seed.
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(5);
   EXPECT_TRUE(at::equal(s->latents[0], at::randn({3, 1, 64, 64}, gen)));

@@ -43,9 +43,10 @@ TEST_F(TextEncoderTest, ShapesLengthsAndZeroPadding) {
   absl::StatusOr<TextEncoding> e =
       encoder_->Encode({"a red circle", "", "blue square at the top"});
   ASSERT_TRUE(e.ok()) << e.status();
-  EXPECT_EQ(e->embeddings.sizes(), (std::vector<int64_t>{3, 32, 128}));
+  // The default model reads 16 words (DefaultModelConfig).
+  EXPECT_EQ(e->embeddings.sizes(), (std::vector<int64_t>{3, 16, 128}));
   EXPECT_THAT(e->lengths, ElementsAre(3, 0, 5));
-  EXPECT_TRUE(at::all(e->embeddings[0].narrow(0, 3, 29) == 0).item<bool>());
+  EXPECT_TRUE(at::all(e->embeddings[0].narrow(0, 3, 13) == 0).item<bool>());
   EXPECT_TRUE(at::all(e->embeddings[1] == 0).item<bool>());
   EXPECT_GT(e->embeddings[0][0].abs().sum().item<float>(), 1.0f);
   EXPECT_FALSE(at::any(at::isnan(e->embeddings)).item<bool>());
@@ -66,13 +67,13 @@ TEST_F(TextEncoderTest, PromptsAreIndependentOfBatchAndDistinct) {
 
 TEST_F(TextEncoderTest, TooManyWordsNamesTheField) {
   std::string long_prompt;
-  for (int i = 0; i < 33; ++i) long_prompt += "red ";
+  for (int i = 0; i < 17; ++i) long_prompt += "red ";
   absl::StatusOr<TextEncoding> e =
       encoder_->Encode({long_prompt}, "negative_prompt");
   EXPECT_EQ(e.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(e.status().message(), HasSubstr("negative_prompt"));
-  EXPECT_THAT(e.status().message(), HasSubstr("33"));
-  EXPECT_THAT(e.status().message(), HasSubstr("32"));
+  EXPECT_THAT(e.status().message(), HasSubstr("17"));
+  EXPECT_THAT(e.status().message(), HasSubstr("16"));
 }
 
 TEST_F(TextEncoderTest, CreateNamesMissingKey) {
