@@ -94,7 +94,7 @@ ABSL_FLAG(std::string, worker_binary, "",
           "Path of dserve_worker; empty = find it in this binary's runfiles "
           "or next to it (../worker/dserve_worker).");
 ABSL_FLAG(int, worker_threads, 1, "LibTorch threads per worker process.");
-ABSL_FLAG(bool, async_ulysses, true,
+ABSL_FLAG(bool, async_ulysses, false,
           "Ulysses replicas start the q, k and v all-to-alls together "
           "instead of one after another (passed to every worker as "
           "--async_ulysses). Same images either way.");

@@ -71,7 +71,7 @@ ABSL_FLAG(int, rendezvous_timeout_ms, 120000,
           "Longest wait for every rank to check in.");
 ABSL_FLAG(int, heartbeat_ms, 1000,
           "Idle leader broadcasts a heartbeat this often.");
-ABSL_FLAG(bool, async_ulysses, true,
+ABSL_FLAG(bool, async_ulysses, false,
           "Ulysses: start the q, k and v all-to-alls together and wait for "
           "all three (false: one blocking all-to-all after another). Same "
           "output either way.");

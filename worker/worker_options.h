@@ -61,7 +61,7 @@ struct WorkerOptions {
   std::chrono::milliseconds heartbeat_interval{1000};
   // Ulysses scatters q, k and v with three exchanges in flight at once
   // (models::ParallelDiTOptions::async_ulysses). Same output either way.
-  bool async_ulysses = true;
+  bool async_ulysses = false;
 };
 
 // INVALID_ARGUMENT naming the flag, the value and the allowed range.

@@ -55,8 +55,11 @@ struct ParallelDiTOptions {
   // Scatter q, k and v with UlyssesScatterHeadsAsync (three exchanges in
   // flight at once) instead of three blocking UlyssesScatterHeads. Same
   // result bit for bit and same bytes; only the timing differs. No effect
-  // without Ulysses (ulysses = 1).
-  bool async_ulysses = true;
+  // without Ulysses (ulysses = 1). Off by default: on this 2-core CPU host
+  // it measured faster for u2 but slower for u4 and ring2×u2, inside the
+  // load noise (see the README's Parallelism section); with NCCL both
+  // paths enqueue the same kernels on one stream.
+  bool async_ulysses = false;
 };
 
 class ParallelDiT {
