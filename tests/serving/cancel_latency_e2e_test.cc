@@ -2,7 +2,7 @@
 // CancelJob to the job's terminal state, which the server now reports only
 // once the worker has left the cancelled plan (it stops at the next step
 // boundary), compared with the job's mean step time. Three cancels; prints
-// each figure.
+// each figure and the worst latency / mean step ratio.
 
 #include <algorithm>
 #include <iostream>
@@ -25,8 +25,13 @@ using dserve::v1::Job;
 // Request -> server -> leader, and the terminal state back to the poller
 // (10 ms polls), on 2 shared cores.
 constexpr double kSlackMs = 200;
+// The step running when the cancel arrives finishes; on 2 cores shared with
+// other builds one step was seen to take 1.7x the job's mean, so the bound is
+// two mean steps. That still separates "stops at the next step boundary"
+// from "runs on" (the job has ~200 steps); the printed ratio is the figure.
+constexpr double kMeanSteps = 2;
 
-TEST(CancelLatencyE2eTest, RunningJobEndsWithinOneStepOfTheCancel) {
+TEST(CancelLatencyE2eTest, RunningJobEndsAtTheNextStepBoundary) {
   ServerProcess::Options options;
   options.replicas = 1;
   auto server = ServerProcess::Start(options);
@@ -45,7 +50,7 @@ TEST(CancelLatencyE2eTest, RunningJobEndsWithinOneStepOfTheCancel) {
     absl::StatusOr<Job> running = WaitForJob(
         *stub, job.job_id(),
         [](const Job& j) {
-          return j.state() == dserve::v1::JOB_STATE_RUNNING && j.step() >= 2;
+          return j.state() == dserve::v1::JOB_STATE_RUNNING && j.step() >= 3;
         },
         absl::Seconds(30));
     ASSERT_TRUE(running.ok()) << running.status();
@@ -70,8 +75,8 @@ TEST(CancelLatencyE2eTest, RunningJobEndsWithinOneStepOfTheCancel) {
     std::cout << "cancel latency " << latency_ms << " ms; mean step "
               << step_ms << " ms" << std::endl;
     worst_ratio = std::max(worst_ratio, latency_ms / step_ms);
-    EXPECT_LE(latency_ms, step_ms + kSlackMs)
-        << "the cancelled job ran on for more than one step";
+    EXPECT_LE(latency_ms, kMeanSteps * step_ms + kSlackMs)
+        << "the cancelled job ran on past the next step boundary";
   }
   std::cout << "worst cancel latency / mean step = " << worst_ratio
             << std::endl;
