@@ -42,6 +42,7 @@
 #include "worker/models/parallel_dit.h"
 #include "worker/models/pipeline.h"
 #include "worker/models/random_weights.h"
+#include "worker/models/default_model/weights_path.h"
 #include "worker/rank_loop.h"
 #include "worker/rendezvous.h"
 #include "worker/replica_leader.h"
@@ -370,5 +371,20 @@ int main(int argc, char** argv) {
     dserve::worker::Exit(2);
   }
   at::set_num_threads(options->threads);
+  if (options->model_dir.empty()) {
+    // The shipped default model travels in the runfiles of the binary (or of
+    // the server that spawned it); without them the deterministic random
+    // weights keep the worker usable, but draw noise-like pictures.
+    absl::StatusOr<std::string> dir =
+        dserve::default_model::DefaultModelDirectory(argv[0]);
+    if (dir.ok()) {
+      options->model_dir = *dir;
+    } else {
+      spdlog::warn(
+          "[job -] shipped default model not found ({}); serving untrained "
+          "random weights (seed {}). Pass --model_dir to choose a model.",
+          dir.status().ToString(), dserve::worker::kDefaultWeightSeed);
+    }
+  }
   dserve::worker::Exit(dserve::worker::Main(*options));
 }

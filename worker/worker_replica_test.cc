@@ -45,8 +45,11 @@ using ::dserve::internal::v1::ReplicaStatus;
 std::string g_worker_binary = "worker/dserve_worker";
 std::string g_make_model_binary = "worker/models/make_random_model";
 
-// Must match the worker's built-in default weight seed.
-constexpr uint64_t kBuiltInWeightSeed = 20240601;
+// Seed of the random model the --model_dir test writes.
+constexpr uint64_t kRandomModelSeed = 20240601;
+
+// Runfiles path (the test's working directory) of the shipped default model.
+constexpr char kShippedModelDir[] = "worker/models/default_model/weights";
 
 // The descriptor number the ready pipe gets in the child.
 constexpr int kChildReadyFd = 100;
@@ -416,7 +419,9 @@ TEST(WorkerReplicaTest, FollowerExitsWhenTheLeaderDies) {
       << "wait status " << *exit_status;
 }
 
-TEST(WorkerReplicaTest, ModelDirWithTheDefaultSeedServesTheBuiltInModel) {
+// With no --model_dir a worker serves the shipped default model; a
+// --model_dir is honoured (here a random model, which draws another picture).
+TEST(WorkerReplicaTest, DefaultIsTheShippedModelAndModelDirIsHonoured) {
   const char* tmp = std::getenv("TEST_TMPDIR");
   std::string dir =
       absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/dserve_model_XXXXXX");
@@ -424,7 +429,7 @@ TEST(WorkerReplicaTest, ModelDirWithTheDefaultSeedServesTheBuiltInModel) {
   {
     std::vector<std::string> args = {
         g_make_model_binary, absl::StrCat("--out_dir=", dir),
-        absl::StrCat("--seed=", kBuiltInWeightSeed)};
+        absl::StrCat("--seed=", kRandomModelSeed)};
     std::vector<char*> argv;
     for (std::string& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -445,12 +450,20 @@ TEST(WorkerReplicaTest, ModelDirWithTheDefaultSeedServesTheBuiltInModel) {
     ASSERT_TRUE(r.status.ok()) << r.status.error_message();
     built_in_png = OnlyPng(r);
   }
+  EXPECT_FALSE(built_in_png.empty());
+  {
+    ReplicaProcesses replica;
+    ASSERT_NO_FATAL_FAILURE(replica.Start(2, "cfg=2", false, kShippedModelDir));
+    ExecuteResult r = Execute(replica.stub(), Plan(32, 3, 11));
+    ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+    EXPECT_EQ(OnlyPng(r), built_in_png)
+        << "the default model is not the shipped weights";
+  }
   ReplicaProcesses replica;
-  ASSERT_NO_FATAL_FAILURE(replica.Start(2, "cfg=2", false, dir));
+  ASSERT_NO_FATAL_FAILURE(replica.Start(1, "", false, dir));
   ExecuteResult r = Execute(replica.stub(), Plan(32, 3, 11));
   ASSERT_TRUE(r.status.ok()) << r.status.error_message();
-  EXPECT_FALSE(built_in_png.empty());
-  EXPECT_EQ(OnlyPng(r), built_in_png);
+  EXPECT_NE(OnlyPng(r), built_in_png) << "--model_dir was ignored";
 }
 
 TEST(WorkerReplicaTest, LeaderExitsWhenItsParentDies) {
