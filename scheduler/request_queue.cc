@@ -110,6 +110,14 @@ std::vector<std::shared_ptr<Job>> RequestQueue::ExtractCancelled() {
   return cancelled;
 }
 
+std::vector<std::shared_ptr<Job>> RequestQueue::Snapshot() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<std::shared_ptr<Job>> all;
+  all.reserve(jobs_.size());
+  for (const auto& [key, job] : jobs_) all.push_back(job);
+  return all;
+}
+
 std::vector<std::shared_ptr<Job>> RequestQueue::RemoveAll() {
   absl::MutexLock lock(&mu_);
   std::vector<std::shared_ptr<Job>> all;

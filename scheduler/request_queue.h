@@ -58,6 +58,10 @@ class RequestQueue {
   // Removes and returns every job for which Job::cancel_reason() is set.
   std::vector<std::shared_ptr<Job>> ExtractCancelled();
 
+  // Every queued job, in queue order, left in the queue (the batch policy
+  // reads it, then takes its picks out with Remove).
+  std::vector<std::shared_ptr<Job>> Snapshot() const;
+
   // Removes and returns all jobs, in queue order.
   std::vector<std::shared_ptr<Job>> RemoveAll();
 

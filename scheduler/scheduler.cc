@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "scheduler/batch_policy.h"
 #include "scheduler/plan_builder.h"
 #include "spdlog/spdlog.h"
 
@@ -102,12 +103,24 @@ void Scheduler::DropCancelled(absl::Time now) {
   for (auto& [replica, plan] : running_) {
     if (plan.cancel_sent) continue;
     // A plan stops as a whole, so it is cancelled only once every job in it
-    // asked to be (one job per plan today).
+    // asked to be. Until then, a cancelled job of a batch ends at once for
+    // its client (its share of the result is discarded) while the others
+    // run on.
     bool all_cancelled = true;
     for (const auto& job : plan.jobs) {
       all_cancelled = all_cancelled && job->cancel_reason().has_value();
     }
-    if (!all_cancelled) continue;
+    if (!all_cancelled) {
+      for (const auto& job : plan.jobs) {
+        if (!job->cancel_reason().has_value() || job->is_terminal()) continue;
+        spdlog::info("[scheduler] [replica {}] [job {}] cancelled inside a "
+                     "batch of {}; the others continue: {}",
+                     replica, job->id(), plan.jobs.size(),
+                     std::string(job->cancel_reason()->message()));
+        job->Finish(*job->cancel_reason(), now);
+      }
+      continue;
+    }
     spdlog::info("[scheduler] [replica {}] [job {}] cancelling running plan: {}",
                  replica, plan.jobs.front()->id(),
                  std::string(plan.jobs.front()->cancel_reason()->message()));
@@ -138,19 +151,45 @@ std::vector<ReplicaSnapshot> Scheduler::Snapshot() const {
 }
 
 void Scheduler::DispatchQueued(absl::Time now) {
+  {
+    absl::MutexLock lock(&wake_mu_);
+    batch_wake_.reset();
+  }
   if (queue_.size() == 0) return;
   std::vector<ReplicaSnapshot> snapshot = Snapshot();
   while (queue_.size() > 0) {
     std::optional<int> pick = PickReplica(snapshot);
     if (!pick.has_value()) return;
-    std::shared_ptr<Job> job = queue_.PopNext(now, options_.max_queue_age);
-    if (job == nullptr) return;
-    if (job->cancel_reason().has_value()) {
-      job->Finish(*job->cancel_reason(), now);
-      continue;
+    std::vector<std::shared_ptr<Job>> queued = queue_.Snapshot();
+    if (queued.empty()) return;
+    std::vector<BatchCandidate> candidates;
+    candidates.reserve(queued.size());
+    for (const auto& q : queued) {
+      candidates.push_back({q->priority(), q->sequence(), q->create_time(),
+                            &q->effective_request()});
     }
+    const BatchDecision decision =
+        DecideBatch(candidates, now, options_.max_queue_age,
+                    options_.max_batch, options_.batch_wait);
+    if (!decision.dispatch_now) {
+      // Hold the partial batch back; the loop wakes at wait_until (or on a
+      // new job) and decides again.
+      absl::MutexLock lock(&wake_mu_);
+      batch_wake_ = decision.wait_until;
+      return;
+    }
+    std::vector<std::shared_ptr<Job>> jobs;
+    for (size_t index : decision.members) {
+      std::shared_ptr<Job> job = queue_.Remove(queued[index]->id());
+      if (job == nullptr) continue;  // Cancelled since the snapshot.
+      if (job->cancel_reason().has_value()) {
+        job->Finish(*job->cancel_reason(), now);
+        continue;
+      }
+      jobs.push_back(std::move(job));
+    }
+    if (jobs.empty()) continue;
     const int replica = *pick;
-    std::vector<std::shared_ptr<Job>> jobs = {job};
     dserve::internal::v1::ExecutionPlan plan = BuildPlan(jobs);
     const int64_t plan_id = next_plan_id_++;
     absl::Status run = replicas_[replica]->Run(
@@ -164,14 +203,16 @@ void Scheduler::DispatchQueued(absl::Time now) {
     snapshot[replica].state = dserve::v1::REPLICA_STATE_BUSY;
     if (!run.ok()) {
       // The replica changed state since the snapshot (it just failed): put
-      // the job back where it was; the next pass picks another replica.
-      spdlog::warn("[scheduler] [replica {}] [job {}] dispatch refused: {}",
-                   replica, job->id(), std::string(run.message()));
-      if (!queue_.Push(job).ok()) {
-        job->Finish(absl::UnavailableError(absl::StrCat(
-                        "replica ", replica, " refused job ", job->id(),
-                        " and the queue is full: ", run.message())),
-                    now);
+      // the jobs back where they were; the next pass picks another replica.
+      for (const auto& job : jobs) {
+        spdlog::warn("[scheduler] [replica {}] [job {}] dispatch refused: {}",
+                     replica, job->id(), std::string(run.message()));
+        if (!queue_.Push(job).ok()) {
+          job->Finish(absl::UnavailableError(absl::StrCat(
+                          "replica ", replica, " refused job ", job->id(),
+                          " and the queue is full: ", run.message())),
+                      now);
+        }
       }
       continue;
     }
@@ -224,6 +265,7 @@ void Scheduler::RouteStep(RunningPlan& plan,
                           const dserve::internal::v1::StepDone& step,
                           absl::Time now) {
   for (const auto& job : plan.jobs) {
+    if (job->is_terminal()) continue;  // Cancelled inside its batch.
     auto preview = step.previews().find(job->id());
     spdlog::trace("[scheduler] [replica {}] [job {}] step {}/{} ({:.1f} ms)",
                   job->replica(), job->id(), step.step(), step.total(),
@@ -237,6 +279,8 @@ void Scheduler::RouteStep(RunningPlan& plan,
 void Scheduler::FinishPlan(int replica, RunningPlan& plan,
                            const absl::Status& status, absl::Time now) {
   for (const auto& job : plan.jobs) {
+    // A job cancelled inside a batch already ended; its result is dropped.
+    if (job->is_terminal()) continue;
     if (absl::IsUnavailable(status) && !job->cancel_reason().has_value() &&
         job->retries() == 0 && !AllReplicasFailed() && job->Requeue()) {
       // The replica died or stopped under the job: run it once more, on
@@ -344,6 +388,10 @@ void Scheduler::Loop() {
       if (std::optional<absl::Time> deadline = queue_.NextDeadline()) {
         wait = std::min(wait, std::max(absl::ZeroDuration(),
                                        *deadline - clock_->Now()));
+      }
+      if (batch_wake_.has_value()) {
+        wait = std::min(wait, std::max(absl::ZeroDuration(),
+                                       *batch_wake_ - clock_->Now()));
       }
       wake_cv_.WaitWithTimeout(&wake_mu_, wait);
     }

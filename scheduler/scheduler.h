@@ -47,6 +47,13 @@ struct SchedulerOptions {
   // A job queued this long runs before any younger job, whatever its
   // priority (anti-starvation); zero or infinite turns aging off.
   absl::Duration max_queue_age = absl::InfiniteDuration();
+  // Most jobs in one plan (1 = no batching). Compatible queued jobs (same
+  // model, size, frames, steps, shift, sampler, output format) run together;
+  // each keeps its own seed, events and result.
+  int max_batch = 1;
+  // How long the head job may wait for companions before a partial batch is
+  // dispatched (see batch_policy.h). Only matters when max_batch > 1.
+  absl::Duration batch_wait = absl::ZeroDuration();
 };
 
 class Scheduler {
@@ -154,6 +161,9 @@ class Scheduler {
   bool stop_ ABSL_GUARDED_BY(wake_mu_) = false;
   std::deque<Inbound> inbox_ ABSL_GUARDED_BY(wake_mu_);
   std::optional<absl::Status> admission_closed_ ABSL_GUARDED_BY(wake_mu_);
+  // When a partial batch is being held back, the time the loop must wake to
+  // dispatch it (the head's create_time + batch_wait).
+  std::optional<absl::Time> batch_wake_ ABSL_GUARDED_BY(wake_mu_);
 
   std::thread thread_;
   bool stopped_ = false;  // Only touched by Stop's caller.
