@@ -77,6 +77,13 @@ ABSL_FLAG(int, metrics_port, 0,
 ABSL_FLAG(int, max_queue_age_s, 600,
           "A job queued this long runs before any younger job whatever its "
           "priority (no starvation of low priority); 0 = strict priority.");
+ABSL_FLAG(int, max_batch, 1,
+          "Most compatible queued jobs (same model, size, frames, steps, "
+          "shift, sampler, output format) run together as one batch, 1..64; "
+          "1 = no batching.");
+ABSL_FLAG(int, batch_wait_ms, 0,
+          "How long the oldest job of a partial batch waits for companions "
+          "before it runs anyway, 0..60000 ms; only with --max_batch > 1.");
 ABSL_FLAG(int, max_prompt_chars, 2048, "Longest prompt, in characters.");
 ABSL_FLAG(int, max_steps, 200, "Most denoising steps per request.");
 ABSL_FLAG(int, max_frames, 0,
@@ -208,6 +215,9 @@ absl::Status CheckFlags() {
                       65535),
            CheckRange("max_queue_age_s", absl::GetFlag(FLAGS_max_queue_age_s),
                       0, 86400),
+           CheckRange("max_batch", absl::GetFlag(FLAGS_max_batch), 1, 64),
+           CheckRange("batch_wait_ms", absl::GetFlag(FLAGS_batch_wait_ms), 0,
+                      60000),
            CheckRange("worker_threads", absl::GetFlag(FLAGS_worker_threads), 1,
                       1024),
            CheckRange("startup_timeout_s",
@@ -306,6 +316,9 @@ int Run(const std::string& argv0) {
       absl::GetFlag(FLAGS_max_queue_age_s) > 0
           ? absl::Seconds(absl::GetFlag(FLAGS_max_queue_age_s))
           : absl::InfiniteDuration();
+  scheduler_options.max_batch = absl::GetFlag(FLAGS_max_batch);
+  scheduler_options.batch_wait =
+      absl::Milliseconds(absl::GetFlag(FLAGS_batch_wait_ms));
   scheduler::Scheduler scheduler(scheduler_options, handles, &clock);
   scheduler::JobTable jobs(scheduler::JobTableOptions(), &clock);
   SeedSource seeds;

@@ -53,7 +53,12 @@ ServingMetrics::ServingMetrics(MetricsRegistry* registry)
       step_(registry->GetHistogram(
           "dserve_step_seconds",
           "Mean wall time of one denoising step, one sample per succeeded job.",
-          StepSecondsBuckets())) {
+          StepSecondsBuckets())),
+      batch_size_(registry->GetHistogram(
+          "dserve_job_batch_size",
+          "Number of jobs in the plan a job started in (1 = not batched); one "
+          "sample per start, so a retried job counts twice.",
+          {1, 2, 4, 8, 16, 32, 64})) {
   // Every terminal state is exported from the start, so rate() works before
   // the first job of a kind ends.
   for (dserve::v1::JobState state :
@@ -73,8 +78,16 @@ void ServingMetrics::WatchJob(const std::shared_ptr<scheduler::Job>& job) {
   // The listener lives as long as the job; it only records the terminal
   // event, which a job emits exactly once.
   job->AddListener([this](const scheduler::JobEvent& event) {
-    if (event.terminal) RecordTerminal(event);
+    if (event.terminal) {
+      RecordTerminal(event);
+    } else if (event.event.has_started()) {
+      RecordStarted(event);
+    }
   });
+}
+
+void ServingMetrics::RecordStarted(const scheduler::JobEvent& event) {
+  batch_size_->Observe(event.event.started().batch_size());
 }
 
 void ServingMetrics::RecordTerminal(const scheduler::JobEvent& event) {

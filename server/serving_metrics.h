@@ -9,6 +9,8 @@
 //   dserve_job_execution_seconds             histogram (encode+denoise+decode)
 //   dserve_job_end_to_end_seconds            histogram (admitted -> result)
 //   dserve_step_seconds                      histogram (mean step of each job)
+//   dserve_job_batch_size                    histogram (plan size each job
+//                                            started in; one sample per start)
 //   dserve_queue_depth{priority}             gauge, queued jobs per priority
 //   dserve_replicas{state}                   gauge, replicas per state
 //   dserve_replica_state{replica,state}      gauge, 1 for the current state
@@ -49,6 +51,8 @@ class ServingMetrics {
 
   // One job's terminal event; public for tests.
   void RecordTerminal(const scheduler::JobEvent& event);
+  // One job's Started event (its batch size); public for tests.
+  void RecordStarted(const scheduler::JobEvent& event);
 
  private:
   void CollectReplicas(const std::vector<scheduler::ReplicaHandle*>& replicas);
@@ -59,6 +63,7 @@ class ServingMetrics {
   Histogram* const execution_;
   Histogram* const end_to_end_;
   Histogram* const step_;
+  Histogram* const batch_size_;
 
   absl::Mutex mu_;
   // Priorities that ever had a queued job: their gauge goes back to 0

@@ -65,6 +65,29 @@ TEST(ServingMetricsTest, CountsEachTerminalStateOnceWithLatencies) {
   EXPECT_THAT(text, HasSubstr("dserve_step_seconds_bucket{le=\"0.025\"} 0\n"));
 }
 
+TEST(ServingMetricsTest, BatchSizeHistogramHasOneSamplePerStart) {
+  MetricsRegistry registry;
+  ServingMetrics metrics(&registry);
+  const absl::Time now = absl::FromUnixSeconds(100);
+  for (const char* id : {"a", "b", "c"}) {
+    auto job = MakeJob(id);
+    metrics.WatchJob(job);
+    job->MarkQueued(0);
+    job->MarkStarted(0, dserve::v1::MeshLayout(), 3, now);
+  }
+  auto alone = MakeJob("alone");
+  metrics.WatchJob(alone);
+  alone->MarkQueued(0);
+  alone->MarkStarted(0, dserve::v1::MeshLayout(), 1, now);
+
+  const std::string text = registry.RenderText();
+  EXPECT_THAT(text, HasSubstr("dserve_job_batch_size_bucket{le=\"1\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("dserve_job_batch_size_bucket{le=\"2\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("dserve_job_batch_size_bucket{le=\"4\"} 4\n"));
+  EXPECT_THAT(text, HasSubstr("dserve_job_batch_size_sum 10\n"));
+  EXPECT_THAT(text, HasSubstr("dserve_job_batch_size_count 4\n"));
+}
+
 TEST(MetricsHttpServerTest, ServesMetricsAnd404Elsewhere) {
   MetricsRegistry registry;
   registry.GetCounter("dserve_test_total", "Test.")->Increment(7);
