@@ -5,8 +5,8 @@
 // Pure functions; thread-safe; never block.
 //
 // A plan holds one shape (model, size, frames, steps, shift, sampler, output
-// format) and one item per job. Today the scheduler sends one job per plan;
-// CanBatch is the rule a batching policy will use to add more.
+// format) and one item per job. CanBatch is the rule the batch policy
+// (batch_policy.h) uses to put several jobs in one plan.
 
 #include <memory>
 #include <vector>

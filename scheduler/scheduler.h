@@ -5,7 +5,8 @@
 // table of running plans, and moves jobs from the queue onto replicas:
 //
 //   RunOnce():  expire deadlines -> drop cancelled -> snapshot replicas ->
-//               policy -> build plan -> dispatch -> route replica events
+//               policy (replica, then batch) -> build plan -> dispatch ->
+//               route replica events
 //
 // Replica callbacks never touch jobs directly: they post to an inbox that
 // RunOnce drains, so every job transition after admission happens on the
@@ -70,9 +71,11 @@ class Scheduler {
   absl::Status Submit(std::shared_ptr<Job> job);
 
   // Cancels `job` with `reason` (CANCELLED or DEADLINE_EXCEEDED status). A
-  // queued job ends at once; a running job's replica is told to stop at the
-  // next step boundary and the job ends when the replica reports back. A
-  // finished job is left unchanged.
+  // queued job ends at once. A running job that shares its plan with jobs
+  // not cancelled ends at the next RunOnce (its result is discarded, the
+  // others run on); once every job of a plan is cancelled, the replica is
+  // told to stop at the next step boundary and the jobs end when it reports
+  // back. A finished job is left unchanged.
   void Cancel(const std::shared_ptr<Job>& job, absl::Status reason);
 
   // One pass of the loop (see the file comment).
