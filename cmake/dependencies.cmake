@@ -76,7 +76,12 @@ find_package(PNG REQUIRED)
 add_library(dserve_tp_png INTERFACE)
 target_link_libraries(dserve_tp_png INTERFACE PNG::PNG)
 add_library(dserve_tp_json INTERFACE)  # header-only
-add_library(dserve_tp_httplib INTERFACE)  # header-only
+# Debian's cpp-httplib is a compiled library, not header-only.
+find_library(DSERVE_HTTPLIB_LIB cpp-httplib)
+add_library(dserve_tp_httplib INTERFACE)
+if(DSERVE_HTTPLIB_LIB)
+  target_link_libraries(dserve_tp_httplib INTERFACE ${DSERVE_HTTPLIB_LIB})
+endif()
 target_link_libraries(dserve_tp_httplib INTERFACE Threads::Threads)
 
 # ---- gRPC + protobuf (server, worker, clients; not the LibTorch-only build) -
