@@ -2,7 +2,7 @@
 // for a while, then print throughput, latency percentiles of the successful
 // requests and the count of each status code.
 //
-//   loadgen --server=127.0.0.1:50051 --concurrency=8 --duration_s=30 \
+//   loadgen --server=127.0.0.1:50051 --concurrency=8 --duration_s=30
 //           [--mix=64x64:4,32x32:2] [--auth_token=...] [--tls_ca=ca.pem]
 //
 // Each client runs one request at a time, back to back, cycling through the

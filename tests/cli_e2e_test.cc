@@ -49,7 +49,9 @@ class ServerEnvironment : public ::testing::Environment {
     if (server == nullptr) return;
     absl::StatusOr<int> code = server->Stop();
     EXPECT_TRUE(code.ok()) << code.status();
-    if (code.ok()) EXPECT_EQ(*code, 0) << "server exit code after SIGTERM";
+    if (code.ok()) {
+      EXPECT_EQ(*code, 0) << "server exit code after SIGTERM";
+    }
     delete server;
     server = nullptr;
   }

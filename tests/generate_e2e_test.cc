@@ -52,7 +52,9 @@ class GenerateE2eTest : public ::testing::Test {
     if (server_ != nullptr) {
       absl::StatusOr<int> code = server_->Stop();
       EXPECT_TRUE(code.ok()) << code.status();
-      if (code.ok()) EXPECT_EQ(*code, 0) << "server exit code after SIGTERM";
+      if (code.ok()) {
+        EXPECT_EQ(*code, 0) << "server exit code after SIGTERM";
+      }
     }
     delete server_;
     server_ = nullptr;

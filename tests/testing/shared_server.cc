@@ -28,7 +28,9 @@ void SharedServerEnvironment::TearDown() {
   owned_->stub.reset();
   absl::StatusOr<int> code = owned_->server->Stop();
   EXPECT_TRUE(code.ok()) << code.status();
-  if (code.ok()) EXPECT_EQ(*code, 0) << "server exit code after SIGTERM";
+  if (code.ok()) {
+    EXPECT_EQ(*code, 0) << "server exit code after SIGTERM";
+  }
   owned_.reset();
 }
 
