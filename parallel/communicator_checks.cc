@@ -11,6 +11,31 @@
 #include <ATen/core/Tensor.h>
 
 namespace dserve::parallel {
+
+absl::Status CheckGroupArgs(const std::string& factory, bool has_store,
+                            const std::string& group_name, int group_rank,
+                            int group_size) {
+  if (!has_store) {
+    return absl::InvalidArgumentError(absl::StrCat(factory, ": store is null"));
+  }
+  if (group_name.empty()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(factory,
+                     ": group_name is empty; it must be unique per store and "
+                     "the same on every member"));
+  }
+  if (group_size < 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        factory, ": group_size ", group_size, " is invalid; it must be >= 1"));
+  }
+  if (group_rank < 0 || group_rank >= group_size) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        factory, ": group_rank ", group_rank,
+        " is out of range; allowed range is [0, ", group_size, ")"));
+  }
+  return absl::OkStatus();
+}
+
 namespace {
 
 // Debian's abseil has its own string_view; StrCat does not take std's.

@@ -7,6 +7,7 @@
 // communicator.h). Stateless functions; thread-safe; nothing blocks.
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include "absl/status/status.h"
@@ -14,6 +15,13 @@
 #include <ATen/core/Tensor.h>
 
 namespace dserve::parallel {
+
+// Arguments of a communicator factory (`factory` names it in the message):
+// a store, a non-empty group name, group_size >= 1 and group_rank in
+// [0, group_size).
+absl::Status CheckGroupArgs(const std::string& factory, bool has_store,
+                            const std::string& group_name, int group_rank,
+                            int group_size);
 
 // `tensor` must be defined and contiguous. `op` and `arg` name the call and
 // argument in the message, e.g. ("AllGather", "output").

@@ -389,23 +389,10 @@ class GlooCommunicator : public Communicator {
 absl::StatusOr<std::unique_ptr<Communicator>> CreateGlooCommunicator(
     const c10::intrusive_ptr<c10d::Store>& store, const std::string& group_name,
     int group_rank, int group_size, std::chrono::milliseconds timeout) {
-  if (!store) {
-    return absl::InvalidArgumentError("CreateGlooCommunicator: store is null");
-  }
-  if (group_name.empty()) {
-    return absl::InvalidArgumentError(
-        "CreateGlooCommunicator: group_name is empty; it must be unique per "
-        "store and the same on every member");
-  }
-  if (group_size < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("CreateGlooCommunicator: group_size ", group_size,
-                     " is invalid; it must be >= 1"));
-  }
-  if (group_rank < 0 || group_rank >= group_size) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "CreateGlooCommunicator: group_rank ", group_rank,
-        " is out of range; allowed range is [0, ", group_size, ")"));
+  if (absl::Status s = CheckGroupArgs("CreateGlooCommunicator", store.defined(), group_name,
+                                      group_rank, group_size);
+      !s.ok()) {
+    return s;
   }
   if (timeout.count() <= 0) {
     return absl::InvalidArgumentError(

@@ -279,23 +279,10 @@ class NcclCommunicator : public Communicator {
 absl::StatusOr<std::unique_ptr<Communicator>> CreateNcclCommunicator(
     const c10::intrusive_ptr<c10d::Store>& store, const std::string& group_name,
     int group_rank, int group_size, const NcclOptions& options) {
-  if (!store) {
-    return absl::InvalidArgumentError("CreateNcclCommunicator: store is null");
-  }
-  if (group_name.empty()) {
-    return absl::InvalidArgumentError(
-        "CreateNcclCommunicator: group_name is empty; it must be unique per "
-        "store and the same on every member");
-  }
-  if (group_size < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("CreateNcclCommunicator: group_size ", group_size,
-                     " is invalid; it must be >= 1"));
-  }
-  if (group_rank < 0 || group_rank >= group_size) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "CreateNcclCommunicator: group_rank ", group_rank,
-        " is out of range; allowed range is [0, ", group_size, ")"));
+  if (absl::Status s = CheckGroupArgs("CreateNcclCommunicator", store.defined(), group_name,
+                                      group_rank, group_size);
+      !s.ok()) {
+    return s;
   }
   if (cudaError_t e = cudaSetDevice(options.cuda_device); e != cudaSuccess) {
     return absl::UnavailableError(
