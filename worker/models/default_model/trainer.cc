@@ -12,6 +12,7 @@
 #include "worker/models/dit.h"
 #include "worker/models/random_weights.h"
 #include "worker/models/safetensors.h"
+#include "worker/models/status_util.h"
 #include "worker/models/text_encoder.h"
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
@@ -21,33 +22,7 @@ namespace {
 
 using models::WeightMap;
 
-// worker/models' status macros are private to that package; these are the
-// same two early returns.
-#define RETURN_IF_ERROR(expr)                   \
-  do {                                          \
-    ::absl::Status _trainer_st = (expr);        \
-    if (!_trainer_st.ok()) return _trainer_st;  \
-  } while (0)
-#define TRAINER_CONCAT_INNER_(a, b) a##b
-#define TRAINER_CONCAT_(a, b) TRAINER_CONCAT_INNER_(a, b)
-#define ASSIGN_OR_RETURN(lhs, expr) \
-  ASSIGN_OR_RETURN_IMPL_(TRAINER_CONCAT_(_trainer_or_, __LINE__), lhs, expr)
-#define ASSIGN_OR_RETURN_IMPL_(tmp, lhs, expr) \
-  auto tmp = (expr);                           \
-  if (!tmp.ok()) return tmp.status();          \
-  lhs = std::move(*tmp)
-
-// Converts LibTorch exceptions into a Status with `what` as context.
-template <typename Fn>
-absl::Status CatchTorch(const std::string& what, Fn&& fn) {
-  try {
-    std::forward<Fn>(fn)();
-  } catch (const c10::Error& e) {
-    return absl::InternalError(
-        absl::StrCat(what, ": ", e.what_without_backtrace()));
-  }
-  return absl::OkStatus();
-}
+using models::CatchTorch;
 
 constexpr char kParamPrefix[] = "param/";
 constexpr char kEmaPrefix[] = "ema/";
@@ -73,9 +48,9 @@ uint64_t MixSeed(uint64_t seed, uint64_t step) {
 absl::StatusOr<at::Tensor> BatchLoss(const models::PipelineConfig& config,
                                      const WeightMap& weights,
                                      const TrainingBatch& batch) {
-  ASSIGN_OR_RETURN(models::DiT dit,
+  MODELS_ASSIGN_OR_RETURN(models::DiT dit,
                           models::DiT::Create(config.dit, weights));
-  ASSIGN_OR_RETURN(at::Tensor context,
+  MODELS_ASSIGN_OR_RETURN(at::Tensor context,
                           TrainableTextEncode(config, weights, batch.prompts));
   at::Tensor s = batch.sigma.view({-1, 1, 1, 1, 1});
   at::Tensor x = (1.0 - s) * batch.x0 + s * batch.noise;
@@ -232,8 +207,8 @@ Trainer::~Trainer() = default;
 
 absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
     models::PipelineConfig config, TrainerOptions options) {
-  RETURN_IF_ERROR(models::ValidateConfig(config));
-  RETURN_IF_ERROR(ValidateTrainerOptions(options, config));
+  MODELS_RETURN_IF_ERROR(models::ValidateConfig(config));
+  MODELS_RETURN_IF_ERROR(ValidateTrainerOptions(options, config));
   WeightMap weights = models::RandomWeights(config, options.seed);
   weights.at("head.head.weight").zero_();
   weights.at("head.head.bias").zero_();
@@ -253,7 +228,7 @@ absl::StatusOr<double> Trainer::Step() {
   TrainingBatch batch = MakeTrainingBatch(options_, step_);
   double loss_value = 0;
   absl::Status status;
-  RETURN_IF_ERROR(CatchTorch("Trainer::Step", [&] {
+  MODELS_RETURN_IF_ERROR(CatchTorch("Trainer::Step", [&] {
     const double lr = LearningRateAt(options_, step_);
     for (auto& group : optimizer_->adam.param_groups()) {
       static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
@@ -277,7 +252,7 @@ absl::StatusOr<double> Trainer::Step() {
       ema_.at(key).mul_(decay).add_(w.detach(), 1.0 - decay);
     }
   }));
-  RETURN_IF_ERROR(status);
+  MODELS_RETURN_IF_ERROR(status);
   if (!std::isfinite(loss_value)) {
     return absl::InternalError(absl::StrCat(
         "Trainer::Step: loss is ", loss_value, " at step ", step_,
@@ -291,7 +266,7 @@ absl::StatusOr<double> Trainer::Loss(const TrainingBatch& batch,
                                      bool ema) const {
   double value = 0;
   absl::Status status;
-  RETURN_IF_ERROR(CatchTorch("Trainer::Loss", [&] {
+  MODELS_RETURN_IF_ERROR(CatchTorch("Trainer::Loss", [&] {
     torch::NoGradGuard no_grad;
     absl::StatusOr<at::Tensor> loss =
         BatchLoss(config_, ema ? ema_ : weights_, batch);
@@ -301,7 +276,7 @@ absl::StatusOr<double> Trainer::Loss(const TrainingBatch& batch,
     }
     value = loss->item<double>();
   }));
-  RETURN_IF_ERROR(status);
+  MODELS_RETURN_IF_ERROR(status);
   return value;
 }
 
@@ -319,22 +294,22 @@ absl::Status Trainer::SaveCheckpoint(const std::string& dir) const {
   for (const auto& [key, w] : ema_) all[kEmaPrefix + key] = w;
   const std::string ckpt = dir + "/checkpoint.safetensors";
   const std::string opt = dir + "/optimizer.pt";
-  RETURN_IF_ERROR(models::WriteSafetensors(
+  MODELS_RETURN_IF_ERROR(models::WriteSafetensors(
       all, TmpName(ckpt),
       {{"step", absl::StrCat(step_)},
        {"seed", absl::StrCat(options_.seed)},
        {"config", models::ConfigToJson(config_)}}));
-  RETURN_IF_ERROR(CatchTorch("Trainer::SaveCheckpoint", [&] {
+  MODELS_RETURN_IF_ERROR(CatchTorch("Trainer::SaveCheckpoint", [&] {
     torch::save(optimizer_->adam, TmpName(opt));
   }));
-  RETURN_IF_ERROR(RenameInto(TmpName(ckpt), ckpt));
+  MODELS_RETURN_IF_ERROR(RenameInto(TmpName(ckpt), ckpt));
   return RenameInto(TmpName(opt), opt);
 }
 
 absl::Status Trainer::LoadCheckpoint(const std::string& dir) {
   const std::string ckpt = dir + "/checkpoint.safetensors";
-  ASSIGN_OR_RETURN(WeightMap all, models::ReadSafetensors(ckpt));
-  ASSIGN_OR_RETURN(auto meta, models::ReadSafetensorsMetadata(ckpt));
+  MODELS_ASSIGN_OR_RETURN(WeightMap all, models::ReadSafetensors(ckpt));
+  MODELS_ASSIGN_OR_RETURN(auto meta, models::ReadSafetensorsMetadata(ckpt));
   auto step_it = meta.find("step");
   if (step_it == meta.end()) {
     return absl::DataLossError(
@@ -356,7 +331,7 @@ absl::Status Trainer::LoadCheckpoint(const std::string& dir) {
           ckpt, ": missing or mis-shaped weight or EMA for \"", key, "\""));
     }
   }
-  RETURN_IF_ERROR(CatchTorch("Trainer::LoadCheckpoint", [&] {
+  MODELS_RETURN_IF_ERROR(CatchTorch("Trainer::LoadCheckpoint", [&] {
     torch::NoGradGuard no_grad;
     for (auto& [key, w] : weights_) {
       w.copy_(all.at(kParamPrefix + key));
@@ -379,7 +354,7 @@ absl::Status Trainer::Export(const std::string& dir, bool ema) const {
   for (const auto& [key, w] : ema ? ema_ : weights_) {
     out[key] = w.detach().contiguous();
   }
-  RETURN_IF_ERROR(models::WriteConfigFile(config_, dir + "/config.json"));
+  MODELS_RETURN_IF_ERROR(models::WriteConfigFile(config_, dir + "/config.json"));
   return models::WriteSafetensors(
       out, dir + "/model.safetensors",
       {{"step", absl::StrCat(step_)},
