@@ -35,6 +35,7 @@
 #include "absl/flags/usage.h"
 #include "absl/status/statusor.h"
 #include "bench/bench_model.h"
+#include "common/blas_kernels.h"
 #include "worker/models/attention.h"
 #include "worker/models/dit.h"
 #include "worker/models/model_config.h"
@@ -223,6 +224,7 @@ int Run() {
 }  // namespace dserve::bench
 
 int main(int argc, char** argv) {
+  dserve::common::ReexecWithOpenBlasCoreType(argv);
   absl::SetProgramUsageMessage(
       "Predicts multi-GPU speedups from per-shard timings on one device.");
   absl::ParseCommandLine(argc, argv);

@@ -32,6 +32,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "bench/bench_model.h"
+#include "common/blas_kernels.h"
 #include "worker/models/dit.h"
 #include "worker/models/model_config.h"
 #include "worker/models/sampler.h"
@@ -189,6 +190,7 @@ int Run() {
 }  // namespace dserve::bench
 
 int main(int argc, char** argv) {
+  dserve::common::ReexecWithOpenBlasCoreType(argv);
   absl::SetProgramUsageMessage(
       "Times one CFG denoising step of the DiT and reports TFLOP/s and MFU.");
   absl::ParseCommandLine(argc, argv);

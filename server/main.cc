@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <thread>
@@ -30,6 +31,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
+#include "common/blas_kernels.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/grpcpp.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -301,10 +303,12 @@ int Run(const std::string& argv0) {
     replicas.push_back(std::make_unique<scheduler::LocalReplica>(options));
     handles.push_back(replicas.back().get());
   }
+  const char* blas_core = std::getenv("OPENBLAS_CORETYPE");
   spdlog::info("[server] dserve {} starting {} replica(s) of {} rank(s) each "
-               "({}), worker {}",
+               "({}), worker {}, OPENBLAS_CORETYPE={}",
                kVersion, mesh->dp(), scheduler::ReplicaWorldSize(*mesh),
-               scheduler::WorkerMeshSpec(*mesh), worker_binary);
+               scheduler::WorkerMeshSpec(*mesh), worker_binary,
+               blas_core == nullptr ? "(unset: OpenBLAS decides)" : blas_core);
 
   scheduler::RealClock clock;
   // Before the scheduler and the job table: jobs hold listeners into it.
@@ -476,6 +480,9 @@ int main(int argc, char** argv) {
       "dserve_server --port=50051 --replicas=N [--mesh=dp=N,cfg=..] ...: "
       "serves dserve.v1.DiffusionService over gRPC");
   absl::ParseCommandLine(argc, argv);
+  // Before any thread starts: workers inherit it and load OpenBLAS with
+  // kernels for this CPU (see common/blas_kernels.h).
+  dserve::common::SetOpenBlasCoreTypeForChildren();
   spdlog::set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%^%l%$] %v");
   const spdlog::level::level_enum level =
       spdlog::level::from_str(absl::GetFlag(FLAGS_log_level));

@@ -39,6 +39,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "common/blas_kernels.h"
 #include "parallel/device_mesh.h"
 #include "parallel/mesh_communicators.h"
 #include "parallel/sequence_shard.h"
@@ -308,6 +309,7 @@ int Main() {
 }  // namespace dserve
 
 int main(int argc, char** argv) {
+  dserve::common::ReexecWithOpenBlasCoreType(argv);
   absl::ParseCommandLine(argc, argv);
   if (absl::GetFlag(FLAGS_rank) >= 0) {
     const int code = dserve::RunRank(

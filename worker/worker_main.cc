@@ -31,6 +31,7 @@
 #include "absl/flags/usage.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/blas_kernels.h"
 #include "grpcpp/grpcpp.h"
 #include "parallel/device_mesh.h"
 #include "parallel/mesh_communicators.h"
@@ -338,6 +339,7 @@ int Main(const WorkerOptions& options) {
 }  // namespace dserve::worker
 
 int main(int argc, char** argv) {
+  dserve::common::ReexecWithOpenBlasCoreType(argv);
   absl::SetProgramUsageMessage(
       "One rank of a dserve replica; started by dserve_server.");
   absl::ParseCommandLine(argc, argv);

@@ -12,6 +12,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "common/blas_kernels.h"
 #include "worker/models/pipeline.h"
 #include "worker/models/random_weights.h"
 #include <ATen/Parallel.h>
@@ -25,6 +26,7 @@ ABSL_FLAG(double, guidance, 4.0, "Guidance scale (1 = no CFG).");
 ABSL_FLAG(int, repeats, 5, "Timed repetitions (after one warm-up).");
 
 int main(int argc, char** argv) {
+  dserve::common::ReexecWithOpenBlasCoreType(argv);
   absl::ParseCommandLine(argc, argv);
   at::set_num_threads(absl::GetFlag(FLAGS_threads));
   using dserve::models::Pipeline;

@@ -14,6 +14,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_format.h"
+#include "common/blas_kernels.h"
 #include "common/png.h"
 #include "worker/models/default_model/evaluator.h"
 #include "worker/models/default_model/weights_path.h"
@@ -129,6 +130,7 @@ int Run(int argc, char** argv) {
 }  // namespace dserve::default_model
 
 int main(int argc, char** argv) {
+  dserve::common::ReexecWithOpenBlasCoreType(argv);
   absl::ParseCommandLine(argc, argv);
   return dserve::default_model::Run(argc, argv);
 }

@@ -16,6 +16,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_format.h"
+#include "common/blas_kernels.h"
 #include "worker/models/default_model/trainer.h"
 #include "worker/models/model_config.h"
 #include <ATen/Parallel.h>
@@ -200,6 +201,7 @@ int Run() {
 }  // namespace dserve::default_model
 
 int main(int argc, char** argv) {
+  dserve::common::ReexecWithOpenBlasCoreType(argv);
   absl::ParseCommandLine(argc, argv);
   return dserve::default_model::Run();
 }
