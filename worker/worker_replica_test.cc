@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -257,6 +258,31 @@ std::string OnlyPng(const ExecuteResult& result) {
   return last.done().items(0).media(0).data();
 }
 
+// The 2-rank replica shards the CFG batch and attention, so its fp32 sums
+// associate differently from the 1-rank reference (~1e-6, and the exact
+// pattern depends on which GEMM kernels OpenBLAS picked for the shapes).
+// After 8-bit quantisation a channel may move one level where a value sits
+// on a rounding boundary; anything more is a real difference.
+void ExpectSamePicture(const std::string& png, const std::string& reference) {
+  auto got = common::DecodePng(png);
+  auto want = common::DecodePng(reference);
+  ASSERT_TRUE(got.ok()) << got.status();
+  ASSERT_TRUE(want.ok()) << want.status();
+  ASSERT_EQ(got->width, want->width);
+  ASSERT_EQ(got->height, want->height);
+  ASSERT_EQ(got->rgb.size(), want->rgb.size());
+  int max_diff = 0;
+  size_t differing = 0;
+  for (size_t i = 0; i < want->rgb.size(); ++i) {
+    const int d = std::abs(int{got->rgb[i]} - int{want->rgb[i]});
+    max_diff = std::max(max_diff, d);
+    differing += d != 0;
+  }
+  EXPECT_LE(max_diff, 1);
+  EXPECT_LE(differing, want->rgb.size() / 100)
+      << differing << " of " << want->rgb.size() << " bytes differ";
+}
+
 TEST(WorkerReplicaTest, TwoRanksServePlansCancelAndDieWithAPeer) {
   // Reference: the same plan on a 1-rank replica.
   std::string reference_png;
@@ -317,7 +343,7 @@ TEST(WorkerReplicaTest, TwoRanksServePlansCancelAndDieWithAPeer) {
     ASSERT_TRUE(decoded.ok()) << decoded.status();
     EXPECT_EQ(decoded->width, 32);
     EXPECT_EQ(decoded->height, 32);
-    EXPECT_EQ(png, reference_png);
+    ExpectSamePicture(png, reference_png);
 
     const std::set<std::string> vocabulary(
         status.models(0).vocabulary().begin(),
@@ -364,7 +390,7 @@ TEST(WorkerReplicaTest, TwoRanksServePlansCancelAndDieWithAPeer) {
 
     ExecuteResult again = Execute(replica.stub(), Plan(32, 4, 7));
     ASSERT_TRUE(again.status.ok()) << again.status.error_message();
-    EXPECT_EQ(OnlyPng(again), reference_png);
+    ExpectSamePicture(OnlyPng(again), reference_png);
   }
 
   // The caller's deadline passes mid-plan: the stream ends
@@ -379,7 +405,7 @@ TEST(WorkerReplicaTest, TwoRanksServePlansCancelAndDieWithAPeer) {
     EXPECT_LT(absl::Now() - start, absl::Seconds(5));
     ExecuteResult again = Execute(replica.stub(), Plan(32, 4, 7));
     ASSERT_TRUE(again.status.ok()) << again.status.error_message();
-    EXPECT_EQ(OnlyPng(again), reference_png);
+    ExpectSamePicture(OnlyPng(again), reference_png);
   }
 
   // A peer dies: rank 0 notices at its next heartbeat and exits non-zero.
