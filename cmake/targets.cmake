@@ -263,7 +263,7 @@ if(DSERVE_WITH_GRPC)
   dserve_cc_test(tests_serving__cancel_latency_e2e_test PKG tests/serving NAME cancel_latency_e2e_test SRCS cancel_latency_e2e_test.cc DEPS proto_dserve_v1__diffusion_service_cc_grpc tests_testing__rpc_helpers tests_testing__server_process dserve_tp_absl dserve_tp_gtest_main DATA server__dserve_server worker__dserve_worker TIMEOUT 300 LABELS medium e2e)
 endif()
 if(DSERVE_WITH_GRPC)
-  dserve_cc_test(tests_serving__batching_e2e_test PKG tests/serving NAME batching_e2e_test SRCS batching_e2e_test.cc DEPS proto_dserve_v1__diffusion_service_cc_grpc tests_testing__rpc_helpers tests_testing__server_process dserve_tp_absl dserve_tp_gtest_main DATA server__dserve_server worker__dserve_worker TIMEOUT 300 LABELS medium e2e)
+  dserve_cc_test(tests_serving__batching_e2e_test PKG tests/serving NAME batching_e2e_test SRCS batching_e2e_test.cc DEPS common__png proto_dserve_v1__diffusion_service_cc_grpc tests_testing__rpc_helpers tests_testing__server_process dserve_tp_absl dserve_tp_gtest_main DATA server__dserve_server worker__dserve_worker TIMEOUT 300 LABELS medium e2e)
 endif()
 
 # ---- //tests/testing

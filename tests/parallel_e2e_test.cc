@@ -104,18 +104,13 @@ TEST(ParallelE2eTest, FourRankReplicasReturnTheOneRankPicture) {
   ASSERT_EQ(got.width, want.width);
   ASSERT_EQ(got.height, want.height);
   ASSERT_EQ(got.rgb.size(), want.rgb.size());
-  int max_diff = 0;
-  size_t differing = 0;
-  for (size_t i = 0; i < want.rgb.size(); ++i) {
-    const int d = std::abs(int{got.rgb[i]} - int{want.rgb[i]});
-    max_diff = std::max(max_diff, d);
-    differing += d != 0;
-  }
+  absl::StatusOr<common::PixelDiff> diff = common::ComparePixels(got, want);
+  ASSERT_TRUE(diff.ok()) << diff.status();
   std::printf("4-rank vs 1-rank PNG: max |diff| %d/255, %zu of %zu bytes differ\n",
-              max_diff, differing, want.rgb.size());
-  EXPECT_LE(max_diff, 1);
-  EXPECT_LE(differing, want.rgb.size() / 100)
-      << differing << " of " << want.rgb.size() << " bytes differ";
+              diff->max_abs, diff->differing, diff->total);
+  EXPECT_TRUE(common::SamePictureUpToRounding(*diff))
+      << diff->differing << " of " << diff->total << " bytes differ, max "
+      << diff->max_abs;
 }
 
 }  // namespace

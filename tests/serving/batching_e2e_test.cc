@@ -1,9 +1,9 @@
 // Batching through the real server and workers: with --max_batch=4 and
 // --batch_wait_ms=200, four concurrent Generate calls share plans, every call
-// gets its own result, and each image is byte-identical to the same request
-// run alone (batch composition must not change the picture: every item's
-// noise is drawn from its own seed at full shape, and the model's batched
-// ops are per-sample).
+// gets its own result, and each image is the same picture as the same
+// request run alone (every item's noise is drawn from its own seed at full
+// shape, and the model's batched ops are per-sample; only the GEMMs' float
+// rounding may differ with the batch shape, by at most one 8-bit level).
 
 #include <memory>
 #include <string>
@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "common/png.h"
 #include "gtest/gtest.h"
 #include "proto/dserve/v1/diffusion_service.grpc.pb.h"
 #include "tests/testing/rpc_helpers.h"
@@ -77,11 +78,19 @@ TEST(BatchingE2eTest, ConcurrentCallsBatchAndMatchTheirSoloImages) {
     ASSERT_NE(alone.result(), nullptr);
     ASSERT_EQ(alone.result()->media_size(), 1);
     ASSERT_EQ(batched[i].result()->media_size(), 1);
-    EXPECT_TRUE(alone.result()->media(0).data() ==
-                batched[i].result()->media(0).data())
+    // A batch runs the GEMMs at other shapes, so sums may round
+    // differently (~1e-6): the same picture up to one 8-bit level.
+    auto solo_image = common::DecodePng(alone.result()->media(0).data());
+    auto batch_image = common::DecodePng(batched[i].result()->media(0).data());
+    ASSERT_TRUE(solo_image.ok()) << solo_image.status();
+    ASSERT_TRUE(batch_image.ok()) << batch_image.status();
+    auto diff = common::ComparePixels(*solo_image, *batch_image);
+    ASSERT_TRUE(diff.ok()) << diff.status();
+    EXPECT_TRUE(common::SamePictureUpToRounding(*diff))
         << "the image of call " << i << " (seed " << requests[i].seed()
         << ") changed when it ran in a batch of "
-        << StartedBatchSize(batched[i]);
+        << StartedBatchSize(batched[i]) << ": max |diff| " << diff->max_abs
+        << ", " << diff->differing << " of " << diff->total << " bytes";
   }
   // Different seeds give different images (the comparison above is not
   // comparing one shared picture).
