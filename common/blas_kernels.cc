@@ -10,8 +10,6 @@ namespace {
 
 constexpr char kCoreTypeVar[] = "OPENBLAS_CORETYPE";
 
-bool IsSet(const char* name) { return std::getenv(name) != nullptr; }
-
 }  // namespace
 
 std::string OpenBlasCoreTypeForThisCpu() {
@@ -36,11 +34,17 @@ std::string SetOpenBlasCoreTypeForChildren() {
   return core;
 }
 
-void ReexecWithOpenBlasCoreType(char** argv) {
-  if (IsSet(kCoreTypeVar)) return;
+std::string CoreTypeToReexecWith() {
+  if (std::getenv(kCoreTypeVar) != nullptr) return "";
   const char* opt_out = std::getenv("DSERVE_BLAS_REEXEC");
-  if (opt_out != nullptr && std::strcmp(opt_out, "0") == 0) return;
-  if (SetOpenBlasCoreTypeForChildren().empty()) return;
+  if (opt_out != nullptr && std::strcmp(opt_out, "0") == 0) return "";
+  return OpenBlasCoreTypeForThisCpu();
+}
+
+void ReexecWithOpenBlasCoreType(char** argv) {
+  const std::string core = CoreTypeToReexecWith();
+  if (core.empty()) return;
+  setenv(kCoreTypeVar, core.c_str(), /*overwrite=*/0);
   execv("/proc/self/exe", argv);
   // exec failed: carry on with whatever kernels OpenBLAS chose; the
   // variable stays set so children still get the right ones.

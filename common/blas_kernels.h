@@ -25,6 +25,12 @@ std::string OpenBlasCoreTypeForThisCpu();
 // ("" when unset).
 std::string SetOpenBlasCoreTypeForChildren();
 
+// What ReexecWithOpenBlasCoreType would set before re-executing: "" when
+// OPENBLAS_CORETYPE is already set, DSERVE_BLAS_REEXEC=0, or the CPU has no
+// better kernel family (then no re-exec happens). Reads only the
+// environment and cpuid.
+std::string CoreTypeToReexecWith();
+
 // For binaries that load OpenBLAS themselves (through LibTorch): when
 // OPENBLAS_CORETYPE is unset and the CPU has a better kernel family, sets
 // it and re-executes this binary (/proc/self/exe) with the same argv, so

@@ -17,9 +17,7 @@ TEST(BlasKernelsTest, NeverOverridesTheUsersChoice) {
   setenv("OPENBLAS_CORETYPE", "Prescott", 1);
   EXPECT_EQ(SetOpenBlasCoreTypeForChildren(), "Prescott");
   EXPECT_STREQ(std::getenv("OPENBLAS_CORETYPE"), "Prescott");
-  // Already set: must return instead of re-executing the test binary.
-  char* argv[] = {nullptr};
-  ReexecWithOpenBlasCoreType(argv);
+  EXPECT_EQ(CoreTypeToReexecWith(), "") << "already set: no re-exec";
   unsetenv("OPENBLAS_CORETYPE");
 }
 
@@ -37,12 +35,14 @@ TEST(BlasKernelsTest, SetsTheDetectedFamilyWhenUnset) {
   unsetenv("OPENBLAS_CORETYPE");
 }
 
-TEST(BlasKernelsTest, OptOutSkipsTheReexec) {
+TEST(BlasKernelsTest, ReexecsOnlyWhenUnsetAndNotOptedOut) {
   unsetenv("OPENBLAS_CORETYPE");
+  unsetenv("DSERVE_BLAS_REEXEC");
+  EXPECT_EQ(CoreTypeToReexecWith(), OpenBlasCoreTypeForThisCpu());
   setenv("DSERVE_BLAS_REEXEC", "0", 1);
-  char* argv[] = {nullptr};
-  ReexecWithOpenBlasCoreType(argv);  // returns: opted out
-  EXPECT_EQ(std::getenv("OPENBLAS_CORETYPE"), nullptr);
+  EXPECT_EQ(CoreTypeToReexecWith(), "");
+  setenv("DSERVE_BLAS_REEXEC", "1", 1);
+  EXPECT_EQ(CoreTypeToReexecWith(), OpenBlasCoreTypeForThisCpu());
   unsetenv("DSERVE_BLAS_REEXEC");
 }
 
