@@ -18,6 +18,7 @@ packages=(
   openssl                  # the TLS end-to-end test makes its certificates
   python3-torch python3-numpy  # //bench:python_reference_test (independent PyTorch DiT)
   cmake ninja-build        # tools/cmake_build.sh (the CMake mirror of the Bazel build)
+  libsentencepiece-dev sentencepiece python3-sentencepiece  # umT5 tokenizer (worker/models/text), its spm_train test model and cross-check
 )
 
 missing=()
