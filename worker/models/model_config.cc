@@ -6,7 +6,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "worker/models/status_util.h"
+#include "common/status_macros.h"
+#include "common/torch_status.h"
 #include <nlohmann/json.hpp>
 
 namespace dserve::models {
@@ -61,30 +62,30 @@ absl::Status Get(const json& obj, const std::string& path,
 absl::Status DiTFromJson(const json& j, DiTConfig& c) {
   if (!j.is_object()) return Invalid("dit", j.dump(), "a JSON object");
   const std::string p = "dit.";
-  MODELS_RETURN_IF_ERROR(Get(j, p, "in_channels", c.in_channels));
-  MODELS_RETURN_IF_ERROR(Get(j, p, "out_channels", c.out_channels));
-  MODELS_RETURN_IF_ERROR(Get(j, p, "patch", c.patch));
-  MODELS_RETURN_IF_ERROR(Get(j, p, "dim", c.dim));
-  MODELS_RETURN_IF_ERROR(Get(j, p, "ffn_dim", c.ffn_dim));
-  MODELS_RETURN_IF_ERROR(Get(j, p, "num_heads", c.num_heads));
-  MODELS_RETURN_IF_ERROR(Get(j, p, "num_layers", c.num_layers));
-  MODELS_RETURN_IF_ERROR(Get(j, p, "freq_dim", c.freq_dim));
-  MODELS_RETURN_IF_ERROR(Get(j, p, "text_dim", c.text_dim));
-  MODELS_RETURN_IF_ERROR(Get(j, p, "text_len", c.text_len));
-  MODELS_RETURN_IF_ERROR(Get(j, p, "eps", c.eps));
+  RETURN_IF_ERROR(Get(j, p, "in_channels", c.in_channels));
+  RETURN_IF_ERROR(Get(j, p, "out_channels", c.out_channels));
+  RETURN_IF_ERROR(Get(j, p, "patch", c.patch));
+  RETURN_IF_ERROR(Get(j, p, "dim", c.dim));
+  RETURN_IF_ERROR(Get(j, p, "ffn_dim", c.ffn_dim));
+  RETURN_IF_ERROR(Get(j, p, "num_heads", c.num_heads));
+  RETURN_IF_ERROR(Get(j, p, "num_layers", c.num_layers));
+  RETURN_IF_ERROR(Get(j, p, "freq_dim", c.freq_dim));
+  RETURN_IF_ERROR(Get(j, p, "text_dim", c.text_dim));
+  RETURN_IF_ERROR(Get(j, p, "text_len", c.text_len));
+  RETURN_IF_ERROR(Get(j, p, "eps", c.eps));
   return absl::OkStatus();
 }
 
 absl::Status TextFromJson(const json& j, TextEncoderConfig& c) {
   if (!j.is_object()) return Invalid("text_encoder", j.dump(), "a JSON object");
   const std::string p = "text_encoder.";
-  MODELS_RETURN_IF_ERROR(Get(j, p, "vocab_size", c.vocab_size));
-  MODELS_RETURN_IF_ERROR(Get(j, p, "dim", c.dim));
-  MODELS_RETURN_IF_ERROR(Get(j, p, "num_heads", c.num_heads));
-  MODELS_RETURN_IF_ERROR(Get(j, p, "num_layers", c.num_layers));
-  MODELS_RETURN_IF_ERROR(Get(j, p, "ffn_dim", c.ffn_dim));
-  MODELS_RETURN_IF_ERROR(Get(j, p, "max_len", c.max_len));
-  MODELS_RETURN_IF_ERROR(Get(j, p, "eps", c.eps));
+  RETURN_IF_ERROR(Get(j, p, "vocab_size", c.vocab_size));
+  RETURN_IF_ERROR(Get(j, p, "dim", c.dim));
+  RETURN_IF_ERROR(Get(j, p, "num_heads", c.num_heads));
+  RETURN_IF_ERROR(Get(j, p, "num_layers", c.num_layers));
+  RETURN_IF_ERROR(Get(j, p, "ffn_dim", c.ffn_dim));
+  RETURN_IF_ERROR(Get(j, p, "max_len", c.max_len));
+  RETURN_IF_ERROR(Get(j, p, "eps", c.eps));
   return absl::OkStatus();
 }
 
@@ -146,16 +147,16 @@ PipelineConfig DefaultModelConfig() {
 
 absl::Status ValidateConfig(const PipelineConfig& c) {
   const DiTConfig& d = c.dit;
-  MODELS_RETURN_IF_ERROR(Positive("dit.dim", d.dim));
-  MODELS_RETURN_IF_ERROR(Positive("dit.ffn_dim", d.ffn_dim));
-  MODELS_RETURN_IF_ERROR(Positive("dit.num_heads", d.num_heads));
-  MODELS_RETURN_IF_ERROR(Positive("dit.num_layers", d.num_layers));
-  MODELS_RETURN_IF_ERROR(Positive("dit.out_channels", d.out_channels));
-  MODELS_RETURN_IF_ERROR(Positive("dit.text_dim", d.text_dim));
-  MODELS_RETURN_IF_ERROR(Positive("dit.text_len", d.text_len));
-  MODELS_RETURN_IF_ERROR(Positive("dit.eps", d.eps));
+  RETURN_IF_ERROR(Positive("dit.dim", d.dim));
+  RETURN_IF_ERROR(Positive("dit.ffn_dim", d.ffn_dim));
+  RETURN_IF_ERROR(Positive("dit.num_heads", d.num_heads));
+  RETURN_IF_ERROR(Positive("dit.num_layers", d.num_layers));
+  RETURN_IF_ERROR(Positive("dit.out_channels", d.out_channels));
+  RETURN_IF_ERROR(Positive("dit.text_dim", d.text_dim));
+  RETURN_IF_ERROR(Positive("dit.text_len", d.text_len));
+  RETURN_IF_ERROR(Positive("dit.eps", d.eps));
   for (int i = 0; i < 3; ++i) {
-    MODELS_RETURN_IF_ERROR(
+    RETURN_IF_ERROR(
         Positive(absl::StrCat("dit.patch[", i, "]"), d.patch[i]));
   }
   if (d.dim % d.num_heads != 0) {
@@ -205,12 +206,12 @@ absl::Status ValidateConfig(const PipelineConfig& c) {
                    "1 for decoder \"pixel\" (no temporal compression)");
   }
   const TextEncoderConfig& t = c.text_encoder;
-  MODELS_RETURN_IF_ERROR(Positive("text_encoder.dim", t.dim));
-  MODELS_RETURN_IF_ERROR(Positive("text_encoder.num_heads", t.num_heads));
-  MODELS_RETURN_IF_ERROR(Positive("text_encoder.num_layers", t.num_layers));
-  MODELS_RETURN_IF_ERROR(Positive("text_encoder.ffn_dim", t.ffn_dim));
-  MODELS_RETURN_IF_ERROR(Positive("text_encoder.max_len", t.max_len));
-  MODELS_RETURN_IF_ERROR(Positive("text_encoder.eps", t.eps));
+  RETURN_IF_ERROR(Positive("text_encoder.dim", t.dim));
+  RETURN_IF_ERROR(Positive("text_encoder.num_heads", t.num_heads));
+  RETURN_IF_ERROR(Positive("text_encoder.num_layers", t.num_layers));
+  RETURN_IF_ERROR(Positive("text_encoder.ffn_dim", t.ffn_dim));
+  RETURN_IF_ERROR(Positive("text_encoder.max_len", t.max_len));
+  RETURN_IF_ERROR(Positive("text_encoder.eps", t.eps));
   if (t.dim % t.num_heads != 0) {
     return Invalid("text_encoder.dim", absl::StrCat(t.dim),
                    absl::StrCat("a multiple of text_encoder.num_heads (",
@@ -264,9 +265,9 @@ absl::Status ValidateConfig(const PipelineConfig& c) {
                                 c.max_frames),
                    "at most 1024 patches per axis (RoPE table length)");
   }
-  MODELS_RETURN_IF_ERROR(Positive("max_frames", c.max_frames));
-  MODELS_RETURN_IF_ERROR(Positive("default_steps", c.default_steps));
-  MODELS_RETURN_IF_ERROR(Positive("default_shift", c.default_shift));
+  RETURN_IF_ERROR(Positive("max_frames", c.max_frames));
+  RETURN_IF_ERROR(Positive("default_steps", c.default_steps));
+  RETURN_IF_ERROR(Positive("default_shift", c.default_shift));
   if (c.default_guidance < 0) {
     return Invalid("default_guidance", absl::StrCat(c.default_guidance),
                    ">= 0");
@@ -316,24 +317,24 @@ absl::StatusOr<PipelineConfig> ConfigFromJson(const std::string& text) {
     }
   }
   const std::string p;
-  MODELS_RETURN_IF_ERROR(Get(j, p, "name", c.name));
-  MODELS_RETURN_IF_ERROR(Get(j, p, "description", c.description));
-  MODELS_RETURN_IF_ERROR(DiTFromJson(j["dit"], c.dit));
-  MODELS_RETURN_IF_ERROR(TextFromJson(j["text_encoder"], c.text_encoder));
-  MODELS_RETURN_IF_ERROR(Get(j, p, "vocabulary", c.vocabulary));
-  MODELS_RETURN_IF_ERROR(Get(j, p, "prediction_type", c.prediction_type));
-  MODELS_RETURN_IF_ERROR(Get(j, p, "decoder", c.decoder));
-  MODELS_RETURN_IF_ERROR(Get(j, p, "default_width", c.default_width));
-  MODELS_RETURN_IF_ERROR(Get(j, p, "default_height", c.default_height));
-  MODELS_RETURN_IF_ERROR(Get(j, p, "max_width", c.max_width));
-  MODELS_RETURN_IF_ERROR(Get(j, p, "max_height", c.max_height));
-  MODELS_RETURN_IF_ERROR(Get(j, p, "size_step", c.size_step));
-  MODELS_RETURN_IF_ERROR(Get(j, p, "max_frames", c.max_frames));
-  MODELS_RETURN_IF_ERROR(Get(j, p, "default_steps", c.default_steps));
-  MODELS_RETURN_IF_ERROR(Get(j, p, "default_guidance", c.default_guidance));
-  MODELS_RETURN_IF_ERROR(Get(j, p, "default_shift", c.default_shift));
-  MODELS_RETURN_IF_ERROR(Get(j, p, "coordinate_planes", c.coordinate_planes));
-  MODELS_RETURN_IF_ERROR(ValidateConfig(c));
+  RETURN_IF_ERROR(Get(j, p, "name", c.name));
+  RETURN_IF_ERROR(Get(j, p, "description", c.description));
+  RETURN_IF_ERROR(DiTFromJson(j["dit"], c.dit));
+  RETURN_IF_ERROR(TextFromJson(j["text_encoder"], c.text_encoder));
+  RETURN_IF_ERROR(Get(j, p, "vocabulary", c.vocabulary));
+  RETURN_IF_ERROR(Get(j, p, "prediction_type", c.prediction_type));
+  RETURN_IF_ERROR(Get(j, p, "decoder", c.decoder));
+  RETURN_IF_ERROR(Get(j, p, "default_width", c.default_width));
+  RETURN_IF_ERROR(Get(j, p, "default_height", c.default_height));
+  RETURN_IF_ERROR(Get(j, p, "max_width", c.max_width));
+  RETURN_IF_ERROR(Get(j, p, "max_height", c.max_height));
+  RETURN_IF_ERROR(Get(j, p, "size_step", c.size_step));
+  RETURN_IF_ERROR(Get(j, p, "max_frames", c.max_frames));
+  RETURN_IF_ERROR(Get(j, p, "default_steps", c.default_steps));
+  RETURN_IF_ERROR(Get(j, p, "default_guidance", c.default_guidance));
+  RETURN_IF_ERROR(Get(j, p, "default_shift", c.default_shift));
+  RETURN_IF_ERROR(Get(j, p, "coordinate_planes", c.coordinate_planes));
+  RETURN_IF_ERROR(ValidateConfig(c));
   return c;
 }
 

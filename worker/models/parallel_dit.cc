@@ -12,7 +12,8 @@
 #include "worker/models/attention.h"
 #include "worker/models/pipeline_parallel.h"
 #include "worker/models/sampler.h"
-#include "worker/models/status_util.h"
+#include "common/status_macros.h"
+#include "common/torch_status.h"
 #include <ATen/ATen.h>
 
 namespace dserve::models {
@@ -122,12 +123,12 @@ absl::StatusOr<std::unique_ptr<ParallelDiT>> ParallelDiT::Create(
     return absl::InvalidArgumentError(
         "ParallelDiT: ParallelContext.comms is null");
   }
-  MODELS_RETURN_IF_ERROR(ValidateMeshForModel(context.mesh, dit.config()));
+  RETURN_IF_ERROR(ValidateMeshForModel(context.mesh, dit.config()));
   std::unique_ptr<ParallelDiT> p(
       new ParallelDiT(dit, coordinate_planes, std::move(context), options));
   const int tp = p->context_.degree(MeshDim::kTp);
   if (tp > 1) {
-    MODELS_ASSIGN_OR_RETURN(
+    ASSIGN_OR_RETURN(
         TensorParallelBlocks blocks,
         TensorParallelBlocks::Create(dit.config(), weights,
                                      p->context_.group(MeshDim::kTp).rank(),
@@ -216,7 +217,7 @@ absl::StatusOr<at::Tensor> ParallelDiT::Forward(
     const at::Tensor& latents, const at::Tensor& timesteps,
     const at::Tensor& context) const {
   at::Tensor out;
-  MODELS_RETURN_IF_ERROR(CatchTorch("ParallelDiT::Forward", [&] {
+  RETURN_IF_ERROR(CatchTorch("ParallelDiT::Forward", [&] {
     out = ForwardOrThrow(latents, timesteps, context);
   }));
   return out;
@@ -227,7 +228,7 @@ absl::StatusOr<at::Tensor> ParallelDiT::GuidedPrediction(
     const at::Tensor& cond_context, const at::Tensor& uncond_context,
     const std::vector<float>& guidance) const {
   at::Tensor out;
-  MODELS_RETURN_IF_ERROR(CatchTorch("ParallelDiT::GuidedPrediction", [&] {
+  RETURN_IF_ERROR(CatchTorch("ParallelDiT::GuidedPrediction", [&] {
     Communicator& cfg = context_.group(MeshDim::kCfg);
     if (cfg.size() == 1) {
       DenoiseFn model = [&](const at::Tensor& xin, const at::Tensor& t,

@@ -8,7 +8,8 @@
 #include "worker/models/dit.h"
 #include "worker/models/safetensors.h"
 #include "worker/models/sampler.h"
-#include "worker/models/status_util.h"
+#include "common/status_macros.h"
+#include "common/torch_status.h"
 #include "worker/models/text_encoder.h"
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
@@ -64,9 +65,9 @@ Pipeline::~Pipeline() = default;
 
 absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(
     PipelineConfig config, WeightMap weights) {
-  MODELS_RETURN_IF_ERROR(ValidateConfig(config));
-  MODELS_ASSIGN_OR_RETURN(DiT dit, DiT::Create(config.dit, weights));
-  MODELS_ASSIGN_OR_RETURN(TextEncoder text,
+  RETURN_IF_ERROR(ValidateConfig(config));
+  ASSIGN_OR_RETURN(DiT dit, DiT::Create(config.dit, weights));
+  ASSIGN_OR_RETURN(TextEncoder text,
                           TextEncoder::Create(config, weights));
   auto impl = std::make_unique<Impl>(std::move(dit), std::move(text));
   return std::unique_ptr<Pipeline>(
@@ -75,7 +76,7 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(
 
 absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::LoadFromDirectory(
     const std::string& dir) {
-  MODELS_ASSIGN_OR_RETURN(PipelineConfig config,
+  ASSIGN_OR_RETURN(PipelineConfig config,
                           ReadConfigFile(dir + "/config.json"));
   absl::StatusOr<WeightMap> read = ReadSafetensors(dir + "/model.safetensors");
   if (absl::IsNotFound(read.status())) {
@@ -84,7 +85,7 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::LoadFromDirectory(
         ReadSafetensorsIndex(dir + "/model.safetensors.index.json");
     if (!absl::IsNotFound(sharded.status())) read = std::move(sharded);
   }
-  MODELS_ASSIGN_OR_RETURN(WeightMap weights, std::move(read));
+  ASSIGN_OR_RETURN(WeightMap weights, std::move(read));
   absl::StatusOr<std::unique_ptr<Pipeline>> pipeline =
       Create(std::move(config), std::move(weights));
   if (!pipeline.ok()) {
@@ -96,9 +97,9 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::LoadFromDirectory(
 
 absl::Status Pipeline::ValidateSpec(const GenerationSpec& spec) const {
   const PipelineConfig& c = config_;
-  MODELS_RETURN_IF_ERROR(CheckSize("width", spec.width, c.size_step,
+  RETURN_IF_ERROR(CheckSize("width", spec.width, c.size_step,
                                    c.max_width));
-  MODELS_RETURN_IF_ERROR(CheckSize("height", spec.height, c.size_step,
+  RETURN_IF_ERROR(CheckSize("height", spec.height, c.size_step,
                                    c.max_height));
   if (spec.num_frames < 1 || spec.num_frames > c.max_frames) {
     return OutOfRange("num_frames", absl::StrCat(spec.num_frames),
@@ -139,7 +140,7 @@ absl::Status Pipeline::ValidateSpec(const GenerationSpec& spec) const {
 
 absl::StatusOr<DenoiseState> Pipeline::Prepare(
     const GenerationSpec& spec) const {
-  MODELS_RETURN_IF_ERROR(ValidateSpec(spec));
+  RETURN_IF_ERROR(ValidateSpec(spec));
   std::vector<std::string> prompts, negatives;
   for (const GenerationItem& item : spec.items) {
     prompts.push_back(item.prompt);
@@ -178,8 +179,8 @@ absl::StatusOr<DenoiseState> Pipeline::Prepare(
     state.guidance = at::tensor(guidance, at::kFloat);
     state.step = 0;
   });
-  MODELS_RETURN_IF_ERROR(torch_status);
-  MODELS_RETURN_IF_ERROR(encode_status);
+  RETURN_IF_ERROR(torch_status);
+  RETURN_IF_ERROR(encode_status);
   return state;
 }
 
@@ -238,7 +239,7 @@ absl::Status Pipeline::Step(DenoiseState& state,
     state.x0_estimate = x0;
     ++state.step;
   });
-  MODELS_RETURN_IF_ERROR(predict_status);
+  RETURN_IF_ERROR(predict_status);
   return torch_status;
 }
 

@@ -8,7 +8,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "worker/models/status_util.h"
+#include "common/status_macros.h"
+#include "common/torch_status.h"
 #include <ATen/ATen.h>
 #include <nlohmann/json.hpp>
 
@@ -160,14 +161,14 @@ absl::Status ParseEntry(const std::string& path, const std::string& key,
 absl::StatusOr<WeightMap> ReadSafetensors(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
-  MODELS_ASSIGN_OR_RETURN(Header header, ReadHeader(in, path));
+  ASSIGN_OR_RETURN(Header header, ReadHeader(in, path));
   WeightMap weights;
   for (auto it = header.entries.begin(); it != header.entries.end(); ++it) {
     if (it.key() == "__metadata__") continue;
     at::ScalarType dtype;
     std::vector<int64_t> shape;
     uint64_t begin = 0, end = 0;
-    MODELS_RETURN_IF_ERROR(ParseEntry(path, it.key(), it.value(),
+    RETURN_IF_ERROR(ParseEntry(path, it.key(), it.value(),
                                       header.data_size, dtype, shape, begin,
                                       end));
     at::Tensor t = at::empty(shape, at::TensorOptions().dtype(dtype));
@@ -189,7 +190,7 @@ absl::StatusOr<std::map<std::string, std::string>> ReadSafetensorsMetadata(
     const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
-  MODELS_ASSIGN_OR_RETURN(Header header, ReadHeader(in, path));
+  ASSIGN_OR_RETURN(Header header, ReadHeader(in, path));
   std::map<std::string, std::string> metadata;
   auto it = header.entries.find("__metadata__");
   if (it == header.entries.end()) return metadata;
@@ -229,7 +230,7 @@ absl::StatusOr<WeightMap> ReadSafetensorsIndex(const std::string& index_path) {
   }
   WeightMap weights;
   for (const auto& [shard, keys] : keys_by_shard) {
-    MODELS_ASSIGN_OR_RETURN(WeightMap part, ReadSafetensors(dir + shard));
+    ASSIGN_OR_RETURN(WeightMap part, ReadSafetensors(dir + shard));
     for (const std::string& key : keys) {
       auto found = part.find(key);
       if (found == part.end()) {

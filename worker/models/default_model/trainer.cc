@@ -12,7 +12,8 @@
 #include "worker/models/dit.h"
 #include "worker/models/random_weights.h"
 #include "worker/models/safetensors.h"
-#include "worker/models/status_util.h"
+#include "common/status_macros.h"
+#include "common/torch_status.h"
 #include "worker/models/text_encoder.h"
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
@@ -22,7 +23,7 @@ namespace {
 
 using models::WeightMap;
 
-using models::CatchTorch;
+using ::dserve::CatchTorch;
 
 constexpr char kParamPrefix[] = "param/";
 constexpr char kEmaPrefix[] = "ema/";
@@ -48,9 +49,9 @@ uint64_t MixSeed(uint64_t seed, uint64_t step) {
 absl::StatusOr<at::Tensor> BatchLoss(const models::PipelineConfig& config,
                                      const WeightMap& weights,
                                      const TrainingBatch& batch) {
-  MODELS_ASSIGN_OR_RETURN(models::DiT dit,
+  ASSIGN_OR_RETURN(models::DiT dit,
                           models::DiT::Create(config.dit, weights));
-  MODELS_ASSIGN_OR_RETURN(at::Tensor context,
+  ASSIGN_OR_RETURN(at::Tensor context,
                           TrainableTextEncode(config, weights, batch.prompts));
   at::Tensor s = batch.sigma.view({-1, 1, 1, 1, 1});
   at::Tensor x = (1.0 - s) * batch.x0 + s * batch.noise;
@@ -207,8 +208,8 @@ Trainer::~Trainer() = default;
 
 absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(
     models::PipelineConfig config, TrainerOptions options) {
-  MODELS_RETURN_IF_ERROR(models::ValidateConfig(config));
-  MODELS_RETURN_IF_ERROR(ValidateTrainerOptions(options, config));
+  RETURN_IF_ERROR(models::ValidateConfig(config));
+  RETURN_IF_ERROR(ValidateTrainerOptions(options, config));
   WeightMap weights = models::RandomWeights(config, options.seed);
   weights.at("head.head.weight").zero_();
   weights.at("head.head.bias").zero_();
@@ -228,7 +229,7 @@ absl::StatusOr<double> Trainer::Step() {
   TrainingBatch batch = MakeTrainingBatch(options_, step_);
   double loss_value = 0;
   absl::Status status;
-  MODELS_RETURN_IF_ERROR(CatchTorch("Trainer::Step", [&] {
+  RETURN_IF_ERROR(CatchTorch("Trainer::Step", [&] {
     const double lr = LearningRateAt(options_, step_);
     for (auto& group : optimizer_->adam.param_groups()) {
       static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
@@ -252,7 +253,7 @@ absl::StatusOr<double> Trainer::Step() {
       ema_.at(key).mul_(decay).add_(w.detach(), 1.0 - decay);
     }
   }));
-  MODELS_RETURN_IF_ERROR(status);
+  RETURN_IF_ERROR(status);
   if (!std::isfinite(loss_value)) {
     return absl::InternalError(absl::StrCat(
         "Trainer::Step: loss is ", loss_value, " at step ", step_,
@@ -266,7 +267,7 @@ absl::StatusOr<double> Trainer::Loss(const TrainingBatch& batch,
                                      bool ema) const {
   double value = 0;
   absl::Status status;
-  MODELS_RETURN_IF_ERROR(CatchTorch("Trainer::Loss", [&] {
+  RETURN_IF_ERROR(CatchTorch("Trainer::Loss", [&] {
     torch::NoGradGuard no_grad;
     absl::StatusOr<at::Tensor> loss =
         BatchLoss(config_, ema ? ema_ : weights_, batch);
@@ -276,7 +277,7 @@ absl::StatusOr<double> Trainer::Loss(const TrainingBatch& batch,
     }
     value = loss->item<double>();
   }));
-  MODELS_RETURN_IF_ERROR(status);
+  RETURN_IF_ERROR(status);
   return value;
 }
 
@@ -294,22 +295,22 @@ absl::Status Trainer::SaveCheckpoint(const std::string& dir) const {
   for (const auto& [key, w] : ema_) all[kEmaPrefix + key] = w;
   const std::string ckpt = dir + "/checkpoint.safetensors";
   const std::string opt = dir + "/optimizer.pt";
-  MODELS_RETURN_IF_ERROR(models::WriteSafetensors(
+  RETURN_IF_ERROR(models::WriteSafetensors(
       all, TmpName(ckpt),
       {{"step", absl::StrCat(step_)},
        {"seed", absl::StrCat(options_.seed)},
        {"config", models::ConfigToJson(config_)}}));
-  MODELS_RETURN_IF_ERROR(CatchTorch("Trainer::SaveCheckpoint", [&] {
+  RETURN_IF_ERROR(CatchTorch("Trainer::SaveCheckpoint", [&] {
     torch::save(optimizer_->adam, TmpName(opt));
   }));
-  MODELS_RETURN_IF_ERROR(RenameInto(TmpName(ckpt), ckpt));
+  RETURN_IF_ERROR(RenameInto(TmpName(ckpt), ckpt));
   return RenameInto(TmpName(opt), opt);
 }
 
 absl::Status Trainer::LoadCheckpoint(const std::string& dir) {
   const std::string ckpt = dir + "/checkpoint.safetensors";
-  MODELS_ASSIGN_OR_RETURN(WeightMap all, models::ReadSafetensors(ckpt));
-  MODELS_ASSIGN_OR_RETURN(auto meta, models::ReadSafetensorsMetadata(ckpt));
+  ASSIGN_OR_RETURN(WeightMap all, models::ReadSafetensors(ckpt));
+  ASSIGN_OR_RETURN(auto meta, models::ReadSafetensorsMetadata(ckpt));
   auto step_it = meta.find("step");
   if (step_it == meta.end()) {
     return absl::DataLossError(
@@ -331,7 +332,7 @@ absl::Status Trainer::LoadCheckpoint(const std::string& dir) {
           ckpt, ": missing or mis-shaped weight or EMA for \"", key, "\""));
     }
   }
-  MODELS_RETURN_IF_ERROR(CatchTorch("Trainer::LoadCheckpoint", [&] {
+  RETURN_IF_ERROR(CatchTorch("Trainer::LoadCheckpoint", [&] {
     torch::NoGradGuard no_grad;
     for (auto& [key, w] : weights_) {
       w.copy_(all.at(kParamPrefix + key));
@@ -354,7 +355,7 @@ absl::Status Trainer::Export(const std::string& dir, bool ema) const {
   for (const auto& [key, w] : ema ? ema_ : weights_) {
     out[key] = w.detach().contiguous();
   }
-  MODELS_RETURN_IF_ERROR(models::WriteConfigFile(config_, dir + "/config.json"));
+  RETURN_IF_ERROR(models::WriteConfigFile(config_, dir + "/config.json"));
   return models::WriteSafetensors(
       out, dir + "/model.safetensors",
       {{"step", absl::StrCat(step_)},
