@@ -27,7 +27,7 @@ import sys
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from wan_ref import safetensors_io, umt5, vae  # noqa: E402
+from wan_ref import dit, pipeline, safetensors_io, schedule, umt5, unipc, vae  # noqa: E402,E501
 
 T5_CONFIG = {"vocab": 300, "dim": 32, "heads": 4, "head_dim": 8,
              "ffn_dim": 48, "layers": 2, "num_buckets": 32,
@@ -54,10 +54,7 @@ def random_weights(shapes, gen, gain_of=None):
         is_gain = leaf == "gamma" or (leaf == "weight" and "norm" in name)
         if is_gain:
             t = 0.5 + torch.rand(shape, generator=gen)
-        elif "embedding.weight" in name and "pos_embedding" not in name and \
-                len(shape) == 2 and "token" in name:
-            t = torch.randn(shape, generator=gen)
-        elif "pos_embedding" in name:
+        elif name.endswith("token_embedding.weight") or "pos_embedding" in name:
             t = torch.randn(shape, generator=gen)
         elif leaf == "bias" or len(shape) == 1:
             t = 0.1 * torch.randn(shape, generator=gen)
@@ -120,7 +117,102 @@ def case_vae(seed):
     return cfg, tensors, note
 
 
-CASES = {"t5": case_t5, "vae": case_vae}
+def padded_context(gen, n, cfg):
+    """[1, text_len, text_dim]: n rows N(0, 1) (like umT5 outputs), the
+    rest zero (Wan's zero padding)."""
+    ctx = torch.zeros(1, cfg["text_len"], cfg["text_dim"])
+    ctx[0, :n] = torch.randn(n, cfg["text_dim"], generator=gen)
+    return ctx
+
+
+def case_dit(seed):
+    gen = torch.Generator().manual_seed(seed)
+    cfg = DIT_CONFIG
+    w = random_weights(dit.weight_shapes(cfg), gen)
+    latents = torch.randn(1, 16, 3, 6, 8, generator=gen)
+    timestep = torch.tensor([833], dtype=torch.int64)
+    context = padded_context(gen, 13, cfg)
+    tensors = dict(w)
+    tensors["input.latents"] = latents
+    tensors["input.timestep"] = timestep
+    tensors["input.context"] = context
+    tensors["expected.velocity"] = dit.forward(
+        f64(w), cfg, latents.double(), timestep, context.double()).float()
+    note = ("expected.velocity = DiT(input.latents, input.timestep, "
+            "input.context); context has 13 real rows, the rest zero")
+    return cfg, tensors, note
+
+
+def _sampler_case(seed, solver):
+    gen = torch.Generator().manual_seed(seed)
+    cfg = dict(SAMPLER_CONFIG)
+    cfg.update(DIT_CONFIG)  # flat, and nested under "dit" as in pipeline
+    cfg["dit"] = dict(DIT_CONFIG)
+    cfg["solver"] = solver
+    w = random_weights(dit.weight_shapes(DIT_CONFIG), gen)
+    noise = torch.randn(1, 16, 3, 6, 8, generator=gen)
+    cond = padded_context(gen, 11, DIT_CONFIG)
+    uncond = padded_context(gen, 7, DIT_CONFIG)
+    trace = []
+    timesteps, sigmas, latents = pipeline.sample(
+        f64(w), DIT_CONFIG, noise.double(), cond.double(), uncond.double(),
+        cfg["num_steps"], cfg["shift"], cfg["guidance"], solver, trace)
+    tensors = dict(w)
+    tensors["input.noise"] = noise
+    tensors["input.cond_context"] = cond
+    tensors["input.uncond_context"] = uncond
+    tensors["expected.timesteps"] = timesteps
+    tensors["expected.sigmas"] = sigmas
+    tensors["expected.latents"] = latents.float()
+    note = (f"expected.latents = {solver} over Wan's schedule (N=4, shift 5) "
+            "from x = input.noise with v = v_u + g (v_c - v_u); "
+            "expected.sigmas = the float32 sigmas the solver uses (sigma_N = "
+            "0), widened to float64; expected.timesteps = int64(1000 sigma)")
+    if trace:
+        note += "; steps (i, corrector order, predictor order): " + \
+            ", ".join(str(t) for t in trace)
+    return cfg, tensors, note
+
+
+def case_unipc(seed):
+    return _sampler_case(seed, "unipc")
+
+
+def case_unipc_euler(seed):
+    return _sampler_case(seed, "euler")
+
+
+def case_pipeline(seed):
+    gen = torch.Generator().manual_seed(seed)
+    cfg = {"t5": dict(T5_CONFIG), "dit": dict(DIT_CONFIG),
+           "vae": dict(VAE_CONFIG), "solver": "unipc"}
+    cfg.update(PIPELINE_EXTRA)
+    tw = random_weights(umt5.weight_shapes(T5_CONFIG), gen)
+    dw = random_weights(dit.weight_shapes(DIT_CONFIG), gen)
+    vw = random_weights(vae.weight_shapes(VAE_CONFIG), gen, vae_gain)
+    cond_ids = random_ids(gen, 11, T5_CONFIG["vocab"])
+    uncond_ids = random_ids(gen, 7, T5_CONFIG["vocab"])
+    timesteps, video, _ = pipeline.generate(
+        f64(tw), T5_CONFIG, f64(dw), DIT_CONFIG, f64(vw), VAE_CONFIG,
+        cond_ids, uncond_ids, cfg["num_steps"], cfg["shift"], cfg["guidance"],
+        cfg["seed"], cfg["frames"], cfg["height"], cfg["width"])
+    tensors = {}
+    for prefix, w in (("t5.", tw), ("dit.", dw), ("vae.", vw)):
+        tensors.update({prefix + k: v for k, v in w.items()})
+    tensors["input.cond_ids"] = cond_ids
+    tensors["input.uncond_ids"] = uncond_ids
+    tensors["expected.timesteps"] = timesteps
+    tensors["expected.video"] = video.float()
+    note = ("expected.video [F, H, W, 3] = (clamp(VAE(UniPC(DiT+CFG, noise, "
+            "umT5(cond), umT5(uncond))), -1, 1) + 1) / 2, noise = "
+            "torch.randn([16, T, H/8, W/8], generator=torch.Generator()"
+            ".manual_seed(seed)) float32")
+    return cfg, tensors, note
+
+
+CASES = {"t5": case_t5, "vae": case_vae, "dit": case_dit,
+         "unipc": case_unipc, "unipc_euler": case_unipc_euler,
+         "pipeline": case_pipeline}
 
 
 def main():
