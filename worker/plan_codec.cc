@@ -19,6 +19,22 @@ bool IsKnownCommand(int64_t value) {
          value == static_cast<int64_t>(Command::kShutdown);
 }
 
+// The proto enum's numbers equal SamplerKind's. A value this build does not
+// know (a newer frontend) is passed through unchanged, so Pipeline::Prepare
+// rejects it naming the value.
+models::SamplerKind SamplerFromProto(dserve::v1::Sampler sampler) {
+  switch (sampler) {
+    case dserve::v1::SAMPLER_UNSPECIFIED:
+      return models::SamplerKind::kModelDefault;
+    case dserve::v1::SAMPLER_FLOW_EULER:
+      return models::SamplerKind::kFlowEuler;
+    case dserve::v1::SAMPLER_FLOW_UNIPC:
+      return models::SamplerKind::kFlowUniPC;
+    default:
+      return static_cast<models::SamplerKind>(static_cast<int>(sampler));
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<at::Tensor> EncodePlan(const ExecutionPlan& plan) {
@@ -108,6 +124,7 @@ models::GenerationSpec SpecFromPlan(const ExecutionPlan& plan) {
   spec.num_frames = plan.num_frames();
   spec.num_steps = plan.num_inference_steps();
   spec.flow_shift = plan.flow_shift();
+  spec.sampler = SamplerFromProto(plan.sampler());
   spec.items.reserve(plan.items_size());
   for (const auto& item : plan.items()) {
     models::GenerationItem g;

@@ -119,6 +119,16 @@ TEST(PlanCodecTest, SpecFromPlanCopiesShapeAndItems) {
   EXPECT_FLOAT_EQ(spec.items[0].guidance_scale, 4.5f);
 }
 
+TEST(PlanCodecTest, SpecFromPlanCarriesTheSampler) {
+  ExecutionPlan plan = SamplePlan();
+  plan.set_sampler(dserve::v1::SAMPLER_UNSPECIFIED);
+  EXPECT_EQ(SpecFromPlan(plan).sampler, models::SamplerKind::kModelDefault);
+  plan.set_sampler(dserve::v1::SAMPLER_FLOW_EULER);
+  EXPECT_EQ(SpecFromPlan(plan).sampler, models::SamplerKind::kFlowEuler);
+  plan.set_sampler(dserve::v1::SAMPLER_FLOW_UNIPC);
+  EXPECT_EQ(SpecFromPlan(plan).sampler, models::SamplerKind::kFlowUniPC);
+}
+
 TEST(PlanCodecTest, PlanJobIdsJoinsIds) {
   EXPECT_EQ(PlanJobIds(SamplePlan()), "job-0,job-1");
   EXPECT_EQ(PlanJobIds(ExecutionPlan()), "-");

@@ -56,26 +56,31 @@ class Pipeline::Impl {
 };
 
 Pipeline::Pipeline(PipelineConfig config, WeightMap weights,
-                   std::unique_ptr<Impl> impl)
+                   PipelineOptions options, std::unique_ptr<Impl> impl)
     : config_(std::move(config)),
       weights_(std::move(weights)),
+      options_(options),
       impl_(std::move(impl)) {}
 
 Pipeline::~Pipeline() = default;
 
 absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(
-    PipelineConfig config, WeightMap weights) {
+    PipelineConfig config, WeightMap weights, PipelineOptions options) {
   RETURN_IF_ERROR(ValidateConfig(config));
-  ASSIGN_OR_RETURN(DiT dit, DiT::Create(config.dit, weights));
+  DiTNumerics numerics;
+  numerics.device = options.device;
+  numerics.compute_dtype = options.compute_dtype;
+  ASSIGN_OR_RETURN(DiT dit, DiT::Create(config.dit, weights, numerics));
   ASSIGN_OR_RETURN(TextEncoder text,
                           TextEncoder::Create(config, weights));
   auto impl = std::make_unique<Impl>(std::move(dit), std::move(text));
   return std::unique_ptr<Pipeline>(
-      new Pipeline(std::move(config), std::move(weights), std::move(impl)));
+      new Pipeline(std::move(config), std::move(weights), options,
+                   std::move(impl)));
 }
 
 absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::LoadFromDirectory(
-    const std::string& dir) {
+    const std::string& dir, PipelineOptions options) {
   ASSIGN_OR_RETURN(PipelineConfig config,
                           ReadConfigFile(dir + "/config.json"));
   absl::StatusOr<WeightMap> read = ReadSafetensors(dir + "/model.safetensors");
@@ -87,7 +92,7 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::LoadFromDirectory(
   }
   ASSIGN_OR_RETURN(WeightMap weights, std::move(read));
   absl::StatusOr<std::unique_ptr<Pipeline>> pipeline =
-      Create(std::move(config), std::move(weights));
+      Create(std::move(config), std::move(weights), options);
   if (!pipeline.ok()) {
     return absl::Status(pipeline.status().code(),
                         absl::StrCat(dir, ": ", pipeline.status().message()));
@@ -141,6 +146,13 @@ absl::Status Pipeline::ValidateSpec(const GenerationSpec& spec) const {
 absl::StatusOr<DenoiseState> Pipeline::Prepare(
     const GenerationSpec& spec) const {
   RETURN_IF_ERROR(ValidateSpec(spec));
+  if (spec.sampler != SamplerKind::kModelDefault &&
+      spec.sampler != SamplerKind::kFlowEuler) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "sampler = ", static_cast<int>(spec.sampler),
+        " is not supported by model '", config_.name,
+        "'; allowed: 0 (model default), 1 (SAMPLER_FLOW_EULER)"));
+  }
   std::vector<std::string> prompts, negatives;
   for (const GenerationItem& item : spec.items) {
     prompts.push_back(item.prompt);
@@ -156,8 +168,9 @@ absl::StatusOr<DenoiseState> Pipeline::Prepare(
       encode_status = cond.ok() ? uncond.status() : cond.status();
       return;
     }
-    state.cond_context = cond->embeddings;
-    state.uncond_context = uncond->embeddings;
+    const at::Device device = options_.device;
+    state.cond_context = cond->embeddings.to(device);
+    state.uncond_context = uncond->embeddings.to(device);
     std::vector<float> guidance;
     std::vector<at::Tensor> noise;
     const int c = config_.latent_channels();
@@ -175,7 +188,7 @@ absl::StatusOr<DenoiseState> Pipeline::Prepare(
       state.unknown_words.push_back(std::move(unknown));
     }
     state.sigmas = FlowMatchSigmas(spec.num_steps, spec.flow_shift);
-    state.latents = at::stack(noise) * state.sigmas[0];
+    state.latents = (at::stack(noise) * state.sigmas[0]).to(device);
     state.guidance = at::tensor(guidance, at::kFloat);
     state.step = 0;
   });
@@ -249,6 +262,7 @@ at::Tensor Pipeline::Decode(const DenoiseState& state) const {
       .add(1.0)
       .mul(0.5)
       .clamp(0.0, 1.0)
+      .to(at::kCPU, at::kFloat)
       .contiguous();
 }
 
@@ -261,6 +275,7 @@ at::Tensor Pipeline::Preview(const DenoiseState& state, int item) const {
       .add(1.0)
       .mul(0.5)
       .clamp(0.0, 1.0)
+      .to(at::kCPU, at::kFloat)
       .contiguous();
 }
 

@@ -27,6 +27,8 @@
 #include "absl/status/statusor.h"
 #include "worker/models/model_config.h"
 #include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+#include <c10/core/ScalarType.h>
 
 namespace dserve::models {
 
@@ -39,6 +41,17 @@ struct GenerationItem {
   float guidance_scale = 1.0f;
 };
 
+// The ODE solver of a generation (dserve.v1.Sampler without the proto).
+enum class SamplerKind {
+  // The model's PipelineConfig::default_sampler.
+  kModelDefault = 0,
+  // First-order Euler on the model's schedule.
+  kFlowEuler = 1,
+  // Wan's flow UniPC multistep (order 2, bh2, predict-x0); needs a schedule
+  // that starts below sigma = 1 (ScheduleKind::kWan).
+  kFlowUniPC = 2,
+};
+
 // Shape and schedule shared by every item of a batch. Values are resolved
 // (no zeros meaning "default"); ValidateSpec checks them against the model.
 struct GenerationSpec {
@@ -47,7 +60,18 @@ struct GenerationSpec {
   int num_frames = 1;
   int num_steps = 0;
   float flow_shift = 1.0f;
+  SamplerKind sampler = SamplerKind::kModelDefault;
   std::vector<GenerationItem> items;
+};
+
+// Where a pipeline runs and in which precision: the DiT's DiTNumerics (its
+// matmuls and attention in compute_dtype, norms/modulation/residual in fp32)
+// and the device every per-step tensor (latents, contexts) lives on. The
+// default, CPU fp32, is the bit-exact path the CPU tests check; a GPU worker
+// passes {at::Device(at::kCUDA, n), at::kBFloat16}.
+struct PipelineOptions {
+  at::Device device = at::kCPU;
+  at::ScalarType compute_dtype = at::kFloat;
 };
 
 // Everything that changes from one denoising step to the next.
@@ -85,13 +109,14 @@ class Pipeline {
   // Builds a pipeline from a config and weights keyed by checkpoint name.
   // Fails with INVALID_ARGUMENT naming the first missing or mis-shaped key.
   static absl::StatusOr<std::unique_ptr<Pipeline>> Create(
-      PipelineConfig config, WeightMap weights);
+      PipelineConfig config, WeightMap weights, PipelineOptions options = {});
   // Loads `dir`/config.json and `dir`/model.safetensors (or, if that file
   // is absent, the shards listed in `dir`/model.safetensors.index.json).
   static absl::StatusOr<std::unique_ptr<Pipeline>> LoadFromDirectory(
-      const std::string& dir);
+      const std::string& dir, PipelineOptions options = {});
 
   const PipelineConfig& config() const { return config_; }
+  const PipelineOptions& options() const { return options_; }
   const WeightMap& weights() const { return weights_; }
   // The denoiser, for code that runs it another way (ParallelDiT).
   const DiT& dit() const;
@@ -104,20 +129,23 @@ class Pipeline {
   // Same, with the model prediction computed by `predictor` (null = local).
   absl::Status Step(DenoiseState& state,
                     const GuidedPredictor& predictor) const;
-  // Decodes the final latents: [B, F, H, W, 3] float32 in [0, 1].
+  // Decodes the final latents: [B, F, H, W, 3] float32 in [0, 1], on the
+  // CPU (what the image/video encoders read) whatever options().device is.
   at::Tensor Decode(const DenoiseState& state) const;
-  // Decodes the current x0 estimate of item `item`, frame 0: [H, W, 3].
+  // Decodes the current x0 estimate of item `item`, frame 0: [H, W, 3],
+  // float32 in [0, 1] on the CPU.
   at::Tensor Preview(const DenoiseState& state, int item) const;
 
   ~Pipeline();
 
  private:
   class Impl;
-  Pipeline(PipelineConfig config, WeightMap weights,
+  Pipeline(PipelineConfig config, WeightMap weights, PipelineOptions options,
            std::unique_ptr<Impl> impl);
 
   PipelineConfig config_;
   WeightMap weights_;
+  PipelineOptions options_;
   std::unique_ptr<Impl> impl_;
 };
 
