@@ -1,6 +1,8 @@
 #include "worker/models/safetensors.h"
 
+#include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <cstring>
 #include <fstream>
 #include <limits>
@@ -8,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "worker/models/checkpoint/mapped_file.h"
 #include "common/status_macros.h"
 #include "common/torch_status.h"
 #include <ATen/ATen.h>
@@ -68,40 +71,51 @@ struct Header {
   uint64_t data_size = 0;
 };
 
-absl::StatusOr<Header> ReadHeader(std::ifstream& in, const std::string& path) {
+absl::StatusOr<Header> ParseHeader(const checkpoint::MappedFile& file) {
+  const std::string& path = file.path();
   if (!IsLittleEndian()) {
     return absl::UnimplementedError(
         "safetensors reading needs a little-endian host");
   }
-  in.seekg(0, std::ios::end);
-  const std::streamoff file_size = in.tellg();
-  in.seekg(0, std::ios::beg);
+  const uint64_t file_size = file.size();
   if (file_size < 8) {
     return Corrupt(path, absl::StrCat("file is ", file_size,
                                       " bytes, shorter than the 8-byte "
                                       "header length"));
   }
   uint64_t header_len = 0;
-  in.read(reinterpret_cast<char*>(&header_len), 8);
-  if (!in) return Corrupt(path, "cannot read header length");
-  if (header_len > kMaxHeaderBytes ||
-      header_len > static_cast<uint64_t>(file_size) - 8) {
+  std::memcpy(&header_len, file.data(), 8);
+  if (header_len > kMaxHeaderBytes || header_len > file_size - 8) {
     return Corrupt(path, absl::StrCat("header length ", header_len,
                                       " exceeds the file size ", file_size,
                                       " (or the ", kMaxHeaderBytes,
                                       "-byte limit)"));
   }
-  std::string text(header_len, '\0');
-  in.read(text.data(), static_cast<std::streamsize>(header_len));
-  if (!in) return Corrupt(path, "cannot read header");
+  const char* text = reinterpret_cast<const char*>(file.data()) + 8;
   Header header;
-  header.entries = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  header.entries =
+      json::parse(text, text + header_len, nullptr, /*allow_exceptions=*/false);
   if (header.entries.is_discarded() || !header.entries.is_object()) {
     return Corrupt(path, "header is not a JSON object");
   }
   header.data_start = 8 + header_len;
-  header.data_size = static_cast<uint64_t>(file_size) - header.data_start;
+  header.data_size = file_size - header.data_start;
   return header;
+}
+
+// A shard name from an index must stay inside the index's directory.
+bool EscapesDirectory(const std::string& name) {
+  if (name.empty() || name[0] == '/') return true;
+  size_t begin = 0;
+  while (begin <= name.size()) {
+    size_t end = name.find('/', begin);
+    if (end == std::string::npos) end = name.size();
+    if (name.compare(begin, end - begin, "..") == 0 && end - begin == 2) {
+      return true;
+    }
+    begin = end + 1;
+  }
+  return false;
 }
 
 // Validates one header entry and returns its dtype, shape and byte range.
@@ -158,29 +172,31 @@ absl::Status ParseEntry(const std::string& path, const std::string& key,
 
 }  // namespace
 
-absl::StatusOr<WeightMap> ReadSafetensors(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
-  ASSIGN_OR_RETURN(Header header, ReadHeader(in, path));
+absl::StatusOr<WeightMap> ReadSafetensors(const std::string& path,
+                                          const KeyFilter& keep) {
+  ASSIGN_OR_RETURN(std::shared_ptr<const checkpoint::MappedFile> file,
+                   checkpoint::MappedFile::Open(path));
+  ASSIGN_OR_RETURN(Header header, ParseHeader(*file));
   WeightMap weights;
   for (auto it = header.entries.begin(); it != header.entries.end(); ++it) {
     if (it.key() == "__metadata__") continue;
     at::ScalarType dtype;
     std::vector<int64_t> shape;
     uint64_t begin = 0, end = 0;
-    RETURN_IF_ERROR(ParseEntry(path, it.key(), it.value(),
-                                      header.data_size, dtype, shape, begin,
-                                      end));
-    at::Tensor t = at::empty(shape, at::TensorOptions().dtype(dtype));
-    if (end > begin) {
-      in.seekg(static_cast<std::streamoff>(header.data_start + begin));
-      in.read(static_cast<char*>(t.data_ptr()),
-              static_cast<std::streamsize>(end - begin));
-      if (!in) {
-        return Corrupt(path,
-                       absl::StrCat("tensor \"", it.key(), "\": short read"));
-      }
+    RETURN_IF_ERROR(ParseEntry(path, it.key(), it.value(), header.data_size,
+                               dtype, shape, begin, end));
+    if (keep && !keep(it.key())) continue;
+    std::vector<int64_t> strides(shape.size(), 1);
+    for (int i = static_cast<int>(shape.size()) - 2; i >= 0; --i) {
+      strides[i] = strides[i + 1] * std::max<int64_t>(shape[i + 1], 1);
     }
+    at::Tensor t;
+    RETURN_IF_ERROR(CatchTorch(
+        absl::StrCat("safetensors file ", path, ": tensor \"", it.key(), "\""),
+        [&] {
+          t = checkpoint::TensorView(file, header.data_start + begin,
+                                     end - begin, dtype, shape, strides);
+        }));
     weights.emplace(it.key(), std::move(t));
   }
   return weights;
@@ -188,9 +204,9 @@ absl::StatusOr<WeightMap> ReadSafetensors(const std::string& path) {
 
 absl::StatusOr<std::map<std::string, std::string>> ReadSafetensorsMetadata(
     const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", path));
-  ASSIGN_OR_RETURN(Header header, ReadHeader(in, path));
+  ASSIGN_OR_RETURN(std::shared_ptr<const checkpoint::MappedFile> file,
+                   checkpoint::MappedFile::Open(path));
+  ASSIGN_OR_RETURN(Header header, ParseHeader(*file));
   std::map<std::string, std::string> metadata;
   auto it = header.entries.find("__metadata__");
   if (it == header.entries.end()) return metadata;
@@ -205,7 +221,8 @@ absl::StatusOr<std::map<std::string, std::string>> ReadSafetensorsMetadata(
   return metadata;
 }
 
-absl::StatusOr<WeightMap> ReadSafetensorsIndex(const std::string& index_path) {
+absl::StatusOr<WeightMap> ReadSafetensorsIndex(const std::string& index_path,
+                                               const KeyFilter& keep) {
   std::ifstream in(index_path, std::ios::binary);
   if (!in) return absl::NotFoundError(absl::StrCat("cannot open ", index_path));
   json index = json::parse(in, nullptr, /*allow_exceptions=*/false);
@@ -226,11 +243,19 @@ absl::StatusOr<WeightMap> ReadSafetensorsIndex(const std::string& index_path) {
           absl::StrCat("safetensors index ", index_path, ": key \"", it.key(),
                        "\" does not map to a file name"));
     }
-    keys_by_shard[it.value().get<std::string>()].push_back(it.key());
+    const std::string shard = it.value().get<std::string>();
+    if (EscapesDirectory(shard)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "safetensors index ", index_path, ": shard \"", shard,
+          "\" (for key \"", it.key(),
+          "\") is not a relative path inside the index's directory"));
+    }
+    if (keep && !keep(it.key())) continue;
+    keys_by_shard[shard].push_back(it.key());
   }
   WeightMap weights;
   for (const auto& [shard, keys] : keys_by_shard) {
-    ASSIGN_OR_RETURN(WeightMap part, ReadSafetensors(dir + shard));
+    ASSIGN_OR_RETURN(WeightMap part, ReadSafetensors(dir + shard, keep));
     for (const std::string& key : keys) {
       auto found = part.find(key);
       if (found == part.end()) {

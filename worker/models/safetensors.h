@@ -9,10 +9,19 @@
 // "__metadata__" entry holds string pairs.
 //
 // Supported dtypes: F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL.
-// Functions are stateless and thread-safe; they block on file I/O. Tensors
-// read are owned CPU tensors (no mmap), one allocation per tensor so peak
-// memory is the checkpoint size, not twice it.
+// Functions are stateless and thread-safe; they block on file I/O.
+//
+// Reading memory-maps the file (checkpoint/mapped_file.h): every tensor
+// returned is a CPU view into the mapping, and the returned WeightMap's
+// tensors hold the mapping (it is unmapped when the last of them, or of any
+// view of them, is gone). Nothing is copied at load time; pages are read on
+// first touch, so a rank that uses part of a checkpoint reads only that part.
+// The mapping is private copy-on-write: in-place ops on a weight never reach
+// the file. Do not truncate or rewrite a file in place while its weights are
+// alive (accessing a page past a truncated end raises SIGBUS); replace it by
+// writing a new file and renaming, as WriteSafetensors callers do.
 
+#include <functional>
 #include <map>
 #include <string>
 
@@ -22,10 +31,16 @@
 
 namespace dserve::models {
 
-// Reads every tensor of `path`. Errors (NOT_FOUND for a missing file,
-// DATA_LOSS for a corrupt or truncated one, INVALID_ARGUMENT for an
-// unsupported dtype) name the file and, where one is at fault, the key.
-absl::StatusOr<WeightMap> ReadSafetensors(const std::string& path);
+// Selects which keys a reader returns (null = all). Every header entry is
+// still validated; unselected tensors are just not returned.
+using KeyFilter = std::function<bool(const std::string& key)>;
+
+// Reads every tensor of `path` (those `keep` selects). Errors (NOT_FOUND for
+// a missing file, DATA_LOSS for a corrupt or truncated one, INVALID_ARGUMENT
+// for an unsupported dtype) name the file and, where one is at fault, the
+// key.
+absl::StatusOr<WeightMap> ReadSafetensors(const std::string& path,
+                                          const KeyFilter& keep = nullptr);
 
 // Writes `weights` (any device; copied to CPU, made contiguous) in key order
 // with the header padded to 8 bytes, so equal inputs give equal bytes.
@@ -37,8 +52,11 @@ absl::Status WriteSafetensors(
 // ({"weight_map": {"<key>": "<shard file>", ...}}; shard paths relative to
 // the index's directory), as large DiTs ship. Every key the index names must
 // be in its shard (DATA_LOSS naming key and shard otherwise); each shard is
-// read once.
-absl::StatusOr<WeightMap> ReadSafetensorsIndex(const std::string& index_path);
+// read once; a shard holding no selected key is not opened. A shard name
+// that is absolute or has a ".." component is refused (INVALID_ARGUMENT
+// naming the shard), so an index cannot read files outside its directory.
+absl::StatusOr<WeightMap> ReadSafetensorsIndex(const std::string& index_path,
+                                               const KeyFilter& keep = nullptr);
 
 // The "__metadata__" entry of `path` (empty if absent).
 absl::StatusOr<std::map<std::string, std::string>> ReadSafetensorsMetadata(

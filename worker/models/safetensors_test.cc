@@ -157,6 +157,54 @@ TEST(SafetensorsTest, ShardedIndexLoadsEveryShard) {
   EXPECT_THAT(bad.status().message(), HasSubstr("shard-2.safetensors"));
 }
 
+TEST(SafetensorsTest, ReadTensorsViewTheMappedFileAndOutliveIt) {
+  const std::string path = TempPath("mapped.safetensors");
+  WeightMap w = SampleWeights();
+  ASSERT_TRUE(WriteSafetensors(w, path).ok());
+  at::Tensor kept;
+  {
+    absl::StatusOr<WeightMap> back = ReadSafetensors(path);
+    ASSERT_TRUE(back.ok()) << back.status();
+    kept = back->at("a.f32");
+  }
+  // The map is gone; the tensor still holds the mapping.
+  std::remove(path.c_str());
+  EXPECT_TRUE(at::equal(kept, w.at("a.f32")));
+  // In-place writes are copy-on-write, never reaching the file.
+  ASSERT_TRUE(WriteSafetensors(w, path).ok());
+  {
+    absl::StatusOr<WeightMap> back = ReadSafetensors(path);
+    ASSERT_TRUE(back.ok());
+    back->at("a.f32").add_(1.0f);
+  }
+  absl::StatusOr<WeightMap> again = ReadSafetensors(path);
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(at::equal(again->at("a.f32"), w.at("a.f32")));
+}
+
+TEST(SafetensorsTest, KeyFilterSelectsKeys) {
+  const std::string path = TempPath("filter.safetensors");
+  ASSERT_TRUE(WriteSafetensors(SampleWeights(), path).ok());
+  absl::StatusOr<WeightMap> back = ReadSafetensors(
+      path, [](const std::string& key) { return key[0] == 'c'; });
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_EQ(back->size(), 1u);
+  EXPECT_TRUE(back->count("c.bf16"));
+}
+
+TEST(SafetensorsTest, IndexShardOutsideTheDirectoryIsRefused) {
+  for (const std::string shard :
+       {"../escape.safetensors", "/etc/passwd", "sub/../../x.safetensors",
+        ".."}) {
+    WriteAll(TempPath("escape.index.json"),
+             "{\"weight_map\": {\"k\": \"" + shard + "\"}}");
+    absl::StatusOr<WeightMap> r =
+        ReadSafetensorsIndex(TempPath("escape.index.json"));
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << shard;
+    EXPECT_THAT(r.status().message(), HasSubstr("\"" + shard + "\""));
+  }
+}
+
 TEST(SafetensorsTest, MissingFileIsNotFound) {
   EXPECT_EQ(ReadSafetensors(TempPath("nope.safetensors")).status().code(),
             absl::StatusCode::kNotFound);
