@@ -1,0 +1,389 @@
+#include "server/server.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <utility>
+
+#include "absl/random/random.h"
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "parallel/device_mesh.h"
+#include "scheduler/clock.h"
+#include "scheduler/job_table.h"
+#include "scheduler/replica.h"
+#include "scheduler/scheduler.h"
+#include "server/bearer_token_auth.h"
+#include "server/diffusion_service.h"
+#include "server/metrics.h"
+#include "server/metrics_http_server.h"
+#include "server/request_validator.h"
+#include "server/serving_metrics.h"
+#include "server/tls_credentials.h"
+#include "spdlog/spdlog.h"
+
+namespace dserve::server {
+namespace {
+
+constexpr char kVersion[] = "0.1.0";
+constexpr char kServiceName[] = "dserve.v1.DiffusionService";
+// Health service name the liveness probe asks for (deploy/k8s).
+constexpr char kLivenessService[] = "liveness";
+
+bool IsExecutable(const std::string& path) {
+  return !path.empty() && access(path.c_str(), X_OK) == 0;
+}
+
+std::string Dirname(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  return slash == std::string::npos ? "." : path.substr(0, slash);
+}
+
+// Where dserve_worker is when --worker_binary is not given: the runfiles of
+// this binary (bazel run / bazel-bin/...), or the sibling package directory
+// (bazel-bin layout, and the runfiles tree of a test that depends on us).
+absl::StatusOr<std::string> FindWorkerBinary(const std::string& argv0) {
+  std::vector<std::string> candidates;
+  std::vector<std::string> selves = {argv0};
+  char exe[4096];
+  const ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  if (n > 0) selves.push_back(std::string(exe, n));
+  for (const std::string& self : selves) {
+    for (const char* workspace : {"dserve", "__main__"}) {
+      candidates.push_back(
+          absl::StrCat(self, ".runfiles/", workspace, "/worker/dserve_worker"));
+    }
+    candidates.push_back(absl::StrCat(Dirname(self), "/../worker/dserve_worker"));
+  }
+  for (const std::string& candidate : candidates) {
+    if (IsExecutable(candidate)) return candidate;
+  }
+  return absl::NotFoundError(absl::StrCat(
+      "cannot find dserve_worker (looked in ", candidates.front(), " and ",
+      candidates.size() - 1, " other places); pass --worker_binary=PATH"));
+}
+
+absl::StatusOr<std::string> ResolveWorkerBinary(const Server::Options& o) {
+  if (o.worker_binary.empty()) return FindWorkerBinary(o.argv0);
+  if (!IsExecutable(o.worker_binary)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--worker_binary=", o.worker_binary, " is not an executable file"));
+  }
+  return o.worker_binary;
+}
+
+// The deployment layout from --mesh and --replicas.
+absl::StatusOr<dserve::v1::MeshLayout> ResolveMesh(const std::string& spec,
+                                                   int replicas) {
+  absl::StatusOr<parallel::MeshDegrees> degrees = parallel::ParseMeshSpec(spec);
+  if (!degrees.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--mesh=\"", spec, "\": ", degrees.status().message()));
+  }
+  const bool spec_names_dp = spec.find("dp=") != std::string::npos;
+  if (replicas < 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--replicas=", replicas, " is out of range (allowed: 0..",
+        parallel::kMaxDegree, ", 0 = dp from --mesh)"));
+  }
+  if (replicas > 0) {
+    if (spec_names_dp && degrees->dp != replicas) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--replicas=", replicas, " and --mesh dp=", degrees->dp,
+          " disagree; set one of them (or make them equal)"));
+    }
+    degrees->dp = replicas;
+  }
+  if (absl::Status s = parallel::ValidateDegrees(*degrees); !s.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--mesh=\"", parallel::FormatMeshSpec(*degrees),
+                     "\": ", s.message()));
+  }
+  dserve::v1::MeshLayout mesh;
+  mesh.set_dp(degrees->dp);
+  mesh.set_cfg(degrees->cfg);
+  mesh.set_ring(degrees->ring);
+  mesh.set_ulysses(degrees->ulysses);
+  mesh.set_pp(degrees->pp);
+  mesh.set_tp(degrees->tp);
+  return mesh;
+}
+
+absl::Status CheckRange(const char* flag, int64_t value, int64_t lo,
+                        int64_t hi) {
+  if (value >= lo && value <= hi) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "--", flag, "=", value, " is out of range (allowed: ", lo, "..", hi, ")"));
+}
+
+absl::Status CheckOptions(const Server::Options& o) {
+  RETURN_IF_ERROR(CheckRange("port", o.port, 0, 65535));
+  RETURN_IF_ERROR(CheckRange("queue_capacity", o.queue_capacity, 1, 100000));
+  RETURN_IF_ERROR(CheckRange("max_prompt_chars", o.max_prompt_chars, 1, 1 << 20));
+  RETURN_IF_ERROR(CheckRange("max_steps", o.max_steps, 1, 10000));
+  RETURN_IF_ERROR(CheckRange("max_frames", o.max_frames, 0, 100000));
+  if (o.max_pixels < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--max_pixels=", o.max_pixels,
+                     " is out of range (allowed: 0 = off, or > 0)"));
+  }
+  RETURN_IF_ERROR(
+      CheckRange("max_message_bytes", o.max_message_bytes, 1024, 1 << 30));
+  RETURN_IF_ERROR(CheckRange("grace_period_s", o.grace_period_s, 0, 86400));
+  RETURN_IF_ERROR(CheckRange("metrics_port", o.metrics_port, 0, 65535));
+  RETURN_IF_ERROR(CheckRange("max_queue_age_s", o.max_queue_age_s, 0, 86400));
+  RETURN_IF_ERROR(CheckRange("max_batch", o.max_batch, 1, 64));
+  RETURN_IF_ERROR(CheckRange("batch_wait_ms", o.batch_wait_ms, 0, 60000));
+  RETURN_IF_ERROR(CheckRange("worker_threads", o.worker_threads, 1, 1024));
+  return CheckRange("startup_timeout_s", o.startup_timeout_s, 1, 86400);
+}
+
+// Thread-safe random seeds for requests that leave `seed` unset.
+class SeedSource {
+ public:
+  uint64_t Next() {
+    absl::MutexLock lock(&mu_);
+    return absl::Uniform<uint64_t>(gen_);
+  }
+
+ private:
+  absl::Mutex mu_;
+  absl::BitGen gen_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace
+
+// Declared in the order the data path needs them; destroyed in reverse, so
+// the gRPC server goes first and the replicas last.
+struct Server::Parts {
+  Options options;
+  dserve::v1::MeshLayout mesh;
+  std::vector<std::unique_ptr<scheduler::LocalReplica>> owned_replicas;
+  std::vector<scheduler::ReplicaHandle*> replicas;
+  scheduler::RealClock clock;
+  // Before the scheduler and the job table: jobs hold listeners into it.
+  MetricsRegistry metrics_registry;
+  ServingMetrics serving_metrics{&metrics_registry};
+  std::unique_ptr<scheduler::Scheduler> scheduler;
+  std::unique_ptr<scheduler::JobTable> jobs;
+  SeedSource seeds;
+  std::unique_ptr<RequestValidator> validator;
+  // After the table and the replicas, so it stops before they go away.
+  std::unique_ptr<MetricsHttpServer> metrics_http;
+  std::unique_ptr<DiffusionService> service;
+  std::unique_ptr<grpc::Server> grpc_server;
+};
+
+Server::Server() : parts_(std::make_unique<Parts>()) {}
+
+absl::StatusOr<std::unique_ptr<Server>> Server::BuildAndStart(
+    Options options) {
+  std::unique_ptr<Server> server(new Server());
+  RETURN_IF_ERROR(server->Start(std::move(options)));
+  return server;
+}
+
+absl::Status Server::Start(Options options) {
+  Parts& p = *parts_;
+  p.options = std::move(options);
+  const Options& o = p.options;
+  RETURN_IF_ERROR(CheckOptions(o));
+  ASSIGN_OR_RETURN(p.mesh, ResolveMesh(o.mesh, o.replicas));
+
+  // Replicas start in the background; the API is up (NOT_SERVING) meanwhile.
+  if (o.replica_handles.empty()) {
+    ASSIGN_OR_RETURN(const std::string worker_binary, ResolveWorkerBinary(o));
+    for (int i = 0; i < p.mesh.dp(); ++i) {
+      scheduler::LocalReplicaOptions replica;
+      replica.index = i;
+      replica.worker_binary = worker_binary;
+      replica.mesh = p.mesh;
+      replica.model_dir = o.model_dir;
+      replica.threads = o.worker_threads;
+      replica.startup_timeout = absl::Seconds(o.startup_timeout_s);
+      // Workers log at the server's level, so --log_level=trace shows every
+      // step on every rank.
+      replica.extra_worker_args = {
+          absl::StrCat("--log_level=", o.log_level),
+          absl::StrCat("--async_ulysses=",
+                       o.async_ulysses ? "true" : "false")};
+      p.owned_replicas.push_back(
+          std::make_unique<scheduler::LocalReplica>(replica));
+      p.replicas.push_back(p.owned_replicas.back().get());
+    }
+    const char* blas_core = std::getenv("OPENBLAS_CORETYPE");
+    spdlog::info(
+        "[server] dserve {} starting {} replica(s) of {} rank(s) each ({}), "
+        "worker {}, OPENBLAS_CORETYPE={}",
+        kVersion, p.mesh.dp(), scheduler::ReplicaWorldSize(p.mesh),
+        scheduler::WorkerMeshSpec(p.mesh), worker_binary,
+        blas_core == nullptr ? "(unset: OpenBLAS decides)" : blas_core);
+  } else {
+    if (static_cast<int>(o.replica_handles.size()) != p.mesh.dp()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "replica_handles has ", o.replica_handles.size(),
+          " replica(s) but the mesh has dp=", p.mesh.dp(), "; they must agree"));
+    }
+    p.replicas = o.replica_handles;
+  }
+
+  scheduler::SchedulerOptions scheduler_options;
+  scheduler_options.queue_capacity = o.queue_capacity;
+  scheduler_options.max_queue_age = o.max_queue_age_s > 0
+                                        ? absl::Seconds(o.max_queue_age_s)
+                                        : absl::InfiniteDuration();
+  scheduler_options.max_batch = o.max_batch;
+  scheduler_options.batch_wait = absl::Milliseconds(o.batch_wait_ms);
+  p.scheduler = std::make_unique<scheduler::Scheduler>(scheduler_options,
+                                                       p.replicas, &p.clock);
+  p.jobs = std::make_unique<scheduler::JobTable>(scheduler::JobTableOptions(),
+                                                 &p.clock);
+  ValidationLimits limits;
+  limits.max_prompt_chars = o.max_prompt_chars;
+  limits.max_steps = o.max_steps;
+  limits.max_frames = o.max_frames;
+  limits.max_pixels = o.max_pixels;
+  p.validator = std::make_unique<RequestValidator>(
+      limits, [&p] { return p.seeds.Next(); });
+
+  DiffusionServiceOptions service_options;
+  service_options.mesh = p.mesh;
+  service_options.version = kVersion;
+  if (!o.auth_token_file.empty()) {
+    ASSIGN_OR_RETURN(service_options.auth_token,
+                     ReadTokenFile(o.auth_token_file, "auth_token_file"));
+  }
+  const TlsFiles tls_files{o.tls_cert, o.tls_key, o.tls_client_ca};
+  ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
+                   MakeServerCredentials(tls_files));
+  service_options.on_admitted =
+      [&p](const std::shared_ptr<scheduler::Job>& job) {
+        p.serving_metrics.WatchJob(job);
+      };
+  p.serving_metrics.AddCollectors(p.replicas, p.jobs.get());
+  if (o.metrics_port > 0) {
+    ASSIGN_OR_RETURN(p.metrics_http,
+                     MetricsHttpServer::Start(o.host, o.metrics_port,
+                                              &p.metrics_registry));
+    spdlog::info("[server] metrics on http://{}:{}/metrics", o.host,
+                 p.metrics_http->port());
+  }
+  p.service = std::make_unique<DiffusionService>(
+      service_options, p.scheduler.get(), p.jobs.get(), p.validator.get(),
+      &p.clock);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  const std::string address = absl::StrCat(
+      o.host.find(':') != std::string::npos ? absl::StrCat("[", o.host, "]")
+                                            : o.host,
+      ":", o.port);
+  builder.AddListeningPort(address, credentials, &bound_port_);
+  builder.SetMaxReceiveMessageSize(o.max_message_bytes);
+  builder.RegisterService(p.service.get());
+  p.grpc_server = builder.BuildAndStart();
+  if (p.grpc_server == nullptr || bound_port_ == 0) {
+    p.grpc_server.reset();
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on ", address, " (port in use or bad --host)"));
+  }
+  SetServing(false);
+  spdlog::info("[server] listening on {}:{}", o.host, bound_port_);
+
+  for (auto& replica : p.owned_replicas) replica->Start();
+  p.scheduler->Start();
+  health_thread_ = std::thread([this] { FollowReplicaHealth(); });
+  return absl::OkStatus();
+}
+
+Server::~Server() {
+  if (parts_->grpc_server != nullptr) Drain(absl::ZeroDuration());
+}
+
+int Server::metrics_port() const {
+  return parts_->metrics_http == nullptr ? 0 : parts_->metrics_http->port();
+}
+
+const dserve::v1::MeshLayout& Server::mesh() const { return parts_->mesh; }
+
+void Server::SetServing(bool serving) {
+  grpc::HealthCheckServiceInterface* health =
+      parts_->grpc_server->GetHealthCheckService();
+  if (health == nullptr) return;
+  health->SetServingStatus("", serving);
+  health->SetServingStatus(kServiceName, serving);
+  // Liveness ("is the process answering?") stays SERVING through replica
+  // restarts and drains, so Kubernetes never kills a pod that is only busy
+  // or draining; readiness ("" and the service name) is what flips.
+  health->SetServingStatus(kLivenessService, true);
+}
+
+void Server::FollowReplicaHealth() {
+  bool serving = false;
+  while (!drain_started_.WaitForNotificationWithTimeout(
+      absl::Milliseconds(200))) {
+    const bool now_serving = parts_->scheduler->AnyReplicaServing();
+    if (now_serving != serving) {
+      serving = now_serving;
+      SetServing(serving);
+      spdlog::info("[server] health: {}", serving ? "SERVING" : "NOT_SERVING");
+    }
+  }
+}
+
+void Server::Drain(absl::Duration grace) {
+  absl::MutexLock lock(&drain_mu_);
+  if (drained_.HasBeenNotified()) return;
+  Parts& p = *parts_;
+  drain_started_.Notify();
+  // Joined first, so it cannot report SERVING after the line below.
+  if (health_thread_.joinable()) health_thread_.join();
+  SetServing(false);
+  p.service->StartDraining();
+  p.scheduler->StopAdmitting(absl::UnavailableError(
+      "server is draining (it received a shutdown signal) and accepts no new "
+      "jobs; retry against another instance"));
+  const int64_t grace_s = absl::ToInt64Seconds(grace);
+  spdlog::info("[server] waiting up to {} s for {} queued and running job(s)",
+               grace_s, p.scheduler->queue_depth());
+  if (!p.scheduler->WaitUntilIdle(grace)) {
+    const absl::Status reason = absl::CancelledError(absl::StrCat(
+        "the server shut down and the job did not finish within the ",
+        grace_s, " s drain period (--grace_period_s); submit it again"));
+    spdlog::warn("[server] grace period over; cancelling what is left");
+    p.scheduler->CancelAll(reason);
+    if (!p.scheduler->WaitUntilIdle(absl::Seconds(10))) {
+      spdlog::warn("[server] some replicas did not stop their plans in 10 s");
+    }
+  }
+  p.scheduler->Stop(absl::UnavailableError("the server shut down"));
+  // Every job has ended, so every stream can finish; give them up to 5 s
+  // to flush, then shut down with no grace: a graceful Shutdown would also
+  // wait (until its deadline) for idle client connections to close after
+  // the GOAWAY, which made SIGTERM take 5 s whenever a client held a
+  // channel.
+  const absl::Time flush_until = absl::Now() + absl::Seconds(5);
+  while (p.service->open_streams() > 0 && absl::Now() < flush_until) {
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  if (p.service->open_streams() > 0) {
+    spdlog::warn("[server] {} stream(s) still open after 5 s; cutting them",
+                 p.service->open_streams());
+  }
+  p.grpc_server->Shutdown(std::chrono::system_clock::now());
+  std::vector<std::thread> stoppers;
+  for (scheduler::ReplicaHandle* replica : p.replicas) {
+    stoppers.emplace_back([replica] { replica->Shutdown(absl::Seconds(5)); });
+  }
+  for (std::thread& t : stoppers) t.join();
+  drained_.Notify();
+}
+
+void Server::Wait() { drained_.WaitForNotification(); }
+
+}  // namespace dserve::server

@@ -1,0 +1,135 @@
+#ifndef DSERVE_SERVER_SERVER_H_
+#define DSERVE_SERVER_SERVER_H_
+
+// Server: the frontend process as one object (after TF Serving's
+// model_servers/server.h). BuildAndStart wires, in data-path order:
+//
+//   options -> mesh -> replicas (fork/exec of dserve_worker ranks, started
+//   in the background) -> scheduler loop -> job table -> validator ->
+//   gRPC DiffusionService (+ health, reflection) [+ metrics over HTTP]
+//
+// and returns with the port bound and health NOT_SERVING; health follows
+// the replicas (SERVING once one is READY or BUSY) until Drain starts.
+// Drain: health NOT_SERVING, new work UNAVAILABLE, queued and running jobs
+// get `grace` to finish, the rest are cancelled, then the gRPC server and
+// the replicas stop.
+//
+// Ownership: owns the replicas it spawns, the scheduler (and its thread),
+// the job table, the gRPC server, the metrics HTTP server and one thread
+// that keeps health in step with the replicas. Injected replicas
+// (Options::replicas) are not owned; they must outlive the Server and be
+// started by the caller.
+// Thread-safety: Drain and Wait may be called from any thread, at the same
+// time. Blocking: BuildAndStart returns once the port is bound (replicas
+// start in the background); Drain blocks up to `grace` plus the stop
+// timeouts; Wait blocks until a Drain finished. The destructor drains with
+// no grace if nobody drained.
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/time.h"
+#include "grpcpp/grpcpp.h"
+#include "proto/dserve/v1/diffusion_service.pb.h"
+#include "scheduler/replica_handle.h"
+
+namespace dserve::server {
+
+class Server {
+ public:
+  // Every setting of dserve_server; field names are the flag names (errors
+  // name them as --<field>=<value>), defaults are the flags' defaults.
+  struct Options {
+    // Where the gRPC API listens; port 0 = any free port (see port()).
+    std::string host = "0.0.0.0";
+    int port = 50051;
+    // Data-parallel replicas; 0 = dp from `mesh` (default 1).
+    int replicas = 0;
+    // Parallel layout, e.g. "dp=2,cfg=2" (parallel::ParseMeshSpec).
+    std::string mesh;
+    // Passed to the workers; empty = built-in default model.
+    std::string model_dir;
+    int queue_capacity = 64;
+    // PEM files; empty = plaintext (see tls_credentials.h).
+    std::string tls_cert;
+    std::string tls_key;
+    std::string tls_client_ca;
+    // File whose first line is the bearer token the DiffusionService
+    // requires; empty = no token.
+    std::string auth_token_file;
+    // Prometheus metrics over HTTP on `host`; 0 = off.
+    int metrics_port = 0;
+    // Anti-starvation age in seconds; 0 = strict priority.
+    int max_queue_age_s = 600;
+    int max_batch = 1;
+    int batch_wait_ms = 0;
+    // Request limits (request_validator.h).
+    int max_prompt_chars = 2048;
+    int max_steps = 200;
+    int max_frames = 0;
+    int64_t max_pixels = 0;
+    int max_message_bytes = 4 << 20;
+    // Validated here; the caller passes it to Drain.
+    int grace_period_s = 30;
+    // Path of dserve_worker; empty = look next to `argv0` (its runfiles, or
+    // ../worker/dserve_worker).
+    std::string worker_binary;
+    std::string argv0;
+    int worker_threads = 1;
+    bool async_ulysses = false;
+    int startup_timeout_s = 120;
+    // Passed to every worker as --log_level.
+    std::string log_level = "info";
+    // When non-empty, these replicas serve instead of dp spawned ones (tests
+    // and embedders); not owned, see the class comment. Their number must
+    // equal the mesh's dp.
+    std::vector<scheduler::ReplicaHandle*> replica_handles;
+  };
+
+  // INVALID_ARGUMENT naming the flag for a bad setting; NOT_FOUND when no
+  // dserve_worker is found; UNAVAILABLE when the port cannot be bound.
+  static absl::StatusOr<std::unique_ptr<Server>> BuildAndStart(
+      Options options);
+
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // The bound gRPC port (the chosen one when Options::port was 0).
+  int port() const { return bound_port_; }
+  // The bound metrics port; 0 when metrics are off.
+  int metrics_port() const;
+  const dserve::v1::MeshLayout& mesh() const;
+
+  // Stops the server gracefully (see the file comment). Blocks; a second
+  // call waits for the first drain to finish.
+  void Drain(absl::Duration grace);
+  // Blocks until a Drain has finished.
+  void Wait();
+
+ private:
+  struct Parts;  // Everything the server wires, in construction order.
+
+  Server();
+  absl::Status Start(Options options);
+  // Health thread: readiness follows the replicas until the drain starts.
+  void FollowReplicaHealth();
+  void SetServing(bool serving);
+
+  std::unique_ptr<Parts> parts_;
+  int bound_port_ = 0;
+  std::thread health_thread_;
+  absl::Notification drain_started_;
+  absl::Mutex drain_mu_;  // Serializes Drain.
+  absl::Notification drained_;
+};
+
+}  // namespace dserve::server
+
+#endif  // DSERVE_SERVER_SERVER_H_

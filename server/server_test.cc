@@ -1,0 +1,185 @@
+#include "server/server.h"
+
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/grpcpp.h"
+#include "gtest/gtest.h"
+#include "proto/dserve/v1/diffusion_service.grpc.pb.h"
+#include "scheduler/testing/fake_replica.h"
+
+namespace dserve::server {
+namespace {
+
+using ::grpc::health::v1::HealthCheckRequest;
+using ::grpc::health::v1::HealthCheckResponse;
+using ::testing::HasSubstr;
+using scheduler::testing::FakeReplica;
+
+dserve::v1::ModelInfo TinyModel() {
+  dserve::v1::ModelInfo m;
+  m.set_name("tiny");
+  m.set_is_default(true);
+  m.set_default_width(32);
+  m.set_default_height(32);
+  m.set_max_width(128);
+  m.set_max_height(128);
+  m.set_size_step(16);
+  m.set_max_frames(1);
+  m.set_default_steps(3);
+  m.set_default_guidance_scale(3.0f);
+  m.set_default_flow_shift(3.0f);
+  return m;
+}
+
+// Polls `done` for up to 10 s.
+template <typename F>
+bool Eventually(F done) {
+  for (int i = 0; i < 1000; ++i) {
+    if (done()) return true;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  return done();
+}
+
+// A Server on 127.0.0.1:<any port> serving one FakeReplica.
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    replica_.SetModels({TinyModel()});
+    Server::Options options;
+    options.host = "127.0.0.1";
+    options.port = 0;
+    options.replica_handles = {&replica_};
+    absl::StatusOr<std::unique_ptr<Server>> server =
+        Server::BuildAndStart(options);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = *std::move(server);
+    ASSERT_GT(server_->port(), 0);
+    auto channel =
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", server_->port()),
+                            grpc::InsecureChannelCredentials());
+    health_ = grpc::health::v1::Health::NewStub(channel);
+    stub_ = dserve::v1::DiffusionService::NewStub(channel);
+  }
+
+  HealthCheckResponse::ServingStatus Health() {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() +
+                         std::chrono::seconds(5));
+    HealthCheckRequest request;
+    HealthCheckResponse response;
+    const grpc::Status status = health_->Check(&context, request, &response);
+    if (!status.ok()) return HealthCheckResponse::UNKNOWN;
+    return response.status();
+  }
+
+  grpc::Status Submit(dserve::v1::Job* job) {
+    grpc::ClientContext context;
+    dserve::v1::SubmitJobRequest request;
+    request.mutable_request()->set_prompt("a red square");
+    return stub_->SubmitJob(&context, request, job);
+  }
+
+  FakeReplica replica_{0};
+  std::unique_ptr<Server> server_;
+  std::unique_ptr<grpc::health::v1::Health::Stub> health_;
+  std::unique_ptr<dserve::v1::DiffusionService::Stub> stub_;
+};
+
+TEST_F(ServerTest, HealthFollowsTheReplicas) {
+  EXPECT_TRUE(Eventually(
+      [&] { return Health() == HealthCheckResponse::SERVING; }));
+  replica_.SetState(dserve::v1::REPLICA_STATE_FAILED);
+  EXPECT_TRUE(Eventually(
+      [&] { return Health() == HealthCheckResponse::NOT_SERVING; }));
+}
+
+TEST_F(ServerTest, IdleDrainReturnsPromptly) {
+  ASSERT_TRUE(Eventually(
+      [&] { return Health() == HealthCheckResponse::SERVING; }));
+  const absl::Time start = absl::Now();
+  server_->Drain(absl::Seconds(30));
+  server_->Wait();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+  // The port is closed.
+  EXPECT_EQ(Health(), HealthCheckResponse::UNKNOWN);
+}
+
+TEST_F(ServerTest, DrainStopsNewWorkAndLetsRunningJobsFinish) {
+  ASSERT_TRUE(Eventually(
+      [&] { return Health() == HealthCheckResponse::SERVING; }));
+  dserve::v1::Job running;
+  ASSERT_TRUE(Submit(&running).ok());
+  ASSERT_TRUE(Eventually([&] { return replica_.running(); }));
+
+  absl::Notification drained;
+  std::thread drainer([&] {
+    server_->Drain(absl::Seconds(30));
+    drained.Notify();
+  });
+  EXPECT_TRUE(Eventually(
+      [&] { return Health() == HealthCheckResponse::NOT_SERVING; }));
+  dserve::v1::Job refused;
+  const grpc::Status status = Submit(&refused);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_THAT(status.error_message(), HasSubstr("draining"));
+  // The running job holds the drain open until it ends.
+  EXPECT_FALSE(drained.WaitForNotificationWithTimeout(absl::Milliseconds(300)));
+  replica_.Complete();
+  EXPECT_TRUE(drained.WaitForNotificationWithTimeout(absl::Seconds(10)));
+  drainer.join();
+  server_->Wait();
+}
+
+TEST_F(ServerTest, GracePeriodOverCancelsTheRunningJob) {
+  ASSERT_TRUE(Eventually(
+      [&] { return Health() == HealthCheckResponse::SERVING; }));
+  dserve::v1::Job running;
+  ASSERT_TRUE(Submit(&running).ok());
+  ASSERT_TRUE(Eventually([&] { return replica_.running(); }));
+  std::thread drainer([&] { server_->Drain(absl::Milliseconds(100)); });
+  // The replica is told to stop; it ends the plan as a real one would.
+  ASSERT_TRUE(Eventually([&] { return replica_.cancel_requested(); }));
+  replica_.EndWith(absl::CancelledError("stopped at a step boundary"));
+  drainer.join();
+  server_->Wait();
+}
+
+TEST(ServerOptionsTest, BadSettingNamesTheFlag) {
+  Server::Options options;
+  options.port = 70000;
+  absl::StatusOr<std::unique_ptr<Server>> server =
+      Server::BuildAndStart(options);
+  EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(server.status().message(), HasSubstr("--port=70000"));
+
+  options.port = 0;
+  options.replicas = 2;
+  options.mesh = "dp=3";
+  server = Server::BuildAndStart(options);
+  EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(server.status().message(), HasSubstr("disagree"));
+}
+
+TEST(ServerOptionsTest, InjectedReplicasMustMatchDp) {
+  FakeReplica replica(0);
+  Server::Options options;
+  options.host = "127.0.0.1";
+  options.port = 0;
+  options.replicas = 2;
+  options.replica_handles = {&replica};
+  absl::StatusOr<std::unique_ptr<Server>> server =
+      Server::BuildAndStart(options);
+  EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(server.status().message(), HasSubstr("replica_handles"));
+}
+
+}  // namespace
+}  // namespace dserve::server
