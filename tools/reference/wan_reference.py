@@ -10,7 +10,11 @@ CASE is one of t5, vae, dit, unipc, unipc_euler, pipeline (the contract in
   scaled so activations stay O(1);
 - inputs as `input.<name>`, reference outputs as `expected.<name>`;
 - `__metadata__`: {"config": JSON string of the case config, "case": CASE,
-  "seed": N, "note": what the expected tensors are}.
+  "seed": N, "note": what the expected tensors are};
+- with --debug only: intermediates as `debug.<name>` (float32) to find where
+  a C++ run departs (unipc/unipc_euler: debug.sample.i = x after step i;
+  pipeline: debug.context [2, text_len, dim] (cond, uncond), debug.noise,
+  debug.sample.i, debug.latents).
 The reference (tools/reference/wan_ref, written from the reference documents,
 not from the C++) computes in float64 from the float32 weights and inputs as
 stored; expected outputs are rounded to float32 once at the end (timesteps
@@ -78,7 +82,7 @@ def random_ids(gen, n, vocab):
 
 
 # ---------------------------------------------------------------- cases
-def case_t5(seed):
+def case_t5(seed, debug=False):
     gen = torch.Generator().manual_seed(seed)
     cfg = T5_CONFIG
     w = random_weights(umt5.weight_shapes(cfg), gen)
@@ -100,7 +104,7 @@ def vae_gain(name):
     return 1.0
 
 
-def case_vae(seed):
+def case_vae(seed, debug=False):
     gen = torch.Generator().manual_seed(seed)
     cfg = VAE_CONFIG
     w = random_weights(vae.weight_shapes(cfg), gen, vae_gain)
@@ -125,7 +129,7 @@ def padded_context(gen, n, cfg):
     return ctx
 
 
-def case_dit(seed):
+def case_dit(seed, debug=False):
     gen = torch.Generator().manual_seed(seed)
     cfg = DIT_CONFIG
     w = random_weights(dit.weight_shapes(cfg), gen)
@@ -143,7 +147,7 @@ def case_dit(seed):
     return cfg, tensors, note
 
 
-def _sampler_case(seed, solver):
+def _sampler_case(seed, solver, debug):
     gen = torch.Generator().manual_seed(seed)
     cfg = dict(SAMPLER_CONFIG)
     cfg.update(DIT_CONFIG)  # flat, and nested under "dit" as in pipeline
@@ -154,9 +158,11 @@ def _sampler_case(seed, solver):
     cond = padded_context(gen, 11, DIT_CONFIG)
     uncond = padded_context(gen, 7, DIT_CONFIG)
     trace = []
+    samples = []
     timesteps, sigmas, latents = pipeline.sample(
         f64(w), DIT_CONFIG, noise.double(), cond.double(), uncond.double(),
-        cfg["num_steps"], cfg["shift"], cfg["guidance"], solver, trace)
+        cfg["num_steps"], cfg["shift"], cfg["guidance"], solver, trace,
+        samples)
     tensors = dict(w)
     tensors["input.noise"] = noise
     tensors["input.cond_context"] = cond
@@ -164,6 +170,9 @@ def _sampler_case(seed, solver):
     tensors["expected.timesteps"] = timesteps
     tensors["expected.sigmas"] = sigmas
     tensors["expected.latents"] = latents.float()
+    if debug:
+        for i, x in enumerate(samples):
+            tensors[f"debug.sample.{i}"] = x.float()
     note = (f"expected.latents = {solver} over Wan's schedule (N=4, shift 5) "
             "from x = input.noise with v = v_u + g (v_c - v_u); "
             "expected.sigmas = the float32 sigmas the solver uses (sigma_N = "
@@ -174,15 +183,15 @@ def _sampler_case(seed, solver):
     return cfg, tensors, note
 
 
-def case_unipc(seed):
-    return _sampler_case(seed, "unipc")
+def case_unipc(seed, debug=False):
+    return _sampler_case(seed, "unipc", debug)
 
 
-def case_unipc_euler(seed):
-    return _sampler_case(seed, "euler")
+def case_unipc_euler(seed, debug=False):
+    return _sampler_case(seed, "euler", debug)
 
 
-def case_pipeline(seed):
+def case_pipeline(seed, debug=False):
     gen = torch.Generator().manual_seed(seed)
     cfg = {"t5": dict(T5_CONFIG), "dit": dict(DIT_CONFIG),
            "vae": dict(VAE_CONFIG), "solver": "unipc"}
@@ -192,10 +201,11 @@ def case_pipeline(seed):
     vw = random_weights(vae.weight_shapes(VAE_CONFIG), gen, vae_gain)
     cond_ids = random_ids(gen, 11, T5_CONFIG["vocab"])
     uncond_ids = random_ids(gen, 7, T5_CONFIG["vocab"])
+    inter = {} if debug else None
     timesteps, video, _ = pipeline.generate(
         f64(tw), T5_CONFIG, f64(dw), DIT_CONFIG, f64(vw), VAE_CONFIG,
         cond_ids, uncond_ids, cfg["num_steps"], cfg["shift"], cfg["guidance"],
-        cfg["seed"], cfg["frames"], cfg["height"], cfg["width"])
+        cfg["seed"], cfg["frames"], cfg["height"], cfg["width"], debug=inter)
     tensors = {}
     for prefix, w in (("t5.", tw), ("dit.", dw), ("vae.", vw)):
         tensors.update({prefix + k: v for k, v in w.items()})
@@ -203,6 +213,8 @@ def case_pipeline(seed):
     tensors["input.uncond_ids"] = uncond_ids
     tensors["expected.timesteps"] = timesteps
     tensors["expected.video"] = video.float()
+    for k, v in (inter or {}).items():
+        tensors["debug." + k] = v.float()
     note = ("expected.video [F, H, W, 3] = (clamp(VAE(UniPC(DiT+CFG, noise, "
             "umT5(cond), umT5(uncond))), -1, 1) + 1) / 2, noise = "
             "torch.randn([16, T, H/8, W/8], generator=torch.Generator()"
@@ -221,10 +233,12 @@ def main():
     ap.add_argument("--out", required=True, help="output .safetensors path")
     ap.add_argument("--seed", type=int, default=0,
                     help="seed of the weights and inputs (default 0)")
+    ap.add_argument("--debug", action="store_true",
+                    help="also write intermediates as debug.* tensors")
     args = ap.parse_args()
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
     with torch.no_grad():
-        cfg, tensors, note = CASES[args.case](args.seed)
+        cfg, tensors, note = CASES[args.case](args.seed, args.debug)
     meta = {"config": json.dumps(cfg, sort_keys=True), "case": args.case,
             "seed": str(args.seed), "note": note}
     safetensors_io.write(args.out, tensors, meta)

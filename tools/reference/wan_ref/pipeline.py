@@ -16,18 +16,19 @@ def initial_noise(seed, frames, height, width, channels=16):
 
 
 def sample(dit_w, dit_cfg, noise, cond, uncond, num_steps, shift, guidance,
-           solver="unipc", trace=None):
+           solver="unipc", trace=None, samples=None):
     """noise [B, 16, T, h, w]; cond/uncond contexts [B, text_len, text_dim].
-    Returns (timesteps, sigmas, latents)."""
+    Returns (timesteps, sigmas, latents); samples (a list) receives x after
+    each step."""
     timesteps, sigmas = schedule.wan_schedule(num_steps, shift)
     model = lambda x, t, c: dit.forward(dit_w, dit_cfg, x, t, c)  # noqa: E731
     velocity = schedule.cfg_velocity(model, cond, uncond, guidance)
     dtype = dit_w["patch_embedding.weight"].dtype
     x = noise.to(dtype)
     if solver == "unipc":
-        x = unipc.unipc(velocity, x, timesteps, sigmas, trace)
+        x = unipc.unipc(velocity, x, timesteps, sigmas, trace, samples)
     elif solver == "euler":
-        x = schedule.euler(velocity, x, timesteps, sigmas)
+        x = schedule.euler(velocity, x, timesteps, sigmas, samples)
     else:
         raise ValueError(f"solver {solver!r}: expected unipc or euler")
     return timesteps, sigmas, x
@@ -35,13 +36,23 @@ def sample(dit_w, dit_cfg, noise, cond, uncond, num_steps, shift, guidance,
 
 def generate(t5_w, t5_cfg, dit_w, dit_cfg, vae_w, vae_cfg, cond_ids,
              uncond_ids, num_steps, shift, guidance, seed, frames, height,
-             width, solver="unipc"):
-    """Returns (timesteps int64 [N], video [F, H, W, 3] in [0, 1], latents)."""
+             width, solver="unipc", debug=None):
+    """Returns (timesteps int64 [N], video [F, H, W, 3] in [0, 1], latents).
+    debug (a dict) receives the intermediates: context [2, text_len, dim]
+    (cond, uncond), noise, the sample after each step, the latents."""
     ctx = umt5.encode_context(t5_w, t5_cfg, [cond_ids, uncond_ids],
                               dit_cfg["text_len"])
     noise = initial_noise(seed, frames, height, width)[None]
+    samples = []
     timesteps, _, latents = sample(dit_w, dit_cfg, noise, ctx[:1], ctx[1:],
-                                   num_steps, shift, guidance, solver)
+                                   num_steps, shift, guidance, solver,
+                                   samples=samples)
+    if debug is not None:
+        debug["context"] = ctx
+        debug["noise"] = noise
+        for i, x in enumerate(samples):
+            debug[f"sample.{i}"] = x
+        debug["latents"] = latents
     video = vae.decode(vae_w, vae_cfg, latents)  # [1, 3, F, H, W], clamped
     video = (video[0].permute(1, 2, 3, 0) + 1) / 2
     return timesteps, video, latents

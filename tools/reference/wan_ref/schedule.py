@@ -22,11 +22,14 @@ def wan_schedule(num_steps, shift):
     return timesteps, torch.from_numpy(sigmas.astype(np.float64))
 
 
-def euler(velocity, x, timesteps, sigmas):
-    """x_{i+1} = x_i + (sigma_{i+1} - sigma_i) * v(x_i, t_i)."""
+def euler(velocity, x, timesteps, sigmas, samples=None):
+    """x_{i+1} = x_i + (sigma_{i+1} - sigma_i) * v(x_i, t_i); samples (a
+    list) receives x after each step."""
     for i in range(len(timesteps)):
         v = velocity(x, timesteps[i:i + 1])
         x = x + (float(sigmas[i + 1]) - float(sigmas[i])) * v
+        if samples is not None:
+            samples.append(x)
     return x
 
 

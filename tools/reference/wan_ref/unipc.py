@@ -14,9 +14,10 @@ def _lam(sigma):
     return math.log(1.0 - sigma) - math.log(sigma)
 
 
-def unipc(velocity, x, timesteps, sigmas, trace=None):
+def unipc(velocity, x, timesteps, sigmas, trace=None, samples=None):
     """velocity(x, t int64 [1]) -> v. sigmas: N+1 floats, sigmas[N] = 0.
-    trace (a list) receives per step (i, corrector order, predictor order)."""
+    trace (a list) receives per step (i, corrector order, predictor order);
+    samples (a list) receives x after each step."""
     n = len(timesteps)
     s = [float(v) for v in sigmas]
     ms = []          # data predictions m_0..m_i
@@ -62,4 +63,6 @@ def unipc(velocity, x, timesteps, sigmas, trace=None):
             x = x_new
         if trace is not None:
             trace.append((i, corr_order, order))
+        if samples is not None:
+            samples.append(x)
     return x
