@@ -1,0 +1,120 @@
+#!/usr/bin/python3
+"""Writes torch.save archives that exercise worker/models/checkpoint/pth_reader.
+
+Run with Debian's interpreter (/usr/bin/python3, python3-torch):
+  make_pth_cases.py OUT_DIR
+Writes into OUT_DIR:
+  state.pth            torch.save(OrderedDict with _metadata): bf16/fp16/fp32/
+                       f64/int64/int8/uint8/bool, a transposed (non-contiguous)
+                       view, two slices of one storage, a 0-dim and an empty
+                       tensor
+  expected.safetensors the same tensors, contiguous (the values to compare)
+  state_zip64.pth      state.pth with a ZIP64 central directory (every size and
+                       offset in the 64-bit extra field), as archives > 4 GiB are
+  plain_dict.pth       torch.save(dict) of two tensors (also a state dict)
+  compressed.pth       state.pth re-zipped with deflate (must be refused)
+  not_a_dict.pth       torch.save(list of tensors) (must be refused)
+  foreign_global.pth   a state dict holding a non-tensor object (its class is a
+                       global the reader must refuse by name)
+"""
+
+import collections
+import os
+import struct
+import sys
+import zipfile
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import safetensors_writer  # noqa: E402
+
+
+class NotATensor:
+    pass
+
+
+def state_dict():
+    g = torch.Generator().manual_seed(1234)
+    base = torch.randn(6, 10, generator=g)
+    sd = collections.OrderedDict()
+    sd["blocks.0.attn.q.weight"] = base.to(torch.bfloat16)
+    sd["blocks.0.attn.k.weight"] = torch.randn(4, 3, 2, generator=g).half()
+    shared = torch.randn(5, 8, generator=g)
+    sd["shared.full"] = shared
+    sd["shared.transposed"] = shared.t()             # same storage, strides (1, 8)
+    sd["shared.rows"] = shared[1:4]                  # same storage, offset 8
+    sd["shared.cols"] = shared[:, 2:7:2]             # offset 2, strides (8, 2)
+    sd["norm.gamma"] = torch.randn(7, 1, 1, 1, generator=g).double()
+    sd["ids"] = torch.arange(-3, 9)
+    sd["i8"] = torch.tensor([-128, -1, 0, 127], dtype=torch.int8)
+    sd["u8"] = torch.tensor([0, 7, 255], dtype=torch.uint8)
+    sd["mask"] = torch.tensor([True, False, True])
+    sd["scalar"] = torch.tensor(2.5)
+    sd["empty"] = torch.zeros(0, 3)
+    sd["bf16.view"] = sd["blocks.0.attn.q.weight"][2:, 1::3]
+    sd._metadata = collections.OrderedDict()
+    sd._metadata[""] = {"version": 1}
+    sd._metadata["blocks.0"] = {"version": 2, "scale": 0.5, "flag": True,
+                                "none": None, "big": 1 << 40, "neg": -70000}
+    return sd
+
+
+def rewrite_zip64(src, dst):
+    """Re-emits src's central directory in ZIP64 form (local records kept)."""
+    with open(src, "rb") as f:
+        data = f.read()
+    z = zipfile.ZipFile(src)
+    infos = z.infolist()
+    eocd = data.rfind(b"PK\x05\x06")
+    cd_offset = struct.unpack("<I", data[eocd + 16:eocd + 20])[0]
+    out = bytearray(data[:cd_offset])
+    cd = bytearray()
+    for i in infos:
+        name = i.filename.encode()
+        extra = struct.pack("<HHQQQ", 1, 24, i.file_size, i.compress_size,
+                            i.header_offset)
+        cd += struct.pack("<IHHHHHHIIIHHHHHII", 0x02014b50, 45, 45, 0,
+                          i.compress_type, 0, 0, i.CRC, 0xFFFFFFFF,
+                          0xFFFFFFFF, len(name), len(extra), 0, 0, 0, 0,
+                          0xFFFFFFFF)
+        cd += name + extra
+    new_cd_offset = len(out)
+    out += cd
+    z64 = len(out)
+    out += struct.pack("<IQHHIIQQQQ", 0x06064b50, 44, 45, 45, 0, 0,
+                       len(infos), len(infos), len(cd), new_cd_offset)
+    out += struct.pack("<IIQI", 0x07064b50, 0, z64, 1)
+    out += struct.pack("<IHHHHIIH", 0x06054b50, 0, 0, 0xFFFF, 0xFFFF,
+                       0xFFFFFFFF, 0xFFFFFFFF, 0)
+    with open(dst, "wb") as f:
+        f.write(out)
+
+
+def rewrite_deflated(src, dst):
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(
+            dst, "w", compression=zipfile.ZIP_DEFLATED) as zout:
+        for i in zin.infolist():
+            zout.writestr(i.filename, zin.read(i.filename))
+
+
+def main():
+    out = sys.argv[1]
+    os.makedirs(out, exist_ok=True)
+    sd = state_dict()
+    torch.save(sd, os.path.join(out, "state.pth"))
+    safetensors_writer.write(os.path.join(out, "expected.safetensors"),
+                             {k: v.contiguous() for k, v in sd.items()})
+    rewrite_zip64(os.path.join(out, "state.pth"),
+                  os.path.join(out, "state_zip64.pth"))
+    torch.save({"a": torch.ones(2, 2), "b": torch.arange(3).int()},
+               os.path.join(out, "plain_dict.pth"))
+    rewrite_deflated(os.path.join(out, "state.pth"),
+                     os.path.join(out, "compressed.pth"))
+    torch.save([torch.ones(2)], os.path.join(out, "not_a_dict.pth"))
+    torch.save(collections.OrderedDict(w=torch.ones(2), obj=NotATensor()),
+               os.path.join(out, "foreign_global.pth"))
+
+
+if __name__ == "__main__":
+    main()
