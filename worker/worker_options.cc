@@ -5,6 +5,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "parallel/devices.h"
 
 namespace dserve::worker {
 
@@ -51,10 +52,23 @@ absl::Status ValidateWorkerOptions(const WorkerOptions& o) {
         "rank ",
         o.rank, " must be given the port rank 0 reported"));
   }
-  if (o.device != "cpu") {
+  absl::StatusOr<parallel::Device> device = parallel::ParseDevice(o.device);
+  if (!device.ok()) return device.status();
+  if (!o.dtype.empty() && o.dtype != "bf16" && o.dtype != "fp16" &&
+      o.dtype != "fp32") {
     return absl::InvalidArgumentError(
-        absl::StrCat("--device='", o.device,
-                     "' is not supported by this build; allowed: cpu"));
+        absl::StrCat("--dtype='", o.dtype,
+                     "' is not a dtype; allowed: bf16, fp16, fp32 (empty = "
+                     "bf16 on CUDA, fp32 on CPU)"));
+  }
+  if (o.comm != "auto" && o.comm != "nccl" && o.comm != "gloo") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--comm='", o.comm, "' is not a backend; allowed: auto, nccl, gloo"));
+  }
+  if (o.comm == "nccl" && !device->is_cuda()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--comm=nccl needs a CUDA device but --device=", o.device,
+        "; use --comm=gloo (or auto) on the CPU"));
   }
   if (o.threads < 1 || o.threads > 256) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -86,6 +100,12 @@ absl::Status ValidateWorkerOptions(const WorkerOptions& o) {
                      " is too short; allowed >= 1000"));
   }
   return absl::OkStatus();
+}
+
+std::string EffectiveDtype(const WorkerOptions& options) {
+  if (!options.dtype.empty()) return options.dtype;
+  absl::StatusOr<parallel::Device> device = parallel::ParseDevice(options.device);
+  return device.ok() && device->is_cuda() ? "bf16" : "fp32";
 }
 
 }  // namespace dserve::worker

@@ -38,8 +38,21 @@ struct WorkerOptions {
   int world = 1;
   // The c10d TCPStore. Rank 0 hosts it (port 0 = ephemeral); others connect.
   HostPort store;
-  // "cpu" (the only device of the CPU build).
+  // "cpu" or "cuda:N" (parallel::ParseDevice). CUDA needs a CUDA LibTorch;
+  // a CPU-only build fails at start-up with FAILED_PRECONDITION.
   std::string device = "cpu";
+  // Compute precision of the DiT: "bf16", "fp16", "fp32", or "" = the
+  // device's default (bf16 on CUDA, fp32 on CPU). Norms, modulation and the
+  // residual stream stay fp32 whatever it is (models::DiTNumerics).
+  std::string dtype;
+  // Backend of the mesh groups: "auto" (NCCL for CUDA ranks when this build
+  // has it, else Gloo), "nccl" (CUDA ranks only, --config=cuda builds) or
+  // "gloo" (CUDA tensors staged through the host, so several ranks may
+  // share one GPU).
+  std::string comm = "auto";
+  // Print what devices this process can use ("cuda_devices N [why none]")
+  // on --ready_fd (or stdout) and exit; the server's start-up probe.
+  bool probe_devices = false;
   // Mesh spec, e.g. "cfg=2,ulysses=2"; empty = every degree 1.
   std::string mesh;
   // Model directory (config.json + model.safetensors); empty = the built-in
@@ -66,6 +79,10 @@ struct WorkerOptions {
 
 // INVALID_ARGUMENT naming the flag, the value and the allowed range.
 absl::Status ValidateWorkerOptions(const WorkerOptions& options);
+
+// The dtype a worker uses: `options.dtype`, or the device's default when
+// empty ("bf16" on CUDA, "fp32" on CPU). Call after ValidateWorkerOptions.
+std::string EffectiveDtype(const WorkerOptions& options);
 
 }  // namespace dserve::worker
 

@@ -1,5 +1,8 @@
 #include "worker/worker_options.h"
 
+#include <string>
+#include <vector>
+
 #include "gtest/gtest.h"
 
 namespace dserve::worker {
@@ -60,12 +63,43 @@ TEST(ValidateWorkerOptionsTest, OnlyRankZeroMayUseStorePortZero) {
   EXPECT_TRUE(ValidateWorkerOptions(o).ok());
 }
 
-TEST(ValidateWorkerOptionsTest, RejectsOtherDevicesAndThreadCounts) {
+TEST(ValidateWorkerOptionsTest, DeviceDtypeAndCommTable) {
+  struct Case {
+    std::string device, dtype, comm;
+    std::string error;  // empty = valid; else a part of the message
+    std::string effective_dtype;
+  };
+  const std::vector<Case> cases = {
+      {"cpu", "", "auto", "", "fp32"},
+      {"cuda:0", "", "auto", "", "bf16"},
+      {"cuda:3", "fp16", "nccl", "", "fp16"},
+      {"cuda:1", "fp32", "gloo", "", "fp32"},
+      {"cpu", "bf16", "gloo", "", "bf16"},
+      {"gpu", "", "auto", "--device: 'gpu' is not a device", ""},
+      {"cuda", "", "auto", "allowed: cpu, cuda:N", ""},
+      {"cpu", "half", "auto", "--dtype='half' is not a dtype", ""},
+      {"cpu", "", "mpi", "--comm='mpi' is not a backend", ""},
+      {"cpu", "", "nccl", "--comm=nccl needs a CUDA device", ""},
+  };
+  for (const Case& c : cases) {
+    WorkerOptions o = Valid();
+    o.device = c.device;
+    o.dtype = c.dtype;
+    o.comm = c.comm;
+    absl::Status s = ValidateWorkerOptions(o);
+    SCOPED_TRACE(c.device + " " + c.dtype + " " + c.comm);
+    if (c.error.empty()) {
+      EXPECT_TRUE(s.ok()) << s;
+      EXPECT_EQ(EffectiveDtype(o), c.effective_dtype);
+    } else {
+      EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+      EXPECT_NE(s.message().find(c.error), absl::string_view::npos) << s;
+    }
+  }
+}
+
+TEST(ValidateWorkerOptionsTest, RejectsBadThreadCounts) {
   WorkerOptions o = Valid();
-  o.device = "cuda:0";
-  EXPECT_NE(ValidateWorkerOptions(o).message().find("--device"),
-            absl::string_view::npos);
-  o = Valid();
   o.threads = 0;
   EXPECT_NE(ValidateWorkerOptions(o).message().find("--threads=0"),
             absl::string_view::npos);
