@@ -5,7 +5,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "server/grpc_status_util.h"
+#include "common/rpc_status.h"
+#include "common/status_macros.h"
 #include "server/job_event_writer.h"
 #include "spdlog/spdlog.h"
 
@@ -15,7 +16,7 @@ namespace {
 grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* context,
                                       const absl::Status& status) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status));
+  reactor->Finish(common::ToGrpcStatus(status));
   return reactor;
 }
 
@@ -65,9 +66,8 @@ absl::StatusOr<std::shared_ptr<scheduler::Job>> DiffusionService::Admit(
         "no replica is ready yet (worker processes are still starting); "
         "retry shortly or wait for the health check to report SERVING");
   }
-  absl::StatusOr<dserve::v1::GenerateRequest> effective =
-      validator_->Resolve(request, models);
-  if (!effective.ok()) return effective.status();
+  ASSIGN_OR_RETURN(dserve::v1::GenerateRequest effective,
+                   validator_->Resolve(request, models));
 
   absl::MutexLock lock(&admit_mu_);
   if (!request.client_request_id().empty()) {
@@ -83,7 +83,7 @@ absl::StatusOr<std::shared_ptr<scheduler::Job>> DiffusionService::Admit(
   spec.sequence = next_sequence_++;
   spec.id = absl::StrCat("j-", spec.sequence);
   spec.request = request;
-  spec.effective_request = *std::move(effective);
+  spec.effective_request = std::move(effective);
   spec.deadline = deadline;
   spec.create_time = clock_->Now();
   auto job = std::make_shared<scheduler::Job>(std::move(spec));

@@ -4,7 +4,7 @@
 // DiffusionService: the public dserve.v1.DiffusionService on gRPC's
 // callback API. Each RPC is a thin edge: validate (RequestValidator) ->
 // admit (JobTable + Scheduler) -> stream or return the job; absl::Status
-// becomes grpc::Status only through ToGrpcStatus.
+// becomes grpc::Status only through common::ToGrpcStatus.
 //
 // Does not own the scheduler, job table, validator or clock (the binary
 // wires them and they must outlive the service). Thread-safe: gRPC calls

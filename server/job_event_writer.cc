@@ -2,7 +2,7 @@
 
 #include <utility>
 
-#include "server/grpc_status_util.h"
+#include "common/rpc_status.h"
 
 namespace dserve::server {
 namespace {
@@ -12,7 +12,7 @@ class FailedWriter final
     : public grpc::ServerWriteReactor<dserve::v1::GenerateEvent> {
  public:
   explicit FailedWriter(const absl::Status& status) {
-    Finish(ToGrpcStatus(status));
+    Finish(common::ToGrpcStatus(status));
   }
   void OnDone() override { delete this; }
 };
@@ -72,7 +72,7 @@ void JobEventWriter::PumpLocked() {
 void JobEventWriter::FinishLocked(const absl::Status& status) {
   if (finished_) return;
   finished_ = true;
-  Finish(ToGrpcStatus(status));
+  Finish(common::ToGrpcStatus(status));
 }
 
 void JobEventWriter::OnWriteDone(bool ok) {

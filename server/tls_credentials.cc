@@ -2,9 +2,11 @@
 
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 
 namespace dserve::server {
 
@@ -39,20 +41,17 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(
         files.cert.empty() ? "--tls_cert" : "--tls_key",
         " is missing: --tls_cert and --tls_key go together"));
   }
-  absl::StatusOr<std::string> cert = ReadPemFile(files.cert, "tls_cert");
-  if (!cert.ok()) return cert.status();
-  absl::StatusOr<std::string> key = ReadPemFile(files.key, "tls_key");
-  if (!key.ok()) return key.status();
+  ASSIGN_OR_RETURN(std::string cert, ReadPemFile(files.cert, "tls_cert"));
+  ASSIGN_OR_RETURN(std::string key, ReadPemFile(files.key, "tls_key"));
   grpc::SslServerCredentialsOptions options(
       GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
   if (!files.client_ca.empty()) {
-    absl::StatusOr<std::string> ca = ReadPemFile(files.client_ca, "tls_client_ca");
-    if (!ca.ok()) return ca.status();
-    options.pem_root_certs = *ca;
+    ASSIGN_OR_RETURN(options.pem_root_certs,
+                     ReadPemFile(files.client_ca, "tls_client_ca"));
     options.client_certificate_request =
         GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
   }
-  options.pem_key_cert_pairs.push_back({*key, *cert});
+  options.pem_key_cert_pairs.push_back({std::move(key), std::move(cert)});
   return grpc::SslServerCredentials(options);
 }
 
