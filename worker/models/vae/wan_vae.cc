@@ -37,6 +37,11 @@ at::Tensor StatTensor(const std::array<float, kWanVaeLatentChannels>& v,
       .view({1, kWanVaeLatentChannels, 1, 1, 1});
 }
 
+// Results are at least fp32 (bf16/fp16 compute returns fp32; f64 stays f64).
+at::ScalarType OutputDtype(const VaeNumerics& n) {
+  return at::promote_types(n.dtype, at::kFloat);
+}
+
 }  // namespace
 
 absl::StatusOr<WanVae> WanVae::Create(const WeightMap& weights,
@@ -112,7 +117,7 @@ at::Tensor WanVae::DecodeChunk(const at::Tensor& latents,
   at::Tensor z = latents.to(m.numerics.device, m.numerics.dtype);
   z = z.mul(m.std).add_(m.mean);  // de-normalise
   at::Tensor video = m.decoder.Forward(m.conv2.Forward(z, nullptr), cache);
-  return video.clamp_(-1.0, 1.0).to(at::kFloat);
+  return video.clamp_(-1.0, 1.0).to(OutputDtype(m.numerics));
 }
 
 absl::StatusOr<at::Tensor> WanVae::Decode(const at::Tensor& latents) const {
@@ -124,7 +129,7 @@ absl::StatusOr<at::Tensor> WanVae::Decode(const at::Tensor& latents) const {
     out = at::empty({latents.size(0), 3, c.VideoFrames(t),
                      latents.size(3) * s, latents.size(4) * s},
                     at::TensorOptions()
-                        .dtype(at::kFloat)
+                        .dtype(OutputDtype(model_->numerics))
                         .device(model_->numerics.device));
     CausalCache cache = model_->decoder.NewCache();
     int64_t frame = 0;
@@ -189,7 +194,7 @@ at::Tensor WanVae::EncodeChunks(const at::Tensor& video, bool chunked) const {
     h = m.encoder->Forward(x, nullptr);
   }
   at::Tensor mu = m.conv1.Forward(h, nullptr).narrow(1, 0, m.config.z_dim);
-  return mu.sub(m.mean).div_(m.std).to(at::kFloat);
+  return mu.sub(m.mean).div_(m.std).to(OutputDtype(m.numerics));
 }
 
 absl::StatusOr<at::Tensor> WanVae::Encode(const at::Tensor& video) const {

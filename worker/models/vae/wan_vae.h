@@ -51,6 +51,8 @@ class WanVae {
   const WanVaeConfig& config() const;
   const VaeNumerics& numerics() const;
 
+  // Results are float32 (float64 when numerics.dtype is float64).
+  //
   // latents: [B, z_dim, T, h, w] normalised latents, any float dtype (moved
   // to numerics.device). Returns [B, 3, 1 + temporal_factor·(T−1), h·s,
   // w·s] float32 in [−1, 1] (s = spatial_factor, 8 for Wan) on
