@@ -28,6 +28,12 @@ if(Torch_DIR OR DEFINED ENV{Torch_DIR})
   separate_arguments(_torch_flags UNIX_COMMAND "${TORCH_CXX_FLAGS}")
   target_compile_options(dserve_tp_torch INTERFACE ${_torch_flags})
   set(DSERVE_TORCH_FROM "find_package(Torch) ${Torch_DIR}")
+  # A CUDA LibTorch (as DSERVE_TORCH_CUDA in //third_party/torch): the
+  # worker reads GPU memory and streams through c10_cuda.
+  if(TARGET c10_cuda)
+    target_compile_definitions(dserve_tp_torch INTERFACE DSERVE_TORCH_CUDA)
+    set(DSERVE_TORCH_FROM "${DSERVE_TORCH_FROM} (CUDA)")
+  endif()
 else()
   find_library(DSERVE_TORCH_LIB torch REQUIRED)
   find_library(DSERVE_TORCH_CPU_LIB torch_cpu REQUIRED)

@@ -10,7 +10,9 @@ cc_library(
         allow_empty = True,
     ),
     includes = ["api_include", "include"],
-    defines = ["USE_C10D_GLOO"] + (["USE_C10D_NCCL"] if HAS_CUDA else []),
+    # DSERVE_TORCH_CUDA: this LibTorch has CUDA (libc10_cuda, c10/cuda/*);
+    # worker/device_runtime.cc reads GPU memory and streams through it.
+    defines = ["USE_C10D_GLOO"] + (["USE_C10D_NCCL", "DSERVE_TORCH_CUDA"] if HAS_CUDA else []),
     linkopts = [
         "-L%{libdir}",
         "-Wl,-rpath,%{libdir}",

@@ -29,6 +29,11 @@ SKIP_DIRS = {"third_party", "tools/build", ".git", "build"}
 GRPC_THIRD_PARTY = {"grpc", "grpc_reflection", "protobuf", "health_cc_grpc",
                     "reflection_cc_grpc"}
 CUDA_THIRD_PARTY = {"cuda", "nccl"}
+# select({"//third_party:cuda_build": [...], "//conditions:default": []})
+# is the one select() the BUILD files use: its CUDA deps become a
+# target_link_libraries inside if(DSERVE_WITH_CUDA).
+CUDA_SELECT_KEY = "//third_party:cuda_build"
+CUDA_ONLY = "CUDA_ONLY:"
 SIZE_TIMEOUT = {"small": 120, "medium": 300, "large": 900, "enormous": 3600}
 
 
@@ -76,6 +81,12 @@ class Package:
         def load(*args, **kw):
             pass
 
+        def select(branches):
+            unknown = set(branches) - {CUDA_SELECT_KEY, "//conditions:default"}
+            if unknown or branches.get("//conditions:default"):
+                raise ValueError(f"{self.pkg}: unsupported select() {branches}")
+            return [CUDA_ONLY + d for d in branches.get(CUDA_SELECT_KEY, [])]
+
         return {
             "cc_library": rule("cc_library"),
             "cc_binary": rule("cc_binary"),
@@ -88,6 +99,7 @@ class Package:
             "cc_grpc_library": cc_grpc_library,
             "glob": glob,
             "load": load,
+            "select": select,
             "package": lambda **kw: None,
             "exports_files": lambda *a, **kw: None,
             "alias": rule("alias"),
@@ -125,7 +137,8 @@ def main():
 
     def deps_of(key):
         kind, kw = rules[key]
-        return [label_to_target(d, key[0]) for d in kw.get("deps", [])]
+        return [label_to_target(d, key[0]) for d in kw.get("deps", [])
+                if not d.startswith(CUDA_ONLY)]
 
     memo = {}
 
@@ -179,7 +192,10 @@ def main():
             grpc = needs(key, "grpc")
             tags = list(kw.get("tags", []))
             cuda = needs(key, "cuda") or ("gpu" in tags)
-            deps = [cmake_name(*label_to_target(d, p.pkg)) for d in kw.get("deps", [])]
+            deps = [cmake_name(*label_to_target(d, p.pkg)) for d in kw.get("deps", [])
+                    if not d.startswith(CUDA_ONLY)]
+            cuda_deps = [cmake_name(*label_to_target(d[len(CUDA_ONLY):], p.pkg))
+                         for d in kw.get("deps", []) if d.startswith(CUDA_ONLY)]
             srcs = [s for s in kw.get("srcs", [])]
             hdrs = kw.get("hdrs", [])
             data_targets = []
@@ -258,6 +274,12 @@ def main():
                             f" PROTO {lst(srcs)} DEPS {lst(deps)})")
             else:
                 continue  # proto_library, alias: nothing to build on their own
+            if cuda_deps:
+                scope = ("PRIVATE" if kind in ("cc_binary", "cc_test")
+                         else "PUBLIC" if kw.get("srcs") else "INTERFACE")
+                body += ["if(DSERVE_WITH_CUDA)",
+                         f"  target_link_libraries({tgt} {scope} {lst(cuda_deps)})",
+                         "endif()"]
             guard = []
             if grpc:
                 guard.append("DSERVE_WITH_GRPC")
