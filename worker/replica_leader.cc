@@ -5,6 +5,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/rpc_status.h"
+#include "common/status_macros.h"
 #include "spdlog/spdlog.h"
 #include "worker/media_encoder.h"
 #include "worker/model_info.h"
@@ -21,14 +23,6 @@ using ::dserve::internal::v1::ReplicaStatus;
 
 // How often a waiting Execute handler looks at its RPC's cancellation.
 constexpr absl::Duration kHandlerPoll = absl::Milliseconds(50);
-
-// The RPC edge: absl and gRPC share code numbers, so the conversion keeps the
-// code and the message.
-grpc::Status ToGrpcStatus(const absl::Status& status) {
-  if (status.ok()) return grpc::Status::OK;
-  return grpc::Status(static_cast<grpc::StatusCode>(status.code()),
-                      std::string(status.message()));
-}
 
 absl::Status CheckOutputFormat(int format) {
   if (format == dserve::v1::OUTPUT_FORMAT_UNSPECIFIED ||
@@ -123,43 +117,42 @@ ReplicaLeader::~ReplicaLeader() {
   queue_.Close(absl::UnavailableError("replica leader is gone"));
 }
 
-grpc::Status ReplicaLeader::Execute(
-    grpc::ServerContext* context, const ExecutionPlan* plan,
-    grpc::ServerWriter<ExecutionEvent>* writer) {
+absl::Status ReplicaLeader::Enqueue(const std::shared_ptr<PlanCall>& call) {
+  const ExecutionPlan& plan = call->plan();
   // Reject what cannot run before it takes a place in the queue; the same
   // checks repeat on every rank, where they pass.
-  if (absl::StatusOr<models::GenerationSpec> spec = loop_.ResolveSpec(*plan);
-      !spec.ok()) {
-    return ToGrpcStatus(spec.status());
-  }
-  if (absl::Status s = CheckOutputFormat(plan->output_format()); !s.ok()) {
-    return ToGrpcStatus(s);
-  }
+  RETURN_IF_ERROR(loop_.ResolveSpec(plan).status());
+  RETURN_IF_ERROR(CheckOutputFormat(plan.output_format()));
   // A plan the codec would refuse must fail here: once the Serve loop has
   // announced it, every rank expects its bytes.
-  if (static_cast<int64_t>(plan->ByteSizeLong()) > kMaxPlanBytes) {
-    return grpc::Status(
-        grpc::StatusCode::INVALID_ARGUMENT,
-        absl::StrCat("plan is ", plan->ByteSizeLong(),
+  if (static_cast<int64_t>(plan.ByteSizeLong()) > kMaxPlanBytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("plan is ", plan.ByteSizeLong(),
                      " bytes; allowed at most ", kMaxPlanBytes));
   }
   if (options_.stop_requested()) {
-    return grpc::Status(grpc::StatusCode::UNAVAILABLE,
-                        "replica is shutting down");
+    return absl::UnavailableError("replica is shutting down");
   }
-  auto call = std::make_shared<PlanCall>(*plan);
-  if (absl::Status s = queue_.Push(call); !s.ok()) return ToGrpcStatus(s);
+  return queue_.Push(call);
+}
 
+grpc::Status ReplicaLeader::Execute(
+    grpc::ServerContext* context, const ExecutionPlan* plan,
+    grpc::ServerWriter<ExecutionEvent>* writer) {
+  auto call = std::make_shared<PlanCall>(*plan);
+  if (absl::Status s = Enqueue(call); !s.ok()) {
+    return common::ToGrpcStatus(s);
+  }
   while (true) {
     if (context->IsCancelled()) {
       call->Cancel();
-      return grpc::Status(grpc::StatusCode::CANCELLED,
-                          "Execute was cancelled by the caller");
+      return common::ToGrpcStatus(
+          absl::CancelledError("Execute was cancelled by the caller"));
     }
     if (context->deadline() < std::chrono::system_clock::now()) {
       call->Cancel();
-      return grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED,
-                          "Execute's deadline passed");
+      return common::ToGrpcStatus(
+          absl::DeadlineExceededError("Execute's deadline passed"));
     }
     ExecutionEvent event;
     absl::Status final_status;
@@ -167,12 +160,12 @@ grpc::Status ReplicaLeader::Execute(
       case PlanCall::Next::kEvent:
         if (!writer->Write(event)) {
           call->Cancel();
-          return grpc::Status(grpc::StatusCode::CANCELLED,
-                              "the caller stopped reading");
+          return common::ToGrpcStatus(
+              absl::CancelledError("the caller stopped reading"));
         }
         break;
       case PlanCall::Next::kFinished:
-        return ToGrpcStatus(final_status);
+        return common::ToGrpcStatus(final_status);
       case PlanCall::Next::kTimeout:
         break;
     }

@@ -81,6 +81,9 @@ class ReplicaLeader final
   int pending_plans() const { return queue_.size(); }
 
  private:
+  // Checks `call`'s plan (resolvable, output format, size, not shutting
+  // down) and queues it for the Serve loop.
+  absl::Status Enqueue(const std::shared_ptr<PlanCall>& call);
   // Runs one popped call on every rank and finishes it. Returns an error only
   // when the replica can no longer continue.
   absl::Status RunCall(PlanCall& call);
