@@ -7,6 +7,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/rpc_status.h"
+#include "common/status_macros.h"
 #include "spdlog/spdlog.h"
 
 namespace dserve::scheduler {
@@ -19,13 +21,6 @@ std::shared_ptr<grpc::Channel> MakeLeaderChannel(const std::string& address) {
   args.SetMaxReceiveMessageSize(-1);
   return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(),
                                    args);
-}
-
-absl::Status FromGrpc(const grpc::Status& status, int replica) {
-  if (status.ok()) return absl::OkStatus();
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                      absl::StrCat("replica ", replica, ": ",
-                                   status.error_message()));
 }
 
 // Parses "<word> <port>" from a ready line.
@@ -175,33 +170,29 @@ absl::Status LocalReplica::StartProcesses() {
     return args;
   };
   auto spawn = [&](int rank, const std::string& store) -> absl::Status {
-    absl::StatusOr<std::unique_ptr<WorkerProcess>> process =
+    ASSIGN_OR_RETURN(
+        std::unique_ptr<WorkerProcess> process,
         WorkerProcess::Spawn(options_.worker_binary, args_for(rank, store),
-                             /*with_ready_pipe=*/rank == 0);
-    if (!process.ok()) return process.status();
+                             /*with_ready_pipe=*/rank == 0));
     spdlog::info("[replica {}] rank {} started as pid {}", options_.index,
-                 rank, (*process)->pid());
+                 rank, process->pid());
     {
       absl::MutexLock lock(&mu_);
-      pids_.push_back((*process)->pid());
+      pids_.push_back(process->pid());
     }
-    processes_.push_back(*std::move(process));
+    processes_.push_back(std::move(process));
     return absl::OkStatus();
   };
 
-  if (absl::Status s = spawn(0, "127.0.0.1:0"); !s.ok()) return s;
+  RETURN_IF_ERROR(spawn(0, "127.0.0.1:0"));
   absl::StatusOr<std::string> line = ReadReadyLine(give_up);
   if (!line.ok()) {
     return absl::Status(line.status().code(),
                         absl::StrCat("rank 0: ", line.status().message()));
   }
-  absl::StatusOr<int> store_port = ParseReadyLine(*line, "store");
-  if (!store_port.ok()) return store_port.status();
+  ASSIGN_OR_RETURN(const int store_port, ParseReadyLine(*line, "store"));
   for (int rank = 1; rank < world_size_; ++rank) {
-    if (absl::Status s = spawn(rank, absl::StrCat("127.0.0.1:", *store_port));
-        !s.ok()) {
-      return s;
-    }
+    RETURN_IF_ERROR(spawn(rank, absl::StrCat("127.0.0.1:", store_port)));
   }
   // Rank 0 says "leader" only after every rank rendezvoused and loaded the
   // model; a rank that dies meanwhile shows up as rank 0 failing or timing
@@ -218,9 +209,8 @@ absl::Status LocalReplica::StartProcesses() {
     return absl::Status(line.status().code(),
                         absl::StrCat("rank 0: ", line.status().message()));
   }
-  absl::StatusOr<int> leader_port = ParseReadyLine(*line, "leader");
-  if (!leader_port.ok()) return leader_port.status();
-  return ConnectToLeader(*leader_port, give_up);
+  ASSIGN_OR_RETURN(const int leader_port, ParseReadyLine(*line, "leader"));
+  return ConnectToLeader(leader_port, give_up);
 }
 
 absl::StatusOr<std::string> LocalReplica::ReadReadyLine(absl::Time give_up) {
@@ -428,7 +418,8 @@ void LocalReplica::ExecutePlan(dserve::internal::v1::ExecutionPlan plan,
   while (reader->Read(&event)) on_event(event);
   const grpc::Status rpc = reader->Finish();
 
-  absl::Status status = FromGrpc(rpc, options_.index);
+  absl::Status status =
+      common::FromGrpcStatus(rpc, absl::StrCat("replica ", options_.index));
   bool cancelled_by_us;
   {
     absl::MutexLock lock(&mu_);

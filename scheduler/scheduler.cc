@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "scheduler/batch_policy.h"
 #include "scheduler/plan_builder.h"
 #include "spdlog/spdlog.h"
@@ -44,10 +45,9 @@ absl::Status Scheduler::Submit(std::shared_ptr<Job> job) {
         "no healthy replica: all ", replicas_.size(),
         " replicas FAILED; see the server log for why they died"));
   }
-  absl::StatusOr<int> position = queue_.Push(job);
-  if (!position.ok()) return position.status();
+  ASSIGN_OR_RETURN(const int position, queue_.Push(job));
   spdlog::debug("[scheduler] [job {}] queued at position {} (priority {})",
-                job->id(), *position, job->priority());
+                job->id(), position, job->priority());
   Wake();
   return absl::OkStatus();
 }
