@@ -12,6 +12,8 @@
 
 #include <grpcpp/client_context.h>
 
+#include "common/rpc_status.h"
+#include "common/status_macros.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/dserve/v1/diffusion_service.grpc.pb.h"
@@ -59,7 +61,7 @@ class CancelE2eTest : public ::testing::Test {
     *submit.mutable_request() = request;
     Job job;
     const grpc::Status status = stub_->SubmitJob(&context, submit, &job);
-    if (!status.ok()) return ToAbsl(status);
+    RETURN_IF_ERROR(common::FromGrpcStatus(status));
     return job;
   }
 
@@ -71,7 +73,7 @@ class CancelE2eTest : public ::testing::Test {
     cancel.set_job_id(job_id);
     Job job;
     const grpc::Status status = stub_->CancelJob(&context, cancel, &job);
-    if (!status.ok()) return ToAbsl(status);
+    RETURN_IF_ERROR(common::FromGrpcStatus(status));
     return job;
   }
 

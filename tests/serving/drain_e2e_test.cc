@@ -9,6 +9,8 @@
 
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/rpc_status.h"
+#include "common/status_macros.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "proto/dserve/v1/diffusion_service.grpc.pb.h"
@@ -28,7 +30,7 @@ absl::StatusOr<Job> Submit(dserve::v1::DiffusionService::Stub& stub,
   *submit.mutable_request() = request;
   Job job;
   const grpc::Status status = stub.SubmitJob(&context, submit, &job);
-  if (!status.ok()) return ToAbsl(status);
+  RETURN_IF_ERROR(common::FromGrpcStatus(status));
   return job;
 }
 
@@ -39,7 +41,7 @@ absl::Status CancelJob(dserve::v1::DiffusionService::Stub& stub,
   dserve::v1::CancelJobRequest cancel;
   cancel.set_job_id(job_id);
   Job job;
-  return ToAbsl(stub.CancelJob(&context, cancel, &job));
+  return common::FromGrpcStatus(stub.CancelJob(&context, cancel, &job));
 }
 
 TEST(DrainE2eTest, IdleServerExitsPromptlyWhileAClientHoldsAConnection) {

@@ -19,6 +19,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/rpc_status.h"
+#include "common/status_macros.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "proto/dserve/v1/diffusion_service.grpc.pb.h"
@@ -59,7 +61,7 @@ class FailoverE2eTest : public ::testing::Test {
     *submit.mutable_request() = request_;
     Job job;
     const grpc::Status status = stub_->SubmitJob(&context, submit, &job);
-    if (!status.ok()) return ToAbsl(status);
+    RETURN_IF_ERROR(common::FromGrpcStatus(status));
     return job;
   }
 
@@ -69,7 +71,7 @@ class FailoverE2eTest : public ::testing::Test {
     dserve::v1::ServerInfo info;
     const grpc::Status status = stub_->GetServerInfo(
         &context, dserve::v1::GetServerInfoRequest(), &info);
-    if (!status.ok()) return ToAbsl(status);
+    RETURN_IF_ERROR(common::FromGrpcStatus(status));
     return info;
   }
 

@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/rpc_status.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -166,7 +167,7 @@ TEST_F(SecurityE2eTest, HealthIsOpenOverMutualTlsWithoutToken) {
   // Wait for the replica (readiness) over the secure channel.
   for (int i = 0; i < 600; ++i) {
     grpc::Status status = Health(GoodChannel(), &response);
-    last = ToAbsl(status);
+    last = common::FromGrpcStatus(status);
     if (status.ok() && response.status() ==
                            grpc::health::v1::HealthCheckResponse::SERVING) {
       break;

@@ -10,6 +10,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/rpc_status.h"
+#include "common/status_macros.h"
 
 namespace dserve::tests {
 
@@ -31,11 +33,6 @@ int GenerateOutcome::replica() const {
     if (event.has_started()) return event.started().replica();
   }
   return -1;
-}
-
-absl::Status ToAbsl(const grpc::Status& status) {
-  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                      status.error_message());
 }
 
 GenerateOutcome GenerateToEnd(Stub& stub,
@@ -61,7 +58,7 @@ absl::StatusOr<dserve::v1::Job> GetJob(Stub& stub, const std::string& job_id) {
   request.set_job_id(job_id);
   dserve::v1::Job job;
   const grpc::Status status = stub.GetJob(&context, request, &job);
-  if (!status.ok()) return ToAbsl(status);
+  RETURN_IF_ERROR(common::FromGrpcStatus(status));
   return job;
 }
 
@@ -72,10 +69,9 @@ absl::StatusOr<dserve::v1::Job> WaitForJob(
   const absl::Time deadline = absl::Now() + timeout;
   dserve::v1::Job last;
   while (true) {
-    absl::StatusOr<dserve::v1::Job> job = GetJob(stub, job_id);
-    if (!job.ok()) return job.status();
-    if (done(*job)) return job;
-    last = *job;
+    ASSIGN_OR_RETURN(dserve::v1::Job job, GetJob(stub, job_id));
+    if (done(job)) return job;
+    last = std::move(job);
     if (absl::Now() >= deadline) break;
     absl::SleepFor(absl::Milliseconds(10));
   }
@@ -100,7 +96,7 @@ absl::StatusOr<dserve::v1::ModelInfo> DefaultModel(Stub& stub) {
   dserve::v1::ListModelsResponse response;
   const grpc::Status status =
       stub.ListModels(&context, dserve::v1::ListModelsRequest(), &response);
-  if (!status.ok()) return ToAbsl(status);
+  RETURN_IF_ERROR(common::FromGrpcStatus(status));
   if (response.models().empty()) {
     return absl::NotFoundError("ListModels returned no models");
   }

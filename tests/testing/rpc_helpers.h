@@ -68,9 +68,6 @@ dserve::v1::GenerateRequest SmallRequest(const dserve::v1::ModelInfo& model,
 dserve::v1::GenerateRequest LongRequest(const dserve::v1::ModelInfo& model,
                                         int steps = 200, int size = 96);
 
-// grpc::Status → absl::Status with the same code and message.
-absl::Status ToAbsl(const grpc::Status& status);
-
 }  // namespace dserve::tests
 
 #endif  // DSERVE_TESTS_TESTING_RPC_HELPERS_H_

@@ -20,6 +20,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/rpc_status.h"
+#include "common/status_macros.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 
 namespace dserve::tests {
@@ -70,32 +72,29 @@ std::string ServerProcess::address() const {
 
 absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(
     const Options& options) {
-  absl::StatusOr<std::string> binary = RunfilePath("server/dserve_server");
-  if (!binary.ok()) return binary.status();
+  ASSIGN_OR_RETURN(std::string binary, RunfilePath("server/dserve_server"));
   // Named explicitly so the server never guesses from its own location.
-  absl::StatusOr<std::string> worker = RunfilePath("worker/dserve_worker");
-  if (!worker.ok()) return worker.status();
-  absl::StatusOr<int> port = PickFreePort();
-  if (!port.ok()) return port.status();
+  ASSIGN_OR_RETURN(const std::string worker,
+                   RunfilePath("worker/dserve_worker"));
+  ASSIGN_OR_RETURN(const int port, PickFreePort());
   std::vector<std::string> argv = {
-      *binary,
-      absl::StrCat("--port=", *port),
+      std::move(binary),
+      absl::StrCat("--port=", port),
       absl::StrCat("--replicas=", options.replicas),
       absl::StrCat("--worker_threads=", options.worker_threads),
       absl::StrCat("--queue_capacity=", options.queue_capacity),
-      absl::StrCat("--worker_binary=", *worker),
+      absl::StrCat("--worker_binary=", worker),
   };
   argv.insert(argv.end(), options.extra_flags.begin(),
               options.extra_flags.end());
-  auto process = Subprocess::Start(argv);
-  if (!process.ok()) return process.status();
+  ASSIGN_OR_RETURN(std::unique_ptr<Subprocess> process,
+                   Subprocess::Start(argv));
   std::unique_ptr<ServerProcess> server(
-      new ServerProcess(*port, *std::move(process)));
+      new ServerProcess(port, std::move(process)));
   if (options.wait_until_serving) {
-    absl::Status serving = server->WaitForHealth(
+    RETURN_IF_ERROR(server->WaitForHealth(
         grpc::health::v1::HealthCheckResponse::SERVING,
-        options.startup_timeout);
-    if (!serving.ok()) return serving;
+        options.startup_timeout));
   }
   return server;
 }
@@ -114,11 +113,8 @@ absl::StatusOr<HealthStatus> ServerProcess::CheckHealth(
                        absl::ToChronoMilliseconds(timeout));
   grpc::health::v1::HealthCheckRequest request;
   grpc::health::v1::HealthCheckResponse response;
-  const grpc::Status status = stub->Check(&context, request, &response);
-  if (!status.ok()) {
-    return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                        status.error_message());
-  }
+  RETURN_IF_ERROR(
+      common::FromGrpcStatus(stub->Check(&context, request, &response)));
   return response.status();
 }
 
@@ -159,8 +155,7 @@ absl::Status ServerProcess::WaitForHealth(HealthStatus want,
 
 absl::StatusOr<int> ServerProcess::Stop(absl::Duration timeout) {
   if (!process_->Poll()) {
-    absl::Status sent = process_->Signal(SIGTERM);
-    if (!sent.ok()) return sent;
+    RETURN_IF_ERROR(process_->Signal(SIGTERM));
   }
   return process_->Wait(timeout);
 }
