@@ -1,10 +1,19 @@
 // dserve_worker: one rank of a replica (one process per GPU; CPU here).
 //
 //   dserve_worker --replica=I --rank=R --world=W --store=HOST:PORT
-//                 --device=cpu --mesh=SPEC --model_dir=DIR --threads=N
+//                 --device=cpu|cuda:N [--dtype=bf16|fp16|fp32]
+//                 [--comm=auto|nccl|gloo] --mesh=SPEC --model_dir=DIR --threads=N
 //                 --ready_fd=FD --leader_address=HOST:PORT
 //
-// Data path: flags → rendezvous (TCPStore hosted by rank 0, world Gloo
+//   dserve_worker --probe_devices [--ready_fd=FD]   prints "cuda_devices N"
+//                 (or "cuda_devices 0 <why>") and exits: the server's probe.
+//
+// Device: SelectDevice (worker/device_runtime.h) runs first, before any
+// tensor exists: a CUDA rank makes its GPU current and a pool stream its
+// current stream, so the model's kernels and NCCL run in order on that
+// stream; the pipeline places its weights there once in --dtype.
+//
+// Data path: flags → device → rendezvous (TCPStore hosted by rank 0, world Gloo
 // communicator) → model → rank 0: ReplicaLeader gRPC service + Serve loop;
 // other ranks: FollowLeader. Rank 0 reports "store <port>\n" and then
 // "leader <port>\n" on --ready_fd.
@@ -34,10 +43,13 @@
 #include "common/blas_kernels.h"
 #include "grpcpp/grpcpp.h"
 #include "parallel/device_mesh.h"
+#include "parallel/devices.h"
 #include "parallel/mesh_communicators.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
+#include "worker/device_runtime.h"
 #include "worker/follower_loop.h"
+#include "worker/mesh_backend.h"
 #include "worker/models/model_config.h"
 #include "worker/models/parallel_context.h"
 #include "worker/models/parallel_dit.h"
@@ -55,7 +67,16 @@ ABSL_FLAG(int, rank, 0, "Rank of this process in the replica, 0..world-1.");
 ABSL_FLAG(int, world, 1, "Processes in the replica.");
 ABSL_FLAG(std::string, store, "127.0.0.1:0",
           "TCPStore HOST:PORT; rank 0 hosts it (port 0 = ephemeral).");
-ABSL_FLAG(std::string, device, "cpu", "Device of this rank: cpu.");
+ABSL_FLAG(std::string, device, "cpu", "Device of this rank: cpu or cuda:N.");
+ABSL_FLAG(std::string, dtype, "",
+          "DiT compute dtype: bf16, fp16, fp32; empty = bf16 on CUDA, fp32 "
+          "on CPU (norms, modulation and residual stay fp32).");
+ABSL_FLAG(std::string, comm, "auto",
+          "Mesh-group backend: auto (NCCL for CUDA ranks where built), nccl, "
+          "gloo (CUDA tensors staged through the host).");
+ABSL_FLAG(bool, probe_devices, false,
+          "Print 'cuda_devices N [why none]' on --ready_fd (or stdout) and "
+          "exit.");
 ABSL_FLAG(std::string, mesh, "",
           "Parallel layout of the replica, e.g. cfg=2,ulysses=2 (omitted "
           "keys are 1).");
@@ -138,6 +159,9 @@ absl::StatusOr<WorkerOptions> OptionsFromFlags() {
   if (!store.ok()) return store.status();
   o.store = *store;
   o.device = absl::GetFlag(FLAGS_device);
+  o.dtype = absl::GetFlag(FLAGS_dtype);
+  o.comm = absl::GetFlag(FLAGS_comm);
+  o.probe_devices = absl::GetFlag(FLAGS_probe_devices);
   o.mesh = absl::GetFlag(FLAGS_mesh);
   o.model_dir = absl::GetFlag(FLAGS_model_dir);
   o.threads = absl::GetFlag(FLAGS_threads);
@@ -180,11 +204,14 @@ absl::StatusOr<parallel::DeviceMesh> ResolveMesh(const std::string& spec,
 }
 
 absl::StatusOr<std::unique_ptr<models::Pipeline>> LoadModel(
-    const std::string& model_dir) {
-  if (!model_dir.empty()) return models::Pipeline::LoadFromDirectory(model_dir);
+    const std::string& model_dir, const models::PipelineOptions& placement) {
+  if (!model_dir.empty()) {
+    return models::Pipeline::LoadFromDirectory(model_dir, placement);
+  }
   models::PipelineConfig config = models::DefaultModelConfig();
   models::WeightMap weights = models::RandomWeights(config, kDefaultWeightSeed);
-  return models::Pipeline::Create(std::move(config), std::move(weights));
+  return models::Pipeline::Create(std::move(config), std::move(weights),
+                                  placement);
 }
 
 int Main(const WorkerOptions& options) {
@@ -198,6 +225,27 @@ int Main(const WorkerOptions& options) {
     spdlog::error("[job -] {}", mesh.status().ToString());
     return 2;
   }
+
+  // The device first: nothing may be allocated before it is current.
+  absl::StatusOr<parallel::Device> wanted = parallel::ParseDevice(options.device);
+  absl::StatusOr<at::Device> device =
+      wanted.ok() ? SelectDevice(*wanted)
+                  : absl::StatusOr<at::Device>(wanted.status());
+  absl::StatusOr<at::ScalarType> dtype = ParseDtype(EffectiveDtype(options));
+  absl::StatusOr<std::string> comm_backend =
+      device.ok() ? ResolveCommBackend(options.comm, device->is_cuda(),
+                                       BuiltWithNccl())
+                  : absl::StatusOr<std::string>(device.status());
+  for (const absl::Status& s :
+       {device.status(), dtype.status(), comm_backend.status()}) {
+    if (!s.ok()) {
+      spdlog::error("[job -] {}", s.ToString());
+      return 2;
+    }
+  }
+  spdlog::info("[job -] device {}, dtype {}, mesh groups over {}",
+               device->str(), DtypeName(*dtype),
+               options.world > 1 ? *comm_backend : std::string("(none)"));
 
   RendezvousOptions rv;
   rv.rank = options.rank;
@@ -219,7 +267,7 @@ int Main(const WorkerOptions& options) {
 
   const absl::Time load_start = absl::Now();
   absl::StatusOr<std::unique_ptr<models::Pipeline>> pipeline =
-      LoadModel(options.model_dir);
+      LoadModel(options.model_dir, models::PipelineOptions{*device, *dtype});
   if (!pipeline.ok()) {
     spdlog::error("[job -] model did not load: {}",
                   pipeline.status().ToString());
@@ -242,10 +290,16 @@ int Main(const WorkerOptions& options) {
   std::unique_ptr<models::ParallelDiT> parallel_dit;
   models::GuidedPredictor predictor;
   if (options.world > 1) {
+    absl::StatusOr<parallel::CommunicatorFactory> factory =
+        MeshCommunicatorFactory(*comm_backend, *device,
+                                options.collective_timeout);
+    if (!factory.ok()) {
+      spdlog::error("[job -] mesh groups: {}", factory.status().ToString());
+      return 2;
+    }
     absl::StatusOr<parallel::MeshCommunicators> made =
-        parallel::MeshCommunicators::Create(
-            *mesh, options.rank, replica->store,
-            parallel::GlooCommunicatorFactory(options.collective_timeout));
+        parallel::MeshCommunicators::Create(*mesh, options.rank,
+                                            replica->store, *factory);
     if (!made.ok()) {
       spdlog::error("[job -] mesh groups: {}", made.status().ToString());
       return 1;
@@ -365,6 +419,19 @@ int main(int argc, char** argv) {
     dserve::worker::Exit(2);
   }
   spdlog::set_level(level);
+
+  if (absl::GetFlag(FLAGS_probe_devices)) {
+    const std::string line =
+        dserve::worker::FormatProbeLine(dserve::worker::ProbeDevices());
+    const int fd = absl::GetFlag(FLAGS_ready_fd);
+    if (fd >= 0) {
+      absl::Status s = dserve::worker::WriteReadyLine(fd, line);
+      if (!s.ok()) spdlog::error("[job -] {}", s.ToString());
+    } else {
+      std::printf("%s\n", line.c_str());
+    }
+    dserve::worker::Exit(0);
+  }
 
   absl::StatusOr<dserve::worker::WorkerOptions> options =
       dserve::worker::OptionsFromFlags();
