@@ -154,13 +154,24 @@ bool LocalReplica::PrepareRestart() {
 
 absl::Status LocalReplica::StartProcesses() {
   const absl::Time give_up = absl::Now() + options_.startup_timeout;
+  if (!options_.rank_devices.empty() &&
+      static_cast<int>(options_.rank_devices.size()) != world_size_) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "replica ", options_.index, ": device num ",
+        options_.rank_devices.size(), " and world size ", world_size_,
+        " not match (rank_devices names one device per rank)"));
+  }
   auto args_for = [this](int rank, const std::string& store) {
     std::vector<std::string> args = {
         absl::StrCat("--replica=", options_.index),
         absl::StrCat("--rank=", rank),
         absl::StrCat("--world=", world_size_),
         absl::StrCat("--store=", store),
-        absl::StrCat("--device=", options_.device),
+        absl::StrCat("--device=", options_.rank_devices.empty()
+                                      ? std::string("cpu")
+                                      : options_.rank_devices[rank]),
+        absl::StrCat("--dtype=", options_.dtype),
+        absl::StrCat("--comm=", options_.comm),
         absl::StrCat("--mesh=", WorkerMeshSpec(options_.mesh)),
         absl::StrCat("--model_dir=", options_.model_dir),
         absl::StrCat("--threads=", options_.threads),

@@ -53,7 +53,15 @@ struct LocalReplicaOptions {
   dserve::v1::MeshLayout mesh;
   // Passed to the workers as --model_dir (empty = built-in default model).
   std::string model_dir;
-  std::string device = "cpu";
+  // Device of each rank ("cpu", "cuda:N"), in rank order, passed as
+  // --device; empty = every rank on the CPU. When set, its size must be the
+  // replica's world size (parallel::DevicesByReplica cuts the server's
+  // --devices into replicas).
+  std::vector<std::string> rank_devices;
+  // Passed to every rank as --dtype ("" = the worker's default for its
+  // device: bf16 on CUDA, fp32 on CPU) and --comm (auto, nccl, gloo).
+  std::string dtype;
+  std::string comm = "auto";
   // LibTorch intra-op threads per worker (--threads).
   int threads = 1;
   // From spawning rank 0 until the leader answers GetStatus.
