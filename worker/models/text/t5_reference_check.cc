@@ -20,6 +20,9 @@
 
 ABSL_FLAG(std::string, case, "", "Reference case file (.safetensors).");
 ABSL_FLAG(double, tol, 1e-4, "Largest allowed max|d|/max|ref|.");
+ABSL_FLAG(std::string, dtype, "fp32",
+          "Compute dtype: fp32 (the contract's check), bf16 (Wan's policy, "
+          "weights cast to bf16; expect ~1e-2) or fp64.");
 
 namespace dserve::models {
 namespace {
@@ -60,7 +63,18 @@ int Run() {
                  "expected.context\n", path.c_str());
     return 2;
   }
-  auto encoder = Umt5Encoder::Create(weights);
+  Umt5Numerics numerics;
+  const std::string dtype = absl::GetFlag(FLAGS_dtype);
+  if (dtype == "bf16") {
+    numerics.compute_dtype = at::kBFloat16;
+  } else if (dtype == "fp64") {
+    numerics.compute_dtype = at::kDouble;
+  } else if (dtype != "fp32") {
+    std::fprintf(stderr, "t5_reference_check: --dtype=%s is not fp32, bf16 "
+                 "or fp64\n", dtype.c_str());
+    return 2;
+  }
+  auto encoder = Umt5Encoder::Create(weights, numerics);
   if (!encoder.ok()) {
     std::fprintf(stderr, "t5_reference_check: %s\n",
                  encoder.status().ToString().c_str());
@@ -100,8 +114,8 @@ int Run() {
   }
   const double err = (*context - ref).abs().max().item<double>() /
                      ref.abs().max().item<double>();
-  std::printf("context: max|d|/max|ref| = %.3g (tol %.3g)\n", err,
-              absl::GetFlag(FLAGS_tol));
+  std::printf("context (%s): max|d|/max|ref| = %.3g (tol %.3g)\n",
+              dtype.c_str(), err, absl::GetFlag(FLAGS_tol));
   // The padding rows must be exactly zero on both sides.
   for (size_t b = 0; b < ids.size(); ++b) {
     const int64_t n = static_cast<int64_t>(ids[b].size());

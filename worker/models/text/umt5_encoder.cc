@@ -196,13 +196,14 @@ at::Tensor Umt5Encoder::Norm(const at::Tensor& x,
                              const at::Tensor& weight) const {
   // Wan's T5LayerNorm: x * rsqrt(mean(x.float()^2) + eps) promotes to fp32,
   // is cast back to the weights' dtype, then scaled.
-  const at::Tensor xf = x.to(at::kFloat);
-  const at::Tensor scale =
-      at::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + config_.eps);
+  // (fp64 compute keeps its statistics in fp64: a check of the maths, not
+  // a Wan numerics mode.)
   const at::ScalarType dt = numerics_.compute_dtype;
-  const at::Tensor normed =
-      dt == at::kDouble ? x * scale.to(at::kDouble) : (x.to(at::kFloat) * scale).to(dt);
-  return weight * normed;
+  const at::ScalarType stats = dt == at::kDouble ? at::kDouble : at::kFloat;
+  const at::Tensor xs = x.to(stats);
+  const at::Tensor scale =
+      at::rsqrt(xs.pow(2).mean(-1, /*keepdim=*/true) + config_.eps);
+  return weight * (xs * scale).to(dt);
 }
 
 at::Tensor Umt5Encoder::PositionBias(const Block& block,
