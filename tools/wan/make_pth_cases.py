@@ -14,6 +14,7 @@ Writes into OUT_DIR:
   plain_dict.pth       torch.save(dict) of two tensors (also a state dict)
   compressed.pth       state.pth re-zipped with deflate (must be refused)
   not_a_dict.pth       torch.save(list of tensors) (must be refused)
+  parameters.pth       an OrderedDict holding an nn.Parameter
   foreign_global.pth   a state dict holding a non-tensor object (its class is a
                        global the reader must refuse by name)
 """
@@ -112,6 +113,9 @@ def main():
     rewrite_deflated(os.path.join(out, "state.pth"),
                      os.path.join(out, "compressed.pth"))
     torch.save([torch.ones(2)], os.path.join(out, "not_a_dict.pth"))
+    params = collections.OrderedDict(
+        p=torch.nn.Parameter(torch.arange(4.0)), t=torch.ones(1))
+    torch.save(params, os.path.join(out, "parameters.pth"))
     torch.save(collections.OrderedDict(w=torch.ones(2), obj=NotATensor()),
                os.path.join(out, "foreign_global.pth"))
 

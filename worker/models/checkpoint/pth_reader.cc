@@ -66,6 +66,9 @@ constexpr StorageType kStorageTypes[] = {
 
 constexpr const char* kOrderedDict = "collections.OrderedDict";
 constexpr const char* kRebuildTensor = "torch._utils._rebuild_tensor_v2";
+// A state dict built from parameters rather than state_dict() pickles
+// nn.Parameter(tensor) as _rebuild_parameter(tensor, requires_grad, hooks).
+constexpr const char* kRebuildParameter = "torch._utils._rebuild_parameter";
 
 class Unpickler {
  public:
@@ -150,7 +153,8 @@ class Unpickler {
     Value v;
     v.kind = Value::kGlobal;
     v.s = module + "." + name;
-    bool known = v.s == kOrderedDict || v.s == kRebuildTensor;
+    bool known = v.s == kOrderedDict || v.s == kRebuildTensor ||
+                 v.s == kRebuildParameter;
     for (const StorageType& t : kStorageTypes) {
       if (v.s == t.name) {
         v.dtype = t.dtype;
@@ -161,7 +165,8 @@ class Unpickler {
       return absl::UnimplementedError(absl::StrCat(
           "global ", v.s,
           " is not one a state dict uses (collections.OrderedDict, "
-          "torch._utils._rebuild_tensor_v2, torch.<Type>Storage)"));
+          "torch._utils._rebuild_tensor_v2, torch._utils._rebuild_parameter, "
+          "torch.<Type>Storage)"));
     }
     stack_.push_back(std::move(v));
     return absl::OkStatus();
@@ -177,7 +182,7 @@ class Unpickler {
     }
     const std::vector<Value>& t = *pid.items;
     if (t[1].kind != Value::kGlobal || t[1].s == kOrderedDict ||
-        t[1].s == kRebuildTensor) {
+        t[1].s == kRebuildTensor || t[1].s == kRebuildParameter) {
       return Bad("persistent id storage type is not a torch.<Type>Storage");
     }
     if (t[2].kind != Value::kString || t[4].kind != Value::kInt ||
@@ -238,6 +243,12 @@ class Unpickler {
       v.kind = Value::kTensor;
       v.tensor = std::move(ref);
       return v;
+    }
+    if (callable.s == kRebuildParameter) {
+      if (a.size() < 1 || a[0].kind != Value::kTensor) {
+        return Bad("_rebuild_parameter's first argument is not a tensor");
+      }
+      return a[0];
     }
     return absl::UnimplementedError(
         absl::StrCat("REDUCE of ", callable.s, " is not supported"));

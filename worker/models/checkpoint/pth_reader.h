@@ -9,7 +9,8 @@
 //   - the zip central directory (zip_archive.h; stored entries, ZIP64);
 //   - <archive>/data.pkl interpreted with the pickle opcodes a state dict
 //     uses (protocol 2..5 framing; OrderedDict, torch._utils.
-//     _rebuild_tensor_v2, torch.<Type>Storage persistent ids, containers,
+//     _rebuild_tensor_v2 (and _rebuild_parameter), torch.<Type>Storage
+//     persistent ids, containers,
 //     ints, floats, strings, bools, None, memo). Any other opcode or global
 //     is an error naming it, so arbitrary pickles are never executed;
 //   - every tensor is a memory-mapped view (storage offset, sizes, strides)

@@ -74,6 +74,13 @@ TEST_F(PthReaderTest, PlainDictAndKeyFilter) {
   EXPECT_EQ(some->size(), 4u);
 }
 
+TEST_F(PthReaderTest, ParametersReadAsTheirTensors) {
+  absl::StatusOr<WeightMap> got = ReadPth(Path("parameters.pth"));
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_TRUE(at::equal(got->at("p"), at::arange(4, at::kFloat)));
+  EXPECT_TRUE(at::equal(got->at("t"), at::ones({1})));
+}
+
 TEST_F(PthReaderTest, TensorsOutliveTheMap) {
   at::Tensor kept;
   {
