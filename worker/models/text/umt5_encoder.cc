@@ -206,10 +206,9 @@ at::Tensor Umt5Encoder::Norm(const at::Tensor& x,
   return weight * (xs * scale).to(dt);
 }
 
-at::Tensor Umt5Encoder::PositionBias(const Block& block,
-                                     int64_t length) const {
-  // bucket(j - i) for rel in [-(L-1), L-1], looked up through a [L, L]
-  // index (j - i + L - 1) built on the device.
+at::Tensor Umt5Encoder::BucketIndex(int64_t length) const {
+  // bucket(j - i) for rel in [-(L-1), L-1], computed once on the CPU with
+  // the reference's float32 ops, then gathered into [L*L] on the device.
   const std::vector<int64_t> table = Umt5RelativeBuckets(
       -(length - 1), length - 1, config_.num_buckets, config_.max_distance);
   const at::TensorOptions long_opts =
@@ -219,15 +218,20 @@ at::Tensor Umt5Encoder::PositionBias(const Block& block,
           .to(numerics_.device);
   const at::Tensor pos = at::arange(length, long_opts);
   const at::Tensor rel = pos.unsqueeze(0) - pos.unsqueeze(1) + (length - 1);
-  const at::Tensor buckets = lookup.index_select(0, rel.reshape(-1));
-  // [L*L, heads] -> [heads, L, L]
+  return lookup.index_select(0, rel.reshape(-1));
+}
+
+at::Tensor Umt5Encoder::PositionBias(const Block& block,
+                                     const at::Tensor& buckets,
+                                     int64_t length) const {
+  // This block's table at the buckets: [L*L, heads] -> [heads, L, L].
   return block.pos_embedding.index_select(0, buckets)
       .reshape({length, length, config_.num_heads})
       .permute({2, 0, 1});
 }
 
-at::Tensor Umt5Encoder::Attention(const Block& block,
-                                  const at::Tensor& x) const {
+at::Tensor Umt5Encoder::Attention(const Block& block, const at::Tensor& x,
+                                  const at::Tensor& buckets) const {
   const int64_t length = x.size(0);
   const int64_t heads = config_.num_heads, hd = config_.head_dim;
   auto split = [&](const at::Tensor& w) {
@@ -236,7 +240,7 @@ at::Tensor Umt5Encoder::Attention(const Block& block,
   const at::Tensor q = split(block.q), k = split(block.k), v = split(block.v);
   // No 1/sqrt(d): T5 folds it into the initialisation.
   const at::Tensor scores =
-      at::matmul(q, k.transpose(1, 2)) + PositionBias(block, length);
+      at::matmul(q, k.transpose(1, 2)) + PositionBias(block, buckets, length);
   const at::Tensor probs =
       at::softmax(scores.to(at::kFloat), -1).to(scores.scalar_type());
   const at::Tensor out = at::matmul(probs, v).transpose(0, 1).reshape(
@@ -270,8 +274,9 @@ absl::StatusOr<at::Tensor> Umt5Encoder::Encode(
         at::tensor(ids, at::TensorOptions().dtype(at::kLong))
             .to(numerics_.device);
     at::Tensor x = token_embedding_.index_select(0, index);  // [n, dim]
+    const at::Tensor buckets = BucketIndex(x.size(0));
     for (const Block& block : blocks_) {
-      x = x + Attention(block, Norm(x, block.norm1));
+      x = x + Attention(block, Norm(x, block.norm1), buckets);
       x = x + FeedForward(block, Norm(x, block.norm2));
     }
     result = Norm(x, final_norm_).to(at::kFloat);

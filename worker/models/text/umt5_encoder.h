@@ -123,8 +123,12 @@ class Umt5Encoder {
   Umt5Encoder(Umt5Config config, Umt5Numerics numerics);
 
   at::Tensor Norm(const at::Tensor& x, const at::Tensor& weight) const;
-  at::Tensor PositionBias(const Block& block, int64_t length) const;
-  at::Tensor Attention(const Block& block, const at::Tensor& x) const;
+  // [L*L] int64 bucket of (j - i) for query i, key j, on the device.
+  at::Tensor BucketIndex(int64_t length) const;
+  at::Tensor PositionBias(const Block& block, const at::Tensor& buckets,
+                          int64_t length) const;
+  at::Tensor Attention(const Block& block, const at::Tensor& x,
+                       const at::Tensor& buckets) const;
   at::Tensor FeedForward(const Block& block, const at::Tensor& x) const;
 
   Umt5Config config_;
