@@ -94,6 +94,9 @@ absl::Status Positive(const std::string& field, double value) {
   return Invalid(field, absl::StrCat(value), "> 0");
 }
 
+// The size, frame and sampler-default checks shared by every model kind.
+absl::Status ValidateLimits(const PipelineConfig& c);
+
 }  // namespace
 
 PipelineConfig DefaultModelConfig() {
@@ -145,6 +148,42 @@ PipelineConfig DefaultModelConfig() {
   return c;
 }
 
+// Exactly Wan's wan/configs/shared_config.py sample_neg_prompt (137
+// characters, 403 UTF-8 bytes; its commas are U+FF0C).
+const char kWanDefaultNegativePrompt[] =
+    "色调艳丽，过曝，静态，细节模糊不清，字幕"
+    "，风格，作品，画作，画面，静止，整体发灰"
+    "，最差质量，低质量，JPEG压缩残留，丑"
+    "陋的，残缺的，多余的手指，画得不好的手部"
+    "，画得不好的脸部，畸形的，毁容的，形态畸"
+    "形的肢体，手指融合，静止不动的画面，杂乱"
+    "的背景，三条腿，背景人很多，倒着走";
+
+PipelineConfig WanPipelineConfig(const DiTConfig& dit) {
+  PipelineConfig c;
+  c.name = "wan2.1-t2v";
+  c.description = "Wan2.1 text-to-video";
+  c.dit = dit;
+  c.prediction_type = "flow_velocity";
+  c.decoder = "wan_vae";
+  c.text_encoder_type = "umt5";
+  c.schedule = ScheduleKind::kWan;
+  c.default_sampler = SamplerKind::kFlowUniPC;
+  c.default_negative_prompt = kWanDefaultNegativePrompt;
+  c.coordinate_planes = false;
+  c.default_width = 832;
+  c.default_height = 480;
+  c.max_width = 1280;
+  c.max_height = 1280;
+  c.size_step = 8 * dit.patch[1];
+  c.max_frames = 81;
+  c.default_frames = 81;
+  c.default_steps = 50;
+  c.default_guidance = 5.0f;
+  c.default_shift = 5.0f;
+  return c;
+}
+
 absl::Status ValidateConfig(const PipelineConfig& c) {
   const DiTConfig& d = c.dit;
   RETURN_IF_ERROR(Positive("dit.dim", d.dim));
@@ -185,10 +224,12 @@ absl::Status ValidateConfig(const PipelineConfig& c) {
     return Invalid("prediction_type", "\"" + c.prediction_type + "\"",
                    "\"flow_velocity\" or \"x0\"");
   }
-  if (c.decoder != "pixel") {
-    return Invalid("decoder", "\"" + c.decoder + "\"", "\"pixel\"");
+  const bool wan_vae = c.decoder == "wan_vae";
+  if (c.decoder != "pixel" && !wan_vae) {
+    return Invalid("decoder", "\"" + c.decoder + "\"",
+                   "\"pixel\" or \"wan_vae\"");
   }
-  if (d.out_channels != 3) {
+  if (!wan_vae && d.out_channels != 3) {
     return Invalid("dit.out_channels", absl::StrCat(d.out_channels),
                    "3 (RGB) for decoder \"pixel\"");
   }
@@ -196,14 +237,41 @@ absl::Status ValidateConfig(const PipelineConfig& c) {
     return Invalid("dit.patch", absl::StrJoin(d.patch, ","),
                    "equal height and width patch sizes");
   }
-  if (c.size_step <= 0 || c.size_step % d.patch[1] != 0) {
+  // The DiT's patch applies to latents: 8x smaller than pixels for the VAE.
+  const int pixels_per_patch = d.patch[1] * (wan_vae ? 8 : 1);
+  if (c.size_step <= 0 || c.size_step % pixels_per_patch != 0) {
     return Invalid("size_step", absl::StrCat(c.size_step),
-                   absl::StrCat("a positive multiple of the patch height (",
-                                d.patch[1], ")"));
+                   absl::StrCat("a positive multiple of ", pixels_per_patch,
+                                " (the patch height in pixels)"));
   }
   if (d.patch[0] != 1) {
     return Invalid("dit.patch[0]", absl::StrCat(d.patch[0]),
-                   "1 for decoder \"pixel\" (no temporal compression)");
+                   "1 (every latent frame is its own token row)");
+  }
+  if (c.schedule == ScheduleKind::kDserve &&
+      c.default_sampler == SamplerKind::kFlowUniPC) {
+    return Invalid("default_sampler", "\"unipc\"",
+                   "\"euler\" with schedule \"dserve\" (sigma starts at 1)");
+  }
+  if (c.default_sampler != SamplerKind::kFlowEuler &&
+      c.default_sampler != SamplerKind::kFlowUniPC) {
+    return Invalid("default_sampler", SamplerKindName(c.default_sampler),
+                   "\"euler\" or \"unipc\"");
+  }
+  if (c.default_frames < 1 || c.default_frames > c.max_frames ||
+      (wan_vae && (c.default_frames - 1) % 4 != 0)) {
+    return Invalid("default_frames", absl::StrCat(c.default_frames),
+                   absl::StrCat("[1, max_frames = ", c.max_frames, "]",
+                                wan_vae ? ", 4k+1 for decoder \"wan_vae\"" : ""));
+  }
+  if (c.text_encoder_type == "umt5") {
+    // umT5 shapes come from its weights; Pipeline::Create checks them
+    // against dit.text_dim.
+    return ValidateLimits(c);
+  }
+  if (c.text_encoder_type != "word") {
+    return Invalid("text_encoder_type", "\"" + c.text_encoder_type + "\"",
+                   "\"word\" or \"umt5\"");
   }
   const TextEncoderConfig& t = c.text_encoder;
   RETURN_IF_ERROR(Positive("text_encoder.dim", t.dim));
@@ -235,6 +303,13 @@ absl::Status ValidateConfig(const PipelineConfig& c) {
     return Invalid("dit.text_len", absl::StrCat(d.text_len),
                    absl::StrCat("text_encoder.max_len (", t.max_len, ")"));
   }
+  return ValidateLimits(c);
+}
+
+namespace {
+
+absl::Status ValidateLimits(const PipelineConfig& c) {
+  const DiTConfig& d = c.dit;
   if (c.max_width < c.size_step || c.max_width % c.size_step != 0) {
     return Invalid("max_width", absl::StrCat(c.max_width),
                    absl::StrCat("a positive multiple of size_step (",
@@ -272,8 +347,29 @@ absl::Status ValidateConfig(const PipelineConfig& c) {
     return Invalid("default_guidance", absl::StrCat(c.default_guidance),
                    ">= 0");
   }
+  RETURN_IF_ERROR(Positive("default_fps", c.default_fps));
+  if (c.max_steps < c.default_steps) {
+    return Invalid("max_steps", absl::StrCat(c.max_steps),
+                   absl::StrCat(">= default_steps (", c.default_steps, ")"));
+  }
+  if (!(c.min_guidance >= 0 && c.min_guidance <= c.default_guidance &&
+        c.default_guidance <= c.max_guidance)) {
+    return Invalid("min_guidance/default_guidance/max_guidance",
+                   absl::StrCat(c.min_guidance, "/", c.default_guidance, "/",
+                                c.max_guidance),
+                   "0 <= min <= default <= max");
+  }
+  if (!(c.min_shift > 0 && c.min_shift <= c.default_shift &&
+        c.default_shift <= c.max_shift)) {
+    return Invalid("min_shift/default_shift/max_shift",
+                   absl::StrCat(c.min_shift, "/", c.default_shift, "/",
+                                c.max_shift),
+                   "0 < min <= default <= max");
+  }
   return absl::OkStatus();
 }
+
+}  // namespace
 
 std::string ConfigToJson(const PipelineConfig& c) {
   json j{{"name", c.name},
@@ -292,7 +388,18 @@ std::string ConfigToJson(const PipelineConfig& c) {
          {"default_steps", c.default_steps},
          {"default_guidance", c.default_guidance},
          {"default_shift", c.default_shift},
-         {"coordinate_planes", c.coordinate_planes}};
+         {"max_steps", c.max_steps},
+         {"min_guidance", c.min_guidance},
+         {"max_guidance", c.max_guidance},
+         {"min_shift", c.min_shift},
+         {"max_shift", c.max_shift},
+         {"default_fps", c.default_fps},
+         {"coordinate_planes", c.coordinate_planes},
+         {"text_encoder_type", c.text_encoder_type},
+         {"schedule", ScheduleKindName(c.schedule)},
+         {"default_sampler", SamplerKindName(c.default_sampler)},
+         {"default_negative_prompt", c.default_negative_prompt},
+         {"default_frames", c.default_frames}};
   return j.dump(2) + "\n";
 }
 
@@ -333,7 +440,23 @@ absl::StatusOr<PipelineConfig> ConfigFromJson(const std::string& text) {
   RETURN_IF_ERROR(Get(j, p, "default_steps", c.default_steps));
   RETURN_IF_ERROR(Get(j, p, "default_guidance", c.default_guidance));
   RETURN_IF_ERROR(Get(j, p, "default_shift", c.default_shift));
+  RETURN_IF_ERROR(Get(j, p, "max_steps", c.max_steps));
+  RETURN_IF_ERROR(Get(j, p, "min_guidance", c.min_guidance));
+  RETURN_IF_ERROR(Get(j, p, "max_guidance", c.max_guidance));
+  RETURN_IF_ERROR(Get(j, p, "min_shift", c.min_shift));
+  RETURN_IF_ERROR(Get(j, p, "max_shift", c.max_shift));
+  RETURN_IF_ERROR(Get(j, p, "default_fps", c.default_fps));
   RETURN_IF_ERROR(Get(j, p, "coordinate_planes", c.coordinate_planes));
+  RETURN_IF_ERROR(Get(j, p, "text_encoder_type", c.text_encoder_type));
+  std::string schedule = ScheduleKindName(c.schedule);
+  RETURN_IF_ERROR(Get(j, p, "schedule", schedule));
+  ASSIGN_OR_RETURN(c.schedule, ParseScheduleKind(schedule));
+  std::string sampler = SamplerKindName(c.default_sampler);
+  RETURN_IF_ERROR(Get(j, p, "default_sampler", sampler));
+  ASSIGN_OR_RETURN(c.default_sampler, ParseSamplerKind(sampler));
+  RETURN_IF_ERROR(
+      Get(j, p, "default_negative_prompt", c.default_negative_prompt));
+  RETURN_IF_ERROR(Get(j, p, "default_frames", c.default_frames));
   RETURN_IF_ERROR(ValidateConfig(c));
   return c;
 }

@@ -16,6 +16,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "worker/models/flow_schedule.h"
 #include <ATen/core/Tensor.h>
 
 namespace dserve::models {
@@ -71,9 +72,21 @@ struct PipelineConfig {
   std::vector<std::string> vocabulary;
   // What the DiT predicts: "flow_velocity" (v = noise - x0) or "x0".
   std::string prediction_type = "flow_velocity";
-  // How latents become pixels. Only "pixel" (the latents are RGB in [-1, 1])
-  // is implemented.
+  // How latents become pixels: "pixel" (the latents are RGB in [-1, 1]) or
+  // "wan_vae" (Wan2.1's causal 3-D VAE: 16 latent channels, 4x temporal
+  // and 8x spatial compression; F = 4(T-1)+1 frames from T latent frames).
   std::string decoder = "pixel";
+  // How prompts become the DiT's context: "word" (TextEncoder over
+  // `vocabulary`, weights under text_encoder.) or "umt5" (Wan2.1:
+  // CleanPrompt -> Umt5Tokenizer -> Umt5Encoder, shapes from the weights;
+  // text_encoder/vocabulary unused).
+  std::string text_encoder_type = "word";
+  // Sigma schedule (flow_schedule.h) and the sampler a request with
+  // SAMPLER_UNSPECIFIED gets.
+  ScheduleKind schedule = ScheduleKind::kDserve;
+  SamplerKind default_sampler = SamplerKind::kFlowEuler;
+  // The negative prompt used when a request's is empty ("" = none).
+  std::string default_negative_prompt;
   int default_width = 64;
   int default_height = 64;
   int max_width = 256;
@@ -82,9 +95,21 @@ struct PipelineConfig {
   // decoder's spatial upsampling (1 for "pixel").
   int size_step = 4;
   int max_frames = 17;
+  // Frames a request without num_frames gets (Wan: 81).
+  int default_frames = 1;
   int default_steps = 20;
   float default_guidance = 4.0f;
   float default_shift = 1.0f;
+  // Request limits beyond sizes and frames (RequestLimits below gathers
+  // them all; ModelInfo publishes them; Pipeline::ValidateSpec and the
+  // frontend check them with the same function).
+  int max_steps = 200;
+  float min_guidance = 0.0f;
+  float max_guidance = 50.0f;
+  float min_shift = 0.1f;
+  float max_shift = 20.0f;
+  // Frames per second of MP4 output when a request leaves fps at 0.
+  int default_fps = 16;
   // If true, two planes (y then x, pixel centres in [-1, 1]) are appended to
   // the latents as extra DiT input channels, so the model sees absolute
   // position (RoPE alone is relative).
@@ -97,6 +122,15 @@ struct PipelineConfig {
 // The built-in small default: pixel-space RGB, patch (1,4,4), dim 128,
 // 4 heads, 4 layers, a 2-layer word-level text encoder.
 PipelineConfig DefaultModelConfig();
+
+// Wan2.1's negative prompt (text2video's sample_neg_prompt), used when a
+// request leaves negative_prompt empty.
+extern const char kWanDefaultNegativePrompt[];
+
+// A Wan2.1 text-to-video pipeline around `dit` (shapes from the
+// checkpoint): umT5 prompts, Wan VAE, Wan schedule, UniPC; 50 steps,
+// guidance 5, shift 5, 81 frames at 832x480; sizes multiples of 16.
+PipelineConfig WanPipelineConfig(const DiTConfig& dit);
 
 // Checks internal consistency (head_dim even and split-able for 3-D RoPE,
 // channel counts, vocabulary size, size_step vs. patch, ...). Errors name

@@ -6,6 +6,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "worker/models/dit.h"
+#include "worker/models/latent_decoder.h"
+#include "worker/models/prompt_encoder.h"
 #include "worker/models/safetensors.h"
 #include "worker/models/sampler.h"
 #include "common/status_macros.h"
@@ -46,14 +48,43 @@ void AppendUnique(std::vector<std::string>& out,
   }
 }
 
+// The weights of `all` under `prefix`, with the prefix removed (shallow
+// tensor copies).
+WeightMap WithPrefix(const WeightMap& all, const std::string& prefix) {
+  WeightMap out;
+  for (auto it = all.lower_bound(prefix);
+       it != all.end() && it->first.compare(0, prefix.size(), prefix) == 0;
+       ++it) {
+    out.emplace(it->first.substr(prefix.size()), it->second);
+  }
+  return out;
+}
+
 }  // namespace
 
 class Pipeline::Impl {
  public:
-  Impl(DiT dit, TextEncoder text) : dit(std::move(dit)), text(std::move(text)) {}
+  Impl(DiT dit, std::unique_ptr<PromptEncoder> prompts,
+       std::unique_ptr<LatentDecoder> decoder)
+      : dit(std::move(dit)),
+        prompts(std::move(prompts)),
+        decoder(std::move(decoder)) {}
   DiT dit;
-  TextEncoder text;
+  std::unique_ptr<PromptEncoder> prompts;
+  std::unique_ptr<LatentDecoder> decoder;
 };
+
+namespace {
+
+absl::StatusOr<std::unique_ptr<LatentDecoder>> MakeDecoder(
+    const PipelineConfig& config, const WeightMap& vae_weights,
+    const PipelineOptions& options) {
+  if (config.decoder != "wan_vae") return MakePixelDecoder();
+  return MakeWanVaeDecoder(vae_weights, options.device,
+                           config.latent_channels());
+}
+
+}  // namespace
 
 Pipeline::Pipeline(PipelineConfig config, WeightMap weights,
                    PipelineOptions options, std::unique_ptr<Impl> impl)
@@ -64,19 +95,39 @@ Pipeline::Pipeline(PipelineConfig config, WeightMap weights,
 
 Pipeline::~Pipeline() = default;
 
-absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(
-    PipelineConfig config, WeightMap weights, PipelineOptions options) {
+absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Assemble(
+    PipelineConfig config, WeightMap weights, PipelineOptions options,
+    std::unique_ptr<PromptEncoder> prompts,
+    std::unique_ptr<LatentDecoder> decoder) {
   RETURN_IF_ERROR(ValidateConfig(config));
+  if (prompts == nullptr || decoder == nullptr) {
+    return absl::InvalidArgumentError(
+        "Pipeline::Assemble: the prompt encoder and the decoder are required");
+  }
   DiTNumerics numerics;
   numerics.device = options.device;
   numerics.compute_dtype = options.compute_dtype;
   ASSIGN_OR_RETURN(DiT dit, DiT::Create(config.dit, weights, numerics));
-  ASSIGN_OR_RETURN(TextEncoder text,
-                          TextEncoder::Create(config, weights));
-  auto impl = std::make_unique<Impl>(std::move(dit), std::move(text));
+  auto impl = std::make_unique<Impl>(std::move(dit), std::move(prompts),
+                                     std::move(decoder));
   return std::unique_ptr<Pipeline>(
       new Pipeline(std::move(config), std::move(weights), options,
                    std::move(impl)));
+}
+
+absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(
+    PipelineConfig config, WeightMap weights, PipelineOptions options) {
+  RETURN_IF_ERROR(ValidateConfig(config));
+  if (config.text_encoder_type != "word") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "Pipeline::Create: text_encoder_type = \"", config.text_encoder_type,
+        "\" needs CreateWanPipeline (wan_pipeline.h: tokenizer and umT5)"));
+  }
+  ASSIGN_OR_RETURN(TextEncoder text, TextEncoder::Create(config, weights));
+  ASSIGN_OR_RETURN(std::unique_ptr<LatentDecoder> decoder,
+                   MakeDecoder(config, WithPrefix(weights, "vae."), options));
+  return Assemble(std::move(config), std::move(weights), options,
+                  MakeWordPromptEncoder(std::move(text)), std::move(decoder));
 }
 
 absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::LoadFromDirectory(
@@ -123,8 +174,6 @@ absl::Status Pipeline::ValidateSpec(const GenerationSpec& spec) const {
     return OutOfRange("items (batch size)", absl::StrCat(n),
                       absl::StrCat("[1, ", kMaxBatch, "]"));
   }
-  const WordTokenizer& tok = impl_->text.tokenizer();
-  const int max_words = impl_->text.max_len();
   for (const GenerationItem& item : spec.items) {
     if (!(item.guidance_scale >= 0.0f && item.guidance_scale <= kMaxGuidance)) {
       return OutOfRange("guidance_scale", absl::StrCat(item.guidance_scale),
@@ -133,10 +182,10 @@ absl::Status Pipeline::ValidateSpec(const GenerationSpec& spec) const {
     for (const auto& [field, text] :
          {std::pair<const char*, const std::string*>{"prompt", &item.prompt},
           {"negative_prompt", &item.negative_prompt}}) {
-      const size_t words = tok.Encode(*text).ids.size();
-      if (words > static_cast<size_t>(max_words)) {
-        return OutOfRange(field, absl::StrCat("a text of ", words, " words"),
-                          absl::StrCat("[0, ", max_words, "] words"));
+      // The word encoder refuses prompts longer than its max_len (naming
+      // the field and the word count); umT5 truncates.
+      if (config_.text_encoder_type == "word") {
+        RETURN_IF_ERROR(impl_->prompts->Encode({*text}, field).status());
       }
     }
   }
@@ -146,49 +195,71 @@ absl::Status Pipeline::ValidateSpec(const GenerationSpec& spec) const {
 absl::StatusOr<DenoiseState> Pipeline::Prepare(
     const GenerationSpec& spec) const {
   RETURN_IF_ERROR(ValidateSpec(spec));
-  if (spec.sampler != SamplerKind::kModelDefault &&
-      spec.sampler != SamplerKind::kFlowEuler) {
+  const SamplerKind sampler = spec.sampler == SamplerKind::kModelDefault
+                                  ? config_.default_sampler
+                                  : spec.sampler;
+  const bool unipc_ok = config_.schedule == ScheduleKind::kWan;
+  if (sampler != SamplerKind::kFlowEuler &&
+      !(sampler == SamplerKind::kFlowUniPC && unipc_ok)) {
     return absl::InvalidArgumentError(absl::StrCat(
         "sampler = ", static_cast<int>(spec.sampler),
-        " is not supported by model '", config_.name,
-        "'; allowed: 0 (model default), 1 (SAMPLER_FLOW_EULER)"));
+        " is not supported by model '", config_.name, "'; allowed: 0 (model "
+        "default), 1 (SAMPLER_FLOW_EULER)",
+        unipc_ok ? ", 2 (SAMPLER_FLOW_UNIPC)" : ""));
+  }
+  if (config_.decoder == "wan_vae" && (spec.num_frames - 1) % 4 != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "num_frames = ", spec.num_frames, " is not 4k+1 (1, 5, 9, ...), "
+        "which model '", config_.name, "'s VAE needs"));
   }
   std::vector<std::string> prompts, negatives;
   for (const GenerationItem& item : spec.items) {
     prompts.push_back(item.prompt);
-    negatives.push_back(item.negative_prompt);
+    negatives.push_back(item.negative_prompt.empty()
+                            ? config_.default_negative_prompt
+                            : item.negative_prompt);
   }
   DenoiseState state;
   absl::Status encode_status;
   absl::Status torch_status = CatchTorch("Pipeline::Prepare", [&] {
-    absl::StatusOr<TextEncoding> cond = impl_->text.Encode(prompts, "prompt");
-    absl::StatusOr<TextEncoding> uncond =
-        impl_->text.Encode(negatives, "negative_prompt");
+    absl::StatusOr<PromptEncoding> cond =
+        impl_->prompts->Encode(prompts, "prompt");
+    absl::StatusOr<PromptEncoding> uncond =
+        impl_->prompts->Encode(negatives, "negative_prompt");
     if (!cond.ok() || !uncond.ok()) {
       encode_status = cond.ok() ? uncond.status() : cond.status();
       return;
     }
     const at::Device device = options_.device;
-    state.cond_context = cond->embeddings.to(device);
-    state.uncond_context = uncond->embeddings.to(device);
+    state.cond_context = cond->context.to(device);
+    state.uncond_context = uncond->context.to(device);
     std::vector<float> guidance;
     std::vector<at::Tensor> noise;
-    const int c = config_.latent_channels();
+    const std::vector<int64_t> shape = impl_->decoder->LatentShape(
+        config_.latent_channels(), spec.num_frames, spec.height, spec.width);
     for (size_t i = 0; i < spec.items.size(); ++i) {
       const GenerationItem& item = spec.items[i];
       // One generator per item, at full shape, so an item's noise does not
-      // depend on its batch neighbours or on how ranks shard it later.
+      // depend on its batch neighbours or on how ranks shard it later. The
+      // same numbers as Python's torch.randn(shape,
+      // generator=torch.Generator().manual_seed(seed)).
       at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(item.seed);
-      noise.push_back(at::randn({c, spec.num_frames, spec.height, spec.width},
-                                gen, at::TensorOptions().dtype(at::kFloat)));
+      noise.push_back(
+          at::randn(shape, gen, at::TensorOptions().dtype(at::kFloat)));
       guidance.push_back(item.guidance_scale);
       std::vector<std::string> unknown;
       AppendUnique(unknown, cond->unknown_words[i]);
       AppendUnique(unknown, uncond->unknown_words[i]);
       state.unknown_words.push_back(std::move(unknown));
     }
-    state.sigmas = FlowMatchSigmas(spec.num_steps, spec.flow_shift);
-    state.latents = (at::stack(noise) * state.sigmas[0]).to(device);
+    FlowSchedule schedule =
+        MakeFlowSchedule(config_.schedule, spec.num_steps, spec.flow_shift);
+    state.sigmas = std::move(schedule.sigmas);
+    state.timesteps = std::move(schedule.timesteps);
+    state.sampler = sampler;
+    // The initial latent is the noise itself (both schedules: σ_0 is 1 for
+    // kDserve, and Wan does not scale by its 0.9998 either).
+    state.latents = at::stack(noise).to(device);
     state.guidance = at::tensor(guidance, at::kFloat);
     state.step = 0;
   });
@@ -217,7 +288,7 @@ absl::Status Pipeline::Step(DenoiseState& state,
     const double sigma_next = state.sigmas[state.step + 1];
     const at::Tensor& x = state.latents;
     at::Tensor timesteps =
-        at::full({x.size(0)}, SigmaToTimestep(sigma), x.options());
+        at::full({x.size(0)}, state.timesteps[state.step], x.options());
     at::Tensor g = state.guidance.to(at::kFloat).contiguous();
     std::vector<float> guidance(g.data_ptr<float>(),
                                 g.data_ptr<float>() + g.numel());
@@ -248,7 +319,11 @@ absl::Status Pipeline::Step(DenoiseState& state,
       velocity = pred;
       x0 = X0FromVelocity(x, velocity, sigma);
     }
-    state.latents = EulerStep(x, velocity, sigma, sigma_next);
+    if (state.sampler == SamplerKind::kFlowUniPC) {
+      state.latents = UniPCStep(state.sigmas, state.step, x, x0, state.unipc);
+    } else {
+      state.latents = EulerStep(x, velocity, sigma, sigma_next);
+    }
     state.x0_estimate = x0;
     ++state.step;
   });
@@ -257,26 +332,13 @@ absl::Status Pipeline::Step(DenoiseState& state,
 }
 
 at::Tensor Pipeline::Decode(const DenoiseState& state) const {
-  // Pixel decoder: latents are RGB in [-1, 1].
-  return state.latents.permute({0, 2, 3, 4, 1})
-      .add(1.0)
-      .mul(0.5)
-      .clamp(0.0, 1.0)
-      .to(at::kCPU, at::kFloat)
-      .contiguous();
+  return impl_->decoder->Decode(state.latents);
 }
 
 at::Tensor Pipeline::Preview(const DenoiseState& state, int item) const {
   const at::Tensor& src =
       state.x0_estimate.defined() ? state.x0_estimate : state.latents;
-  return src.select(0, item)
-      .select(1, 0)
-      .permute({1, 2, 0})
-      .add(1.0)
-      .mul(0.5)
-      .clamp(0.0, 1.0)
-      .to(at::kCPU, at::kFloat)
-      .contiguous();
+  return impl_->decoder->DecodeFirstFrame(src.select(0, item));
 }
 
 }  // namespace dserve::models

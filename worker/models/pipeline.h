@@ -25,7 +25,9 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "worker/models/flow_schedule.h"
 #include "worker/models/model_config.h"
+#include "worker/models/unipc_solver.h"
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
 #include <c10/core/ScalarType.h>
@@ -39,17 +41,6 @@ struct GenerationItem {
   uint64_t seed = 0;
   // 1 = no classifier-free guidance for this item.
   float guidance_scale = 1.0f;
-};
-
-// The ODE solver of a generation (dserve.v1.Sampler without the proto).
-enum class SamplerKind {
-  // The model's PipelineConfig::default_sampler.
-  kModelDefault = 0,
-  // First-order Euler on the model's schedule.
-  kFlowEuler = 1,
-  // Wan's flow UniPC multistep (order 2, bh2, predict-x0); needs a schedule
-  // that starts below sigma = 1 (ScheduleKind::kWan).
-  kFlowUniPC = 2,
 };
 
 // Shape and schedule shared by every item of a batch. Values are resolved
@@ -76,15 +67,21 @@ struct PipelineOptions {
 
 // Everything that changes from one denoising step to the next.
 struct DenoiseState {
-  // [B, C, F, h, w] latents at the current sigma (full shape on every rank).
+  // [B, C, T, h, w] latents at the current sigma (full shape on every rank;
+  // T = F for the pixel decoder, (F-1)/4+1 latent frames for the Wan VAE).
   at::Tensor latents;
   // [B, L, text_dim] text embeddings of the prompts and negative prompts.
   at::Tensor cond_context;
   at::Tensor uncond_context;
   // [B] guidance scale per item.
   at::Tensor guidance;
-  // num_steps + 1 shifted sigmas, from ~1 down to 0.
+  // num_steps + 1 shifted sigmas, from ~1 down to 0 (the solver's), and the
+  // num_steps timesteps the DiT sees (flow_schedule.h, per model).
   std::vector<double> sigmas;
+  std::vector<double> timesteps;
+  // The resolved sampler (never kModelDefault) and UniPC's memory.
+  SamplerKind sampler = SamplerKind::kFlowEuler;
+  UniPCHistory unipc;
   // Steps done so far, 0..num_steps.
   int step = 0;
   // Latest prediction of the clean sample, for previews.
@@ -94,6 +91,8 @@ struct DenoiseState {
 };
 
 class DiT;
+class LatentDecoder;
+class PromptEncoder;
 
 // The guided model prediction of one step (see models::GuidedPrediction):
 // x [B, C, F, h, w] without coordinate planes, timesteps [B], both contexts
@@ -106,10 +105,22 @@ using GuidedPredictor = std::function<absl::StatusOr<at::Tensor>(
 
 class Pipeline {
  public:
-  // Builds a pipeline from a config and weights keyed by checkpoint name.
-  // Fails with INVALID_ARGUMENT naming the first missing or mis-shaped key.
+  // Builds a pipeline from a config and weights keyed by checkpoint name:
+  // the DiT's unprefixed, the word encoder's under text_encoder. and, for
+  // decoder "wan_vae", the VAE's under vae. (Wan names). text_encoder_type
+  // "umt5" needs CreateWanPipeline (wan_pipeline.h). Fails with
+  // INVALID_ARGUMENT naming the first missing or mis-shaped key.
   static absl::StatusOr<std::unique_ptr<Pipeline>> Create(
       PipelineConfig config, WeightMap weights, PipelineOptions options = {});
+  // The general form: a DiT over `dit_weights` plus the given prompt
+  // encoder and latent decoder (prompt_encoder.h, latent_decoder.h), e.g.
+  // an encoder that serves cached or broadcast embeddings. `config` must
+  // pass ValidateConfig; the parts must match its text_len/text_dim and
+  // latent channels.
+  static absl::StatusOr<std::unique_ptr<Pipeline>> Assemble(
+      PipelineConfig config, WeightMap dit_weights, PipelineOptions options,
+      std::unique_ptr<PromptEncoder> prompts,
+      std::unique_ptr<LatentDecoder> decoder);
   // Loads `dir`/config.json and `dir`/model.safetensors (or, if that file
   // is absent, the shards listed in `dir`/model.safetensors.index.json).
   static absl::StatusOr<std::unique_ptr<Pipeline>> LoadFromDirectory(
