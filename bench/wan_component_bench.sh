@@ -2,7 +2,8 @@
 # C++ vs the independent Python reference, in one run, on the same random
 # Wan2.1 weights and inputs (the tiny t5 / dit / vae reference cases): umT5
 # encode, one DiT forward, one DiT CFG step, VAE decode; fp32, CPU.
-#   bazel run //bench:wan_component_bench -- [--threads=1] [--repeats=5]
+#   bazel run //bench:wan_component_bench -- [--threads=1] [--repeats=5] \
+#       [--vae_base_dim=96]   # the VAE at Wan2.1's real width (default 8)
 # Prints each side's median seconds, the C++/Python ratio (< 1 = C++ faster)
 # and each side's max|d|/max|ref| against the reference's float64 answer.
 set -euo pipefail
@@ -12,12 +13,15 @@ timer=$3
 shift 3
 threads=1
 repeats=5
+vae_args=()
 for arg in "$@"; do
   case "$arg" in
     --threads=*) threads=${arg#--threads=} ;;
     --repeats=*) repeats=${arg#--repeats=} ;;
+    --vae_base_dim=*) vae_args=("$arg") ;;
     *) echo "wan_component_bench: unknown argument $arg" \
-            "(allowed: --threads=N --repeats=N)" >&2; exit 2 ;;
+            "(allowed: --threads=N --repeats=N --vae_base_dim=N)" >&2
+       exit 2 ;;
   esac
 done
 out=$(mktemp -d "${TEST_TMPDIR:-/tmp}/wanbench.XXXXXX")
@@ -37,9 +41,11 @@ if [[ -z "$python" ]]; then
   exit 1
 fi
 
-for c in t5 dit vae; do
+for c in t5 dit; do
   "$python" "$writer" "$c" --out="$out/$c.safetensors" >/dev/null
 done
+"$python" "$writer" vae --out="$out/vae.safetensors" "${vae_args[@]}" \
+    >/dev/null
 cases=(--t5_case="$out/t5.safetensors" --dit_case="$out/dit.safetensors"
        --vae_case="$out/vae.safetensors")
 export OMP_NUM_THREADS=$threads
@@ -51,7 +57,8 @@ export OMP_NUM_THREADS=$threads
 import json, sys
 cpp = json.load(open(sys.argv[1]))
 py = json.load(open(sys.argv[2]))
-print(f"Wan2.1 tiny reference configs, fp32 CPU, {cpp['threads']} thread(s), "
+print(f"Wan2.1 reference cases (t5/dit tiny, vae base_dim "
+      f"{py['vae_base_dim']}), fp32 CPU, {cpp['threads']} thread(s), "
       f"median of {cpp['repeats']}; python torch {py['torch']}")
 print(f"{'component':<16}{'C++ s':>12}{'Python s':>12}{'C++/Python':>12}"
       f"{'C++ err':>11}{'Py f32 err':>11}")

@@ -94,6 +94,7 @@ def main():
         result["dit_cfg_step_s"], _ = _median_time(cfg_step, args.repeats)
 
         cfg, w, io = _load(args.vae_case, dtype)
+        result["vae_base_dim"] = cfg["base_dim"]
         z = io["input.latents"].to(dtype)
         result["vae_decode_s"], video = _median_time(
             lambda: vae.decode(w, cfg, z), args.repeats)

@@ -104,9 +104,11 @@ def vae_gain(name):
     return 1.0
 
 
-def case_vae(seed, debug=False):
+def case_vae(seed, debug=False, vae_base_dim=None):
     gen = torch.Generator().manual_seed(seed)
-    cfg = VAE_CONFIG
+    cfg = dict(VAE_CONFIG)
+    if vae_base_dim:  # benchmarks only: Wan's real VAE has base_dim 96
+        cfg["base_dim"] = vae_base_dim
     w = random_weights(vae.weight_shapes(cfg), gen, vae_gain)
     latents = torch.randn(1, 16, 4, 4, 6, generator=gen)
     video = torch.rand(1, 3, 13, 32, 48, generator=gen) * 2 - 1
@@ -235,10 +237,18 @@ def main():
                     help="seed of the weights and inputs (default 0)")
     ap.add_argument("--debug", action="store_true",
                     help="also write intermediates as debug.* tensors")
+    ap.add_argument("--vae_base_dim", type=int, default=None,
+                    help="vae case only, for benchmarks: the VAE's base "
+                    "width (contract: 8; Wan2.1's VAE: 96)")
     args = ap.parse_args()
     torch.set_num_threads(max(1, min(4, os.cpu_count() or 1)))
     with torch.no_grad():
-        cfg, tensors, note = CASES[args.case](args.seed, args.debug)
+        kwargs = {}
+        if args.vae_base_dim is not None:
+            if args.case != "vae" or args.vae_base_dim < 1:
+                ap.error("--vae_base_dim: vae case only, >= 1")
+            kwargs["vae_base_dim"] = args.vae_base_dim
+        cfg, tensors, note = CASES[args.case](args.seed, args.debug, **kwargs)
     meta = {"config": json.dumps(cfg, sort_keys=True), "case": args.case,
             "seed": str(args.seed), "note": note}
     safetensors_io.write(args.out, tensors, meta)
