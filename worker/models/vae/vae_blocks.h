@@ -33,6 +33,10 @@ namespace dserve::models {
 // [C, 1, ...] against x's trailing dims.
 at::Tensor VaeRmsNorm(const at::Tensor& x, const at::Tensor& gamma);
 
+// SiLU(VaeRmsNorm(x, gamma)), computed in place on one fresh tensor (the
+// norm → SiLU → conv step of residual blocks and heads).
+at::Tensor VaeRmsNormSilu(const at::Tensor& x, const at::Tensor& gamma);
+
 // time_conv output [B, 2C, T, H, W] → [B, C, 2T, H, W]: channels [0:C] of
 // input frame t become frame 2t, channels [C:2C] frame 2t+1.
 at::Tensor InterleaveTimeConv(const at::Tensor& y);

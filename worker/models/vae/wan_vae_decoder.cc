@@ -60,7 +60,7 @@ at::Tensor WanVaeDecoder::Forward(const at::Tensor& x,
   for (const Layer& layer : upsamples_) {
     h = std::visit([&](const auto& l) { return l.Forward(h, cache); }, layer);
   }
-  return head_conv_.Forward(at::silu(VaeRmsNorm(h, head_gamma_)), cache);
+  return head_conv_.Forward(VaeRmsNormSilu(h, head_gamma_), cache);
 }
 
 }  // namespace dserve::models

@@ -55,7 +55,7 @@ at::Tensor WanVaeEncoder::Forward(const at::Tensor& x,
   h = middle0_.Forward(h, cache);
   h = middle1_.Forward(h);
   h = middle2_.Forward(h, cache);
-  return head_conv_.Forward(at::silu(VaeRmsNorm(h, head_gamma_)), cache);
+  return head_conv_.Forward(VaeRmsNormSilu(h, head_gamma_), cache);
 }
 
 }  // namespace dserve::models
