@@ -23,6 +23,24 @@ std::shared_ptr<grpc::Channel> MakeLeaderChannel(const std::string& address) {
                                    args);
 }
 
+// Whether a failed Execute may hide a dead rank (the stream broke). A
+// status the leader chose (a request it refused: INVALID_ARGUMENT,
+// NOT_FOUND, FAILED_PRECONDITION, ...) says the replica is fine, so it is
+// READY again at once instead of waiting for the supervisor's diagnosis.
+bool MayBeACrash(grpc::StatusCode code) {
+  switch (code) {
+    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::UNKNOWN:
+    case grpc::StatusCode::INTERNAL:
+    case grpc::StatusCode::CANCELLED:
+    case grpc::StatusCode::ABORTED:
+    case grpc::StatusCode::DATA_LOSS:
+      return true;
+    default:
+      return false;
+  }
+}
+
 // Parses "<word> <port>" from a ready line.
 absl::StatusOr<int> ParseReadyLine(const std::string& line,
                                    const std::string& word) {
@@ -446,7 +464,7 @@ void LocalReplica::ExecutePlan(dserve::internal::v1::ExecutionPlan plan,
   }
   {
     absl::MutexLock lock(&mu_);
-    if (!rpc.ok() && !cancel_requested_) {
+    if (!rpc.ok() && !cancel_requested_ && MayBeACrash(rpc.error_code())) {
       // A broken stream we did not ask for usually means a rank died. The
       // supervisor polls the children every 100 ms; give it a moment so
       // the job's status names the rank and how it died rather than

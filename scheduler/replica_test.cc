@@ -121,6 +121,29 @@ TEST(LocalReplicaTest, StartsRunsAndShutsDown) {
   for (int pid : info.pids()) EXPECT_EQ(kill(pid, 0), -1) << pid;
 }
 
+// A plan the leader refuses is the request's error, not a replica fault:
+// the replica is READY again at once (no wait for a crash diagnosis).
+TEST(LocalReplicaTest, RefusedPlanLeavesTheReplicaReadyAtOnce) {
+  LocalReplica replica(Options(1));
+  replica.Start();
+  ASSERT_TRUE(Eventually([&] { return IsReady(replica); }));
+  PlanRecorder rec;
+  const absl::Time start = absl::Now();
+  ASSERT_TRUE(replica.Run(Plan(0), rec.OnEvent(), rec.OnDone()).ok());
+  ASSERT_TRUE(rec.finished.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  const absl::Duration took = absl::Now() - start;
+  EXPECT_EQ(rec.status.code(), absl::StatusCode::kInvalidArgument)
+      << rec.status;
+  EXPECT_TRUE(IsReady(replica));
+  // The crash diagnosis wait is 2 s; a refusal returns well before.
+  EXPECT_LT(took, absl::Milliseconds(1500));
+  EXPECT_EQ(replica.Info().restarts(), 0);
+  PlanRecorder next;
+  ASSERT_TRUE(replica.Run(Plan(2), next.OnEvent(), next.OnDone()).ok());
+  ASSERT_TRUE(next.finished.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  EXPECT_TRUE(next.status.ok()) << next.status;
+}
+
 TEST(LocalReplicaTest, CancelStopsThePlan) {
   LocalReplica replica(Options(1, {"--fake_step_ms=50"}));
   replica.Start();

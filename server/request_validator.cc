@@ -1,5 +1,6 @@
 #include "server/request_validator.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <utility>
@@ -7,6 +8,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/status_macros.h"
 
 namespace dserve::server {
 namespace {
@@ -38,21 +40,6 @@ absl::Status CheckText(const std::string& field, const std::string& text,
   return absl::OkStatus();
 }
 
-absl::Status CheckSize(const std::string& field, int value, int step,
-                       int max) {
-  const std::string allowed = absl::StrCat("(allowed: ", step, "..", max,
-                                           ", multiples of ", step, ")");
-  if (value < step || value > max) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(field, ": ", value, " is out of range ", allowed));
-  }
-  if (value % step != 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        field, ": ", value, " is not a multiple of ", step, " ", allowed));
-  }
-  return absl::OkStatus();
-}
-
 absl::Status CheckIntRange(const std::string& field, int64_t value, int64_t lo,
                            int64_t hi, const std::string& note = "") {
   if (value >= lo && value <= hi) return absl::OkStatus();
@@ -61,16 +48,33 @@ absl::Status CheckIntRange(const std::string& field, int64_t value, int64_t lo,
       ")"));
 }
 
-absl::Status CheckFloatRange(const std::string& field, float value, float lo,
-                             float hi) {
-  if (std::isfinite(value) && value >= lo && value <= hi) {
-    return absl::OkStatus();
-  }
-  return absl::InvalidArgumentError(absl::StrCat(
-      field, ": ", value, " is out of range (allowed: ", lo, "..", hi, ")"));
-}
-
 }  // namespace
+
+common::GenerationLimits LimitsFromModelInfo(const ModelInfo& m) {
+  common::GenerationLimits l;
+  if (m.size_step() > 0) l.size_step = m.size_step();
+  if (m.max_width() > 0) l.max_width = m.max_width();
+  if (m.max_height() > 0) l.max_height = m.max_height();
+  if (m.frame_step() > 0) l.frame_step = m.frame_step();
+  if (m.max_frames() > 0) l.max_frames = m.max_frames();
+  if (m.max_steps() > 0) l.max_steps = m.max_steps();
+  if (m.max_guidance_scale() > 0) {
+    l.min_guidance = m.min_guidance_scale();
+    l.max_guidance = m.max_guidance_scale();
+  }
+  if (m.max_flow_shift() > 0) {
+    l.min_shift = m.min_flow_shift();
+    l.max_shift = m.max_flow_shift();
+  }
+  if (!m.prompt_tokenizer().empty()) {
+    l.words_tokenizer = m.prompt_tokenizer() == "words";
+  }
+  if (m.max_prompt_tokens() > 0) l.max_prompt_tokens = m.max_prompt_tokens();
+  if (m.samplers_size() > 0) {
+    l.samplers.assign(m.samplers().begin(), m.samplers().end());
+  }
+  return l;
+}
 
 const ModelInfo* FindModel(const std::vector<ModelInfo>& models,
                            const std::string& name) {
@@ -86,6 +90,24 @@ const ModelInfo* FindModel(const std::vector<ModelInfo>& models,
   return nullptr;
 }
 
+absl::Status UnknownModelError(const std::string& name,
+                               const std::vector<ModelInfo>& models) {
+  constexpr size_t kMaxListed = 16;
+  std::vector<std::string> names;
+  for (const ModelInfo& m : models) {
+    if (names.size() == kMaxListed) {
+      names.push_back(absl::StrCat("and ", models.size() - kMaxListed,
+                                   " more (ListModels)"));
+      break;
+    }
+    names.push_back(m.name());
+  }
+  return absl::NotFoundError(absl::StrCat(
+      "model: \"", common::EchoValue(name),
+      "\" is not served here (served models: ",
+      names.empty() ? "none yet" : absl::StrJoin(names, ", "), ")"));
+}
+
 RequestValidator::RequestValidator(ValidationLimits limits,
                                    std::function<uint64_t()> seed_source)
     : limits_(limits), seed_source_(std::move(seed_source)) {}
@@ -93,52 +115,69 @@ RequestValidator::RequestValidator(ValidationLimits limits,
 absl::StatusOr<GenerateRequest> RequestValidator::Resolve(
     const GenerateRequest& request, const std::vector<ModelInfo>& models) const {
   const ModelInfo* model = FindModel(models, request.model());
-  if (model == nullptr) {
-    std::vector<std::string> names;
-    for (const ModelInfo& m : models) names.push_back(m.name());
-    return absl::NotFoundError(absl::StrCat(
-        "model: \"", request.model(), "\" is not served here (known models: ",
-        names.empty() ? "none yet" : absl::StrJoin(names, ", "), ")"));
-  }
+  if (model == nullptr) return UnknownModelError(request.model(), models);
+  const common::GenerationLimits limits = LimitsFromModelInfo(*model);
   GenerateRequest out = request;
   out.set_model(model->name());
 
-  if (absl::Status s =
-          CheckText("prompt", request.prompt(), 1, limits_.max_prompt_chars);
-      !s.ok()) {
-    return s;
+  RETURN_IF_ERROR(
+      CheckText("prompt", request.prompt(), 1, limits_.max_prompt_chars));
+  RETURN_IF_ERROR(CheckText("negative_prompt", request.negative_prompt(), 0,
+                            limits_.max_prompt_chars));
+
+  // Defaults first: 0 / unset / UNSPECIFIED mean "the model's".
+  if (request.width() == 0) out.set_width(model->default_width());
+  if (request.height() == 0) out.set_height(model->default_height());
+  if (request.num_frames() == 0) {
+    out.set_num_frames(std::max(1, model->default_frames()));
   }
-  if (absl::Status s = CheckText("negative_prompt", request.negative_prompt(),
-                                 0, limits_.max_prompt_chars);
-      !s.ok()) {
-    return s;
+  if (request.num_inference_steps() == 0) {
+    if (model->default_steps() < 1) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "model \"", model->name(), "\" reports default_steps ",
+          model->default_steps(), "; set num_inference_steps (allowed: 1..",
+          limits.max_steps, ")"));
+    }
+    out.set_num_inference_steps(model->default_steps());
+  }
+  if (!request.has_guidance_scale()) {
+    out.set_guidance_scale(model->default_guidance_scale());
+  }
+  if (!request.has_flow_shift()) {
+    out.set_flow_shift(model->default_flow_shift());
+  }
+  if (!request.has_seed()) out.set_seed(seed_source_());
+  if (!dserve::v1::Sampler_IsValid(request.sampler())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "sampler: ", request.sampler(), " is not a known sampler (allowed: ",
+        common::DescribeSamplers(limits.samplers), ")"));
+  }
+  if (request.sampler() == dserve::v1::SAMPLER_UNSPECIFIED) {
+    out.set_sampler(model->default_sampler() != dserve::v1::SAMPLER_UNSPECIFIED
+                        ? model->default_sampler()
+                        : static_cast<dserve::v1::Sampler>(
+                              limits.samplers.front()));
   }
 
-  const int step = model->size_step() > 0 ? model->size_step() : 8;
-  out.set_width(request.width() == 0 ? model->default_width() : request.width());
-  out.set_height(request.height() == 0 ? model->default_height()
-                                       : request.height());
-  if (absl::Status s = CheckSize("width", out.width(), step, model->max_width());
-      !s.ok()) {
-    return s;
-  }
-  if (absl::Status s =
-          CheckSize("height", out.height(), step, model->max_height());
-      !s.ok()) {
-    return s;
-  }
+  // The model's limits: the same check the replica runs.
+  RETURN_IF_ERROR(common::CheckGenerationShape(
+      limits, {out.width(), out.height(), out.num_frames(),
+               out.num_inference_steps(), out.flow_shift(),
+               static_cast<int>(out.sampler())}));
+  RETURN_IF_ERROR(common::CheckGenerationItem(
+      limits, out.guidance_scale(), out.prompt(), out.negative_prompt()));
 
-  int max_frames = model->max_frames() > 0 ? model->max_frames() : 1;
-  std::string frames_note = ", 0 = 1 frame";
-  if (limits_.max_frames > 0 && limits_.max_frames < max_frames) {
-    max_frames = limits_.max_frames;
-    frames_note = ", 0 = 1 frame; the server's --max_frames";
+  // The server's own caps.
+  if (limits_.max_steps > 0) {
+    RETURN_IF_ERROR(CheckIntRange("num_inference_steps",
+                                  out.num_inference_steps(), 1,
+                                  limits_.max_steps,
+                                  "; the server's --max_steps"));
   }
-  out.set_num_frames(request.num_frames() == 0 ? 1 : request.num_frames());
-  if (absl::Status s = CheckIntRange("num_frames", request.num_frames(), 0,
-                                     max_frames, frames_note);
-      !s.ok()) {
-    return s;
+  if (limits_.max_frames > 0) {
+    RETURN_IF_ERROR(CheckIntRange("num_frames", out.num_frames(), 1,
+                                  limits_.max_frames,
+                                  "; the server's --max_frames"));
   }
   const int64_t pixels = static_cast<int64_t>(out.width()) * out.height() *
                          out.num_frames();
@@ -149,80 +188,29 @@ absl::StatusOr<GenerateRequest> RequestValidator::Resolve(
         " pixels is over the server's --max_pixels=", limits_.max_pixels));
   }
 
-  if (absl::Status s =
-          CheckIntRange("num_inference_steps", request.num_inference_steps(), 0,
-                        limits_.max_steps,
-                        absl::StrCat(", 0 = model default ",
-                                     model->default_steps()));
-      !s.ok()) {
-    return s;
-  }
-  out.set_num_inference_steps(request.num_inference_steps() == 0
-                                  ? model->default_steps()
-                                  : request.num_inference_steps());
-  if (out.num_inference_steps() < 1) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "model \"", model->name(), "\" reports default_steps ",
-        model->default_steps(), "; set num_inference_steps (allowed: 1..",
-        limits_.max_steps, ")"));
-  }
-
-  if (request.has_guidance_scale()) {
-    if (absl::Status s =
-            CheckFloatRange("guidance_scale", request.guidance_scale(), 0.0f,
-                            ValidationLimits::kMaxGuidance);
-        !s.ok()) {
-      return s;
-    }
-  } else {
-    out.set_guidance_scale(model->default_guidance_scale());
-  }
-
-  if (!request.has_seed()) out.set_seed(seed_source_());
-
-  if (!dserve::v1::Sampler_IsValid(request.sampler())) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "sampler: ", request.sampler(),
-        " is not a known sampler (allowed: 0 = SAMPLER_UNSPECIFIED, 1 = "
-        "SAMPLER_FLOW_EULER)"));
-  }
-  if (request.sampler() == dserve::v1::SAMPLER_UNSPECIFIED) {
-    out.set_sampler(dserve::v1::SAMPLER_FLOW_EULER);
-  }
-
-  if (request.has_flow_shift()) {
-    if (absl::Status s = CheckFloatRange("flow_shift", request.flow_shift(),
-                                         ValidationLimits::kMinFlowShift,
-                                         ValidationLimits::kMaxFlowShift);
-        !s.ok()) {
-      return s;
-    }
-  } else {
-    out.set_flow_shift(model->default_flow_shift());
-  }
-
   if (!dserve::v1::OutputFormat_IsValid(request.output_format())) {
     return absl::InvalidArgumentError(absl::StrCat(
         "output_format: ", request.output_format(),
         " is not a known format (allowed: 0 = OUTPUT_FORMAT_UNSPECIFIED, 1 = "
-        "OUTPUT_FORMAT_PNG, 2 = OUTPUT_FORMAT_RAW_TENSOR)"));
+        "OUTPUT_FORMAT_PNG, 2 = OUTPUT_FORMAT_RAW_TENSOR, 3 = "
+        "OUTPUT_FORMAT_MP4)"));
   }
   if (request.output_format() == dserve::v1::OUTPUT_FORMAT_UNSPECIFIED) {
     out.set_output_format(dserve::v1::OUTPUT_FORMAT_PNG);
   }
+  if (request.fps() == 0) {
+    out.set_fps(model->default_fps() > 0 ? model->default_fps() : 16);
+  }
+  RETURN_IF_ERROR(CheckIntRange("fps", out.fps(), ValidationLimits::kMinFps,
+                                ValidationLimits::kMaxFps,
+                                "; 0 = the model's default_fps"));
 
-  if (absl::Status s = CheckIntRange("priority", request.priority(),
-                                     ValidationLimits::kMinPriority,
-                                     ValidationLimits::kMaxPriority);
-      !s.ok()) {
-    return s;
-  }
-  if (absl::Status s = CheckIntRange(
-          "preview_every_n_steps", request.preview_every_n_steps(), 0,
-          out.num_inference_steps(), ", at most num_inference_steps; 0 = none");
-      !s.ok()) {
-    return s;
-  }
+  RETURN_IF_ERROR(CheckIntRange("priority", request.priority(),
+                                ValidationLimits::kMinPriority,
+                                ValidationLimits::kMaxPriority));
+  RETURN_IF_ERROR(CheckIntRange(
+      "preview_every_n_steps", request.preview_every_n_steps(), 0,
+      out.num_inference_steps(), ", at most num_inference_steps; 0 = none"));
   const int64_t id_chars = CountChars(request.client_request_id());
   if (id_chars > ValidationLimits::kMaxClientRequestIdChars) {
     return absl::InvalidArgumentError(absl::StrCat(

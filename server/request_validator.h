@@ -6,10 +6,15 @@
 // worker reports it; it is the source of truth for model limits), the seed
 // chosen when unset, and every field checked.
 //
+// The model-dependent checks are common::CheckGenerationShape/Item on the
+// limits the ModelInfo carries: the very function and numbers a replica's
+// Pipeline::ValidateSpec applies, so an admitted request never fails there.
+//
 // Errors say what the caller should fix: INVALID_ARGUMENT naming the field,
 // the value and the allowed range ("width: 100 is not a multiple of 16
 // (allowed: 16..256, multiples of 16)"); NOT_FOUND for an unknown model,
-// listing the known ones.
+// listing the known ones. Client-chosen strings are echoed truncated
+// (common::EchoValue).
 //
 // Holds only its limits and the seed source. Thread-safe if the seed source
 // is; never blocks.
@@ -19,16 +24,19 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/generation_limits.h"
 #include "proto/dserve/v1/diffusion_service.pb.h"
 
 namespace dserve::server {
 
+// Server-wide caps on top of each model's own limits (ModelInfo); they can
+// only tighten what a model allows.
 struct ValidationLimits {
   // --max_prompt_chars: prompt and negative_prompt length, in characters
   // (Unicode code points).
   int max_prompt_chars = 2048;
-  // --max_steps: most denoising steps a request may ask for.
-  int max_steps = 200;
+  // --max_steps: most denoising steps; 0 = only the model's max_steps.
+  int max_steps = 0;
   // --max_frames: most frames per request; 0 = only the model's limit.
   int max_frames = 0;
   // --max_pixels: most output pixels (width * height * num_frames) per
@@ -38,10 +46,13 @@ struct ValidationLimits {
   static constexpr int kMaxClientRequestIdChars = 128;
   static constexpr int kMinPriority = -100;
   static constexpr int kMaxPriority = 100;
-  static constexpr float kMaxGuidance = 50.0f;
-  static constexpr float kMinFlowShift = 0.1f;
-  static constexpr float kMaxFlowShift = 20.0f;
+  static constexpr int kMinFps = 1;
+  static constexpr int kMaxFps = 120;
 };
+
+// The model's limits as common::CheckGeneration* takes them. Fields the
+// ModelInfo leaves at 0 keep common::GenerationLimits' defaults.
+common::GenerationLimits LimitsFromModelInfo(const dserve::v1::ModelInfo& model);
 
 class RequestValidator {
  public:
@@ -68,6 +79,11 @@ class RequestValidator {
 // (is_default, else the first) when `name` is empty; nullptr if unknown.
 const dserve::v1::ModelInfo* FindModel(
     const std::vector<dserve::v1::ModelInfo>& models, const std::string& name);
+
+// NOT_FOUND for a request naming `name`, listing (at most 16 of) `models`;
+// `name` is echoed truncated.
+absl::Status UnknownModelError(const std::string& name,
+                               const std::vector<dserve::v1::ModelInfo>& models);
 
 }  // namespace dserve::server
 

@@ -38,7 +38,7 @@ std::vector<ModelInfo> Models() {
 
 RequestValidator MakeValidator() {
   ValidationLimits limits;
-  limits.max_prompt_chars = 10;
+  limits.max_prompt_chars = 40;
   limits.max_steps = 50;
   return RequestValidator(limits, [] { return uint64_t{987654321}; });
 }
@@ -102,15 +102,15 @@ TEST(RequestValidatorTest, RejectsEachBadField) {
   const std::vector<Case> cases = {
       {"unknown model", [](auto& r) { r.set_model("sdxl"); },
        absl::StatusCode::kNotFound,
-       "model: \"sdxl\" is not served here (known models: other, tiny-dit)"},
+       "model: \"sdxl\" is not served here (served models: other, tiny-dit)"},
       {"empty prompt", [](auto& r) { r.set_prompt(""); },
        absl::StatusCode::kInvalidArgument,
-       "prompt: must not be empty (allowed: 1..10 characters)"},
-      {"long prompt", [](auto& r) { r.set_prompt("abcdefghijk"); },
+       "prompt: must not be empty (allowed: 1..40 characters)"},
+      {"long prompt", [](auto& r) { r.set_prompt(std::string(41, 'a')); },
        absl::StatusCode::kInvalidArgument,
-       "prompt: 11 characters is too long (allowed: 1..10 characters)"},
-      {"long negative", [](auto& r) { r.set_negative_prompt("abcdefghijk"); },
-       absl::StatusCode::kInvalidArgument, "negative_prompt: 11 characters"},
+       "prompt: 41 characters is too long (allowed: 1..40 characters)"},
+      {"long negative", [](auto& r) { r.set_negative_prompt(std::string(41, 'a')); },
+       absl::StatusCode::kInvalidArgument, "negative_prompt: 41 characters"},
       {"width not multiple", [](auto& r) { r.set_width(100); },
        absl::StatusCode::kInvalidArgument,
        "width: 100 is not a multiple of 16 (allowed: 16..256, multiples of 16)"},
@@ -124,16 +124,33 @@ TEST(RequestValidatorTest, RejectsEachBadField) {
        "height: 144 is out of range (allowed: 16..128, multiples of 16)"},
       {"frames", [](auto& r) { r.set_num_frames(10); },
        absl::StatusCode::kInvalidArgument,
-       "num_frames: 10 is out of range (allowed: 0..9, 0 = 1 frame)"},
+       "num_frames: 10 is out of range (allowed: 1..9)"},
       {"steps too many", [](auto& r) { r.set_num_inference_steps(51); },
        absl::StatusCode::kInvalidArgument,
-       "num_inference_steps: 51 is out of range (allowed: 0..50, 0 = model "
-       "default 20)"},
+       "num_inference_steps: 51 is out of range (allowed: 1..50; the "
+       "server's --max_steps)"},
+      {"sampler not run by the model",
+       [](auto& r) { r.set_sampler(dserve::v1::SAMPLER_FLOW_UNIPC); },
+       absl::StatusCode::kInvalidArgument,
+       "sampler: 2 is not a sampler this model runs (allowed: 0 = model "
+       "default, 1 = SAMPLER_FLOW_EULER)"},
+      {"prompt words",
+       [](auto& r) { r.set_prompt("a b c d e f g h i j k l m n o p q"); },
+       absl::StatusCode::kInvalidArgument,
+       "prompt: 17 words is too long for the model's text encoder (allowed: "
+       "0..16 words)"},
+      {"fps", [](auto& r) { r.set_fps(121); },
+       absl::StatusCode::kInvalidArgument,
+       "fps: 121 is out of range (allowed: 1..120"},
+      {"long unknown model name is echoed truncated",
+       [](auto& r) { r.set_model(std::string(100000, 'm')); },
+       absl::StatusCode::kNotFound,
+       std::string(64, 'm') + "... (100000 bytes)\" is not served here"},
       {"steps negative", [](auto& r) { r.set_num_inference_steps(-1); },
        absl::StatusCode::kInvalidArgument, "num_inference_steps: -1"},
       {"guidance high", [](auto& r) { r.set_guidance_scale(50.5f); },
        absl::StatusCode::kInvalidArgument,
-       "guidance_scale: 50.5 is out of range (allowed: 0..50)"},
+       "guidance_scale: 50.5 is out of range (allowed: 0..50; 1 = no guidance)"},
       {"guidance nan", [nan](auto& r) { r.set_guidance_scale(nan); },
        absl::StatusCode::kInvalidArgument, "guidance_scale: nan"},
       {"shift low", [](auto& r) { r.set_flow_shift(0.05f); },
@@ -171,6 +188,82 @@ TEST(RequestValidatorTest, RejectsEachBadField) {
     EXPECT_THAT(std::string(out.status().message()), HasSubstr(c.message))
         << c.name;
   }
+}
+
+TEST(RequestValidatorTest, WanLikeModelLimits) {
+  ModelInfo wan;
+  wan.set_name("wan");
+  wan.set_is_default(true);
+  wan.set_default_width(832);
+  wan.set_default_height(480);
+  wan.set_max_width(1280);
+  wan.set_max_height(1280);
+  wan.set_size_step(16);
+  wan.set_max_frames(81);
+  wan.set_default_frames(81);
+  wan.set_frame_step(4);
+  wan.set_default_steps(50);
+  wan.set_max_steps(100);
+  wan.set_default_guidance_scale(5.0f);
+  wan.set_min_guidance_scale(0.0f);
+  wan.set_max_guidance_scale(20.0f);
+  wan.set_default_flow_shift(5.0f);
+  wan.set_min_flow_shift(1.0f);
+  wan.set_max_flow_shift(10.0f);
+  wan.set_prompt_tokenizer("sentencepiece");
+  wan.set_max_prompt_tokens(512);
+  wan.add_samplers(dserve::v1::SAMPLER_FLOW_UNIPC);
+  wan.add_samplers(dserve::v1::SAMPLER_FLOW_EULER);
+  wan.set_default_sampler(dserve::v1::SAMPLER_FLOW_UNIPC);
+  wan.set_default_fps(16);
+  const RequestValidator validator(ValidationLimits(), [] { return uint64_t{1}; });
+  GenerateRequest r = Valid();
+  r.set_prompt(std::string(30, 'w') + " many words are fine for sentencepiece "
+               "models because they truncate");
+  absl::StatusOr<GenerateRequest> out = validator.Resolve(r, {wan});
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->num_frames(), 81);
+  EXPECT_EQ(out->sampler(), dserve::v1::SAMPLER_FLOW_UNIPC);
+  EXPECT_EQ(out->fps(), 16);
+  EXPECT_EQ(out->num_inference_steps(), 50);
+  r.set_num_frames(6);
+  EXPECT_EQ(validator.Resolve(r, {wan}).status().message(),
+            "num_frames: 6 is not of the form 4k+1 (allowed: 4k+1 in 1..81: 1, "
+            "5, 9, ..., 81)");
+  r.set_num_frames(5);
+  r.set_num_inference_steps(101);
+  EXPECT_EQ(validator.Resolve(r, {wan}).status().message(),
+            "num_inference_steps: 101 is out of range (allowed: 1..100)");
+  r.set_num_inference_steps(0);
+  r.set_flow_shift(0.5f);
+  EXPECT_THAT(std::string(validator.Resolve(r, {wan}).status().message()),
+              HasSubstr("flow_shift: 0.5 is out of range (allowed: 1..10)"));
+  r.clear_flow_shift();
+  r.set_guidance_scale(20.5f);
+  EXPECT_THAT(std::string(validator.Resolve(r, {wan}).status().message()),
+              HasSubstr("guidance_scale: 20.5 is out of range (allowed: 0..20"));
+  r.clear_guidance_scale();
+  r.set_sampler(dserve::v1::SAMPLER_FLOW_EULER);
+  r.set_output_format(dserve::v1::OUTPUT_FORMAT_MP4);
+  r.set_fps(24);
+  out = validator.Resolve(r, {wan});
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->sampler(), dserve::v1::SAMPLER_FLOW_EULER);
+  EXPECT_EQ(out->fps(), 24);
+}
+
+TEST(RequestValidatorTest, UnknownModelListsAtMostSixteen) {
+  std::vector<ModelInfo> many;
+  for (int i = 0; i < 20; ++i) {
+    ModelInfo m = Models()[1];
+    m.set_name("m" + std::to_string(i));
+    many.push_back(m);
+  }
+  GenerateRequest r = Valid();
+  r.set_model("nope");
+  absl::Status st = MakeValidator().Resolve(r, many).status();
+  EXPECT_EQ(st.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(st.message()), HasSubstr("m15, and 4 more"));
 }
 
 TEST(RequestValidatorTest, CountsCharactersNotBytes) {

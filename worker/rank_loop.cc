@@ -75,18 +75,19 @@ absl::Status RankLoop::RunStep(models::DenoiseState& state,
 
 absl::StatusOr<PlanOutput> RankLoop::RunPlan(const ExecutionPlan& plan,
                                              PlanObserver* observer) {
-  absl::StatusOr<models::GenerationSpec> spec = ResolveSpec(plan);
-  if (!spec.ok()) return spec.status();
+  // The leader checked this plan once (ResolveSpec in Execute) before it
+  // broadcast it; every rank trusts the broadcast plan.
+  const models::GenerationSpec spec = SpecFromPlan(plan);
 
   PlanOutput out;
   absl::Time start = now_();
-  absl::StatusOr<models::DenoiseState> prepared = pipeline_.Prepare(*spec);
+  absl::StatusOr<models::DenoiseState> prepared = pipeline_.Prepare(spec);
   if (!prepared.ok()) return prepared.status();
   models::DenoiseState state = *std::move(prepared);
   out.text_encode_ms = Ms(now_() - start);
   out.unknown_words = state.unknown_words;
 
-  const int total = spec->num_steps;
+  const int total = spec.num_steps;
   while (state.step < total) {
     const absl::Time step_start = now_();
     const int before = state.step;

@@ -8,7 +8,8 @@
 // and seen by every rank at the same step boundary, so no rank is ever left
 // waiting inside a collective that its peers have abandoned.
 //
-//   RunPlan: spec ← plan, ValidateSpec, Prepare (text encode + noise)
+//   RunPlan: spec ← plan (the leader validated it once, in Execute),
+//            Prepare (text encode + noise)
 //            for each step: RunStep  (control word → Pipeline::Step)
 //            leader only: Decode
 //

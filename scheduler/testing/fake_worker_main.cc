@@ -6,7 +6,8 @@
 // ReplicaLeader on --leader_address and writes "leader <port>". Execute
 // streams one StepDone per step (--fake_step_ms apart), stopping with
 // CANCELLED when the call is cancelled, then a PlanDone with one media per
-// item. Other ranks just wait to be killed.
+// item; a plan with no steps is refused with INVALID_ARGUMENT. Other ranks
+// just wait to be killed.
 //
 // --fake_scenario: "ok" (default), "exit_before_ready" (rank 0 exits with
 // status 3 before writing anything), "hang_before_ready" (rank 0 never
@@ -31,6 +32,8 @@ ABSL_FLAG(int, rank, 0, "");
 ABSL_FLAG(int, world, 1, "");
 ABSL_FLAG(std::string, store, "", "");
 ABSL_FLAG(std::string, device, "cpu", "");
+ABSL_FLAG(std::string, dtype, "", "");
+ABSL_FLAG(std::string, comm, "", "");
 ABSL_FLAG(std::string, mesh, "", "");
 ABSL_FLAG(std::string, model_dir, "", "");
 ABSL_FLAG(int, threads, 1, "");
@@ -48,6 +51,11 @@ class FakeLeader final : public dserve::internal::v1::ReplicaLeader::Service {
  public:
   grpc::Status Execute(grpc::ServerContext* context, const ExecutionPlan* plan,
                        grpc::ServerWriter<ExecutionEvent>* writer) override {
+    // What a real leader answers for a plan its model limits refuse.
+    if (plan->num_inference_steps() < 1) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                          "num_inference_steps: 0 is out of range");
+    }
     for (int step = 1; step <= plan->num_inference_steps(); ++step) {
       absl::SleepFor(absl::Milliseconds(absl::GetFlag(FLAGS_fake_step_ms)));
       if (context->IsCancelled()) {

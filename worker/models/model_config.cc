@@ -99,6 +99,30 @@ absl::Status ValidateLimits(const PipelineConfig& c);
 
 }  // namespace
 
+common::GenerationLimits RequestLimits(const PipelineConfig& c) {
+  common::GenerationLimits l;
+  l.size_step = c.size_step;
+  l.max_width = c.max_width;
+  l.max_height = c.max_height;
+  l.frame_step = c.decoder == "wan_vae" ? 4 : 1;
+  l.max_frames = c.max_frames;
+  l.max_steps = c.max_steps;
+  l.min_guidance = c.min_guidance;
+  l.max_guidance = c.max_guidance;
+  l.min_shift = c.min_shift;
+  l.max_shift = c.max_shift;
+  l.words_tokenizer = c.text_encoder_type == "word";
+  l.max_prompt_tokens =
+      l.words_tokenizer ? c.text_encoder.max_len : c.dit.text_len;
+  if (c.schedule == ScheduleKind::kWan) {
+    const int first = static_cast<int>(c.default_sampler);
+    l.samplers = {first, first == 1 ? 2 : 1};
+  } else {
+    l.samplers = {static_cast<int>(SamplerKind::kFlowEuler)};
+  }
+  return l;
+}
+
 PipelineConfig DefaultModelConfig() {
   PipelineConfig c;
   c.name = "dserve-tiny-shapes";

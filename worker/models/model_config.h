@@ -16,6 +16,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/generation_limits.h"
 #include "worker/models/flow_schedule.h"
 #include <ATen/core/Tensor.h>
 
@@ -118,6 +119,14 @@ struct PipelineConfig {
   // Channels of the latents the sampler works on.
   int latent_channels() const { return dit.out_channels; }
 };
+
+// Every request limit of `config`, as common::CheckGenerationShape/Item
+// take them. Derived, not stored: the frame rule from the decoder (4k+1
+// for "wan_vae", any count for "pixel"), the prompt length from the text
+// encoder (max_len words for "word", refused beyond; dit.text_len tokens
+// for "umt5", truncated) and the samplers from the schedule (Euler only on
+// kDserve; default_sampler first, then the other, on kWan).
+common::GenerationLimits RequestLimits(const PipelineConfig& config);
 
 // The built-in small default: pixel-space RGB, patch (1,4,4), dim 128,
 // 4 heads, 4 layers, a 2-layer word-level text encoder.

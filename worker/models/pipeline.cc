@@ -10,6 +10,7 @@
 #include "worker/models/prompt_encoder.h"
 #include "worker/models/safetensors.h"
 #include "worker/models/sampler.h"
+#include "common/generation_limits.h"
 #include "common/status_macros.h"
 #include "common/torch_status.h"
 #include "worker/models/text_encoder.h"
@@ -19,26 +20,13 @@
 namespace dserve::models {
 namespace {
 
-constexpr int kMaxSteps = 1000;
 constexpr int kMaxBatch = 64;
-constexpr float kMaxGuidance = 100.0f;
-constexpr float kMaxShift = 100.0f;
 
 absl::Status OutOfRange(const std::string& field, const std::string& value,
                         const std::string& allowed) {
   return absl::InvalidArgumentError(
       absl::StrCat(field, " = ", value, " is out of range; allowed: ",
                    allowed));
-}
-
-absl::Status CheckSize(const std::string& field, int value, int step,
-                       int max) {
-  if (value < step || value > max || value % step != 0) {
-    return OutOfRange(field, absl::StrCat(value),
-                      absl::StrCat("a multiple of ", step, " in [", step,
-                                   ", ", max, "]"));
-  }
-  return absl::OkStatus();
 }
 
 void AppendUnique(std::vector<std::string>& out,
@@ -152,42 +140,21 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::LoadFromDirectory(
 }
 
 absl::Status Pipeline::ValidateSpec(const GenerationSpec& spec) const {
-  const PipelineConfig& c = config_;
-  RETURN_IF_ERROR(CheckSize("width", spec.width, c.size_step,
-                                   c.max_width));
-  RETURN_IF_ERROR(CheckSize("height", spec.height, c.size_step,
-                                   c.max_height));
-  if (spec.num_frames < 1 || spec.num_frames > c.max_frames) {
-    return OutOfRange("num_frames", absl::StrCat(spec.num_frames),
-                      absl::StrCat("[1, ", c.max_frames, "]"));
-  }
-  if (spec.num_steps < 1 || spec.num_steps > kMaxSteps) {
-    return OutOfRange("num_inference_steps", absl::StrCat(spec.num_steps),
-                      absl::StrCat("[1, ", kMaxSteps, "]"));
-  }
-  if (!(spec.flow_shift > 0.0f && spec.flow_shift <= kMaxShift)) {
-    return OutOfRange("flow_shift", absl::StrCat(spec.flow_shift),
-                      absl::StrCat("(0, ", kMaxShift, "]"));
-  }
+  // The frontend admits requests with the same function and the same
+  // numbers (ModelInfo carries RequestLimits), so this fails only for a
+  // plan that bypassed admission.
+  const common::GenerationLimits limits = RequestLimits(config_);
+  RETURN_IF_ERROR(common::CheckGenerationShape(
+      limits, {spec.width, spec.height, spec.num_frames, spec.num_steps,
+               spec.flow_shift, static_cast<int>(spec.sampler)}));
   const int n = static_cast<int>(spec.items.size());
   if (n < 1 || n > kMaxBatch) {
     return OutOfRange("items (batch size)", absl::StrCat(n),
                       absl::StrCat("[1, ", kMaxBatch, "]"));
   }
   for (const GenerationItem& item : spec.items) {
-    if (!(item.guidance_scale >= 0.0f && item.guidance_scale <= kMaxGuidance)) {
-      return OutOfRange("guidance_scale", absl::StrCat(item.guidance_scale),
-                        absl::StrCat("[0, ", kMaxGuidance, "]"));
-    }
-    for (const auto& [field, text] :
-         {std::pair<const char*, const std::string*>{"prompt", &item.prompt},
-          {"negative_prompt", &item.negative_prompt}}) {
-      // The word encoder refuses prompts longer than its max_len (naming
-      // the field and the word count); umT5 truncates.
-      if (config_.text_encoder_type == "word") {
-        RETURN_IF_ERROR(impl_->prompts->Encode({*text}, field).status());
-      }
-    }
+    RETURN_IF_ERROR(common::CheckGenerationItem(
+        limits, item.guidance_scale, item.prompt, item.negative_prompt));
   }
   return absl::OkStatus();
 }
