@@ -27,6 +27,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/status_macros.h"
 #include <ATen/core/Tensor.h>
 
 namespace dserve::parallel {
@@ -111,7 +112,7 @@ class Communicator {
   // path (local, fake) behave exactly as before.
   virtual absl::StatusOr<std::unique_ptr<PendingOp>> AllToAllAsync(
       const at::Tensor& input, at::Tensor& output) {
-    if (absl::Status s = AllToAll(input, output); !s.ok()) return s;
+    RETURN_IF_ERROR(AllToAll(input, output));
     return std::unique_ptr<PendingOp>(std::make_unique<CompletedOp>());
   }
   // Point to point; `peer` is a group rank. Send/Recv pairs must match in
@@ -129,7 +130,7 @@ class Communicator {
   // may override it to run both halves concurrently.
   virtual absl::Status SendRecv(const at::Tensor& send, int dst,
                                 at::Tensor& recv, int src) {
-    if (absl::Status s = Send(send, dst); !s.ok()) return s;
+    RETURN_IF_ERROR(Send(send, dst));
     return Recv(recv, src);
   }
   // Returns once every rank of the group has entered Barrier.

@@ -7,6 +7,7 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "parallel/communicator.h"
 #include <ATen/core/Tensor.h>
 
@@ -68,9 +69,7 @@ absl::Status CheckTensor(const at::Tensor& tensor, std::string_view op,
 }
 
 absl::Status CheckBroadcastArgs(const at::Tensor& tensor, int root, int size) {
-  if (absl::Status s = CheckTensor(tensor, "Broadcast", "tensor"); !s.ok()) {
-    return s;
-  }
+  RETURN_IF_ERROR(CheckTensor(tensor, "Broadcast", "tensor"));
   if (root < 0 || root >= size) {
     return absl::InvalidArgumentError(
         absl::StrCat("Broadcast: root ", root,
@@ -81,12 +80,8 @@ absl::Status CheckBroadcastArgs(const at::Tensor& tensor, int root, int size) {
 
 absl::Status CheckAllGatherArgs(const at::Tensor& input,
                                 const at::Tensor& output, int size) {
-  if (absl::Status s = CheckTensor(input, "AllGather", "input"); !s.ok()) {
-    return s;
-  }
-  if (absl::Status s = CheckTensor(output, "AllGather", "output"); !s.ok()) {
-    return s;
-  }
+  RETURN_IF_ERROR(CheckTensor(input, "AllGather", "input"));
+  RETURN_IF_ERROR(CheckTensor(output, "AllGather", "output"));
   if (input.dim() < 1) {
     return absl::InvalidArgumentError(
         "AllGather: input is a 0-dim tensor; it must have a dim 0 to "
@@ -112,12 +107,8 @@ absl::Status CheckAllGatherArgs(const at::Tensor& input,
 
 absl::Status CheckAllToAllArgs(const at::Tensor& input,
                                const at::Tensor& output, int size) {
-  if (absl::Status s = CheckTensor(input, "AllToAll", "input"); !s.ok()) {
-    return s;
-  }
-  if (absl::Status s = CheckTensor(output, "AllToAll", "output"); !s.ok()) {
-    return s;
-  }
+  RETURN_IF_ERROR(CheckTensor(input, "AllToAll", "input"));
+  RETURN_IF_ERROR(CheckTensor(output, "AllToAll", "output"));
   if (input.dim() < 1 || input.size(0) % size != 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "AllToAll: input shape ", Shape(input),
@@ -135,7 +126,7 @@ absl::Status CheckAllToAllArgs(const at::Tensor& input,
 
 absl::Status CheckPeer(const at::Tensor& tensor, std::string_view op, int peer,
                        int rank, int size) {
-  if (absl::Status s = CheckTensor(tensor, op, "tensor"); !s.ok()) return s;
+  RETURN_IF_ERROR(CheckTensor(tensor, op, "tensor"));
   if (peer < 0 || peer >= size || peer == rank) {
     return absl::InvalidArgumentError(absl::StrCat(
         Sv(op), ": peer ", peer, " is invalid for rank ", rank,

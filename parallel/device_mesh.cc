@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/status_macros.h"
 
 namespace dserve::parallel {
 namespace {
@@ -207,7 +208,7 @@ absl::Status ValidateDegrees(const MeshDegrees& degrees) {
 
 absl::StatusOr<DeviceMesh> DeviceMesh::Create(MeshDegrees degrees,
                                               std::vector<int> device_ids) {
-  if (absl::Status s = ValidateDegrees(degrees); !s.ok()) return s;
+  RETURN_IF_ERROR(ValidateDegrees(degrees));
   const int64_t world = WorldSize(degrees);
   if (static_cast<int64_t>(device_ids.size()) != world) {
     // The first clause is TeleFuser's wording, which users search for.
@@ -285,7 +286,7 @@ absl::Status DeviceMesh::CheckRank(int rank) const {
 }
 
 absl::StatusOr<MeshCoords> DeviceMesh::Coords(int rank) const {
-  if (absl::Status s = CheckRank(rank); !s.ok()) return s;
+  RETURN_IF_ERROR(CheckRank(rank));
   return CoordsFromArray(ToCoordArray(DegreeArray(degrees_), rank));
 }
 
@@ -311,7 +312,7 @@ absl::StatusOr<int> DeviceMesh::Coord(MeshDim dim, int rank) const {
 
 absl::StatusOr<std::vector<int>> DeviceMesh::GroupRanks(MeshDim dim,
                                                         int rank) const {
-  if (absl::Status s = CheckRank(rank); !s.ok()) return s;
+  RETURN_IF_ERROR(CheckRank(rank));
   const auto deg = DegreeArray(degrees_);
   const auto base = ToCoordArray(deg, rank);
   std::vector<int> varying;

@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "parallel/communicator.h"
 #include "parallel/communicator_checks.h"
 #include <ATen/ATen.h>
@@ -125,9 +126,7 @@ class GlooCommunicator : public Communicator {
   std::string backend_name() const override { return "gloo"; }
 
   absl::Status Broadcast(at::Tensor& tensor, int root) override {
-    if (absl::Status s = CheckBroadcastArgs(tensor, root, size_); !s.ok()) {
-      return s;
-    }
+    RETURN_IF_ERROR(CheckBroadcastArgs(tensor, root, size_));
     absl::Status s = Run("Broadcast", [&] {
       std::vector<at::Tensor> tensors = {WireView(tensor)};
       c10d::BroadcastOptions opts;
@@ -139,10 +138,7 @@ class GlooCommunicator : public Communicator {
   }
 
   absl::Status AllReduceSum(at::Tensor& tensor) override {
-    if (absl::Status s = CheckTensor(tensor, "AllReduceSum", "tensor");
-        !s.ok()) {
-      return s;
-    }
+    RETURN_IF_ERROR(CheckTensor(tensor, "AllReduceSum", "tensor"));
     // Gloo cannot add bf16; sum in fp32 (also more accurate) and round once.
     const bool upcast = tensor.scalar_type() == at::kBFloat16;
     at::Tensor work = upcast ? tensor.to(at::kFloat) : tensor;
@@ -157,9 +153,7 @@ class GlooCommunicator : public Communicator {
   }
 
   absl::Status AllGather(const at::Tensor& input, at::Tensor& output) override {
-    if (absl::Status s = CheckAllGatherArgs(input, output, size_); !s.ok()) {
-      return s;
-    }
+    RETURN_IF_ERROR(CheckAllGatherArgs(input, output, size_));
     // _allgather_base is not implemented for Gloo in LibTorch 1.13; the list
     // form writes each rank's block into a dim-0 slice of `output`, which is
     // contiguous because output is.
@@ -178,9 +172,7 @@ class GlooCommunicator : public Communicator {
   }
 
   absl::Status AllToAll(const at::Tensor& input, at::Tensor& output) override {
-    if (absl::Status s = CheckAllToAllArgs(input, output, size_); !s.ok()) {
-      return s;
-    }
+    RETURN_IF_ERROR(CheckAllToAllArgs(input, output, size_));
     // Only the flat alltoall_base works with Gloo; empty split lists mean
     // equal chunks along dim 0, which is our contract.
     absl::Status s = Run("AllToAll", [&] {
@@ -196,10 +188,8 @@ class GlooCommunicator : public Communicator {
 
   absl::StatusOr<std::unique_ptr<PendingOp>> AllToAllAsync(
       const at::Tensor& input, at::Tensor& output) override {
-    if (absl::Status s = CheckAllToAllArgs(input, output, size_); !s.ok()) {
-      return s;
-    }
-    if (absl::Status s = SendError(); !s.ok()) return s;
+    RETURN_IF_ERROR(CheckAllToAllArgs(input, output, size_));
+    RETURN_IF_ERROR(SendError());
     at::Tensor in = WireView(input);
     at::Tensor out = WireView(output);
     c10::intrusive_ptr<c10d::Work> work;
@@ -219,11 +209,8 @@ class GlooCommunicator : public Communicator {
   }
 
   absl::Status Send(const at::Tensor& tensor, int peer) override {
-    if (absl::Status s = CheckPeer(tensor, "Send", peer, rank_, size_);
-        !s.ok()) {
-      return s;
-    }
-    if (absl::Status s = SendError(); !s.ok()) return s;
+    RETURN_IF_ERROR(CheckPeer(tensor, "Send", peer, rank_, size_));
+    RETURN_IF_ERROR(SendError());
     // The n-th Send to a peer matches that peer's n-th Recv from us; the
     // sequence number as tag makes a mismatch fail loudly instead of
     // delivering the wrong message.
@@ -250,10 +237,7 @@ class GlooCommunicator : public Communicator {
   }
 
   absl::Status Recv(at::Tensor& tensor, int peer) override {
-    if (absl::Status s = CheckPeer(tensor, "Recv", peer, rank_, size_);
-        !s.ok()) {
-      return s;
-    }
+    RETURN_IF_ERROR(CheckPeer(tensor, "Recv", peer, rank_, size_));
     const int tag = NextTag(recv_seq_[peer]);
     absl::Status s = Run("Recv", [&] {
       std::vector<at::Tensor> tensors = {tensor};
@@ -265,15 +249,9 @@ class GlooCommunicator : public Communicator {
 
   absl::Status SendRecv(const at::Tensor& send, int dst, at::Tensor& recv,
                         int src) override {
-    if (absl::Status s = CheckPeer(send, "SendRecv", dst, rank_, size_);
-        !s.ok()) {
-      return s;
-    }
-    if (absl::Status s = CheckPeer(recv, "SendRecv", src, rank_, size_);
-        !s.ok()) {
-      return s;
-    }
-    if (absl::Status s = SendError(); !s.ok()) return s;
+    RETURN_IF_ERROR(CheckPeer(send, "SendRecv", dst, rank_, size_));
+    RETURN_IF_ERROR(CheckPeer(recv, "SendRecv", src, rank_, size_));
+    RETURN_IF_ERROR(SendError());
     // Both halves in flight at once, so no copy is needed: `send` is only
     // released after its send has completed.
     const int send_tag = NextTag(send_seq_[dst]);
@@ -356,7 +334,7 @@ class GlooCommunicator : public Communicator {
   template <typename StartFn>
   absl::Status Run(const char* op, StartFn start) {
     try {
-      if (absl::Status s = SendError(); !s.ok()) return s;
+      RETURN_IF_ERROR(SendError());
       c10::intrusive_ptr<c10d::Work> work = start();
       if (work) work->wait();
       return absl::OkStatus();
@@ -389,11 +367,8 @@ class GlooCommunicator : public Communicator {
 absl::StatusOr<std::unique_ptr<Communicator>> CreateGlooCommunicator(
     const c10::intrusive_ptr<c10d::Store>& store, const std::string& group_name,
     int group_rank, int group_size, std::chrono::milliseconds timeout) {
-  if (absl::Status s = CheckGroupArgs("CreateGlooCommunicator", store.defined(), group_name,
-                                      group_rank, group_size);
-      !s.ok()) {
-    return s;
-  }
+  RETURN_IF_ERROR(CheckGroupArgs("CreateGlooCommunicator", store.defined(),
+                                 group_name, group_rank, group_size));
   if (timeout.count() <= 0) {
     return absl::InvalidArgumentError(
         absl::StrCat("CreateGlooCommunicator: timeout ", timeout.count(),

@@ -14,6 +14,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "parallel/communicator.h"
 #include "parallel/communicator_checks.h"
 #include <ATen/core/Tensor.h>
@@ -91,10 +92,8 @@ class NcclCommunicator : public Communicator {
   std::string backend_name() const override { return "nccl"; }
 
   absl::Status Broadcast(at::Tensor& tensor, int root) override {
-    if (absl::Status s = CheckBroadcastArgs(tensor, root, size_); !s.ok()) {
-      return s;
-    }
-    if (absl::Status s = CheckCuda(tensor, "Broadcast"); !s.ok()) return s;
+    RETURN_IF_ERROR(CheckBroadcastArgs(tensor, root, size_));
+    RETURN_IF_ERROR(CheckCuda(tensor, "Broadcast"));
     absl::Status s = Check("Broadcast",
                            ncclBroadcast(tensor.data_ptr(), tensor.data_ptr(),
                                          tensor.numel(), Type(tensor), root,
@@ -104,11 +103,8 @@ class NcclCommunicator : public Communicator {
   }
 
   absl::Status AllReduceSum(at::Tensor& tensor) override {
-    if (absl::Status s = CheckTensor(tensor, "AllReduceSum", "tensor");
-        !s.ok()) {
-      return s;
-    }
-    if (absl::Status s = CheckCuda(tensor, "AllReduceSum"); !s.ok()) return s;
+    RETURN_IF_ERROR(CheckTensor(tensor, "AllReduceSum", "tensor"));
+    RETURN_IF_ERROR(CheckCuda(tensor, "AllReduceSum"));
     absl::Status s = Check(
         "AllReduceSum",
         ncclAllReduce(tensor.data_ptr(), tensor.data_ptr(), tensor.numel(),
@@ -118,11 +114,9 @@ class NcclCommunicator : public Communicator {
   }
 
   absl::Status AllGather(const at::Tensor& input, at::Tensor& output) override {
-    if (absl::Status s = CheckAllGatherArgs(input, output, size_); !s.ok()) {
-      return s;
-    }
-    if (absl::Status s = CheckCuda(input, "AllGather"); !s.ok()) return s;
-    if (absl::Status s = CheckCuda(output, "AllGather"); !s.ok()) return s;
+    RETURN_IF_ERROR(CheckAllGatherArgs(input, output, size_));
+    RETURN_IF_ERROR(CheckCuda(input, "AllGather"));
+    RETURN_IF_ERROR(CheckCuda(output, "AllGather"));
     // Contiguous dim-0 concatenation is exactly NCCL's rank-ordered layout.
     absl::Status s = Check(
         "AllGather", ncclAllGather(input.data_ptr(), output.data_ptr(),
@@ -132,11 +126,9 @@ class NcclCommunicator : public Communicator {
   }
 
   absl::Status AllToAll(const at::Tensor& input, at::Tensor& output) override {
-    if (absl::Status s = CheckAllToAllArgs(input, output, size_); !s.ok()) {
-      return s;
-    }
-    if (absl::Status s = CheckCuda(input, "AllToAll"); !s.ok()) return s;
-    if (absl::Status s = CheckCuda(output, "AllToAll"); !s.ok()) return s;
+    RETURN_IF_ERROR(CheckAllToAllArgs(input, output, size_));
+    RETURN_IF_ERROR(CheckCuda(input, "AllToAll"));
+    RETURN_IF_ERROR(CheckCuda(output, "AllToAll"));
     const size_t count = input.numel() / size_;
     const size_t chunk_bytes = count * input.element_size();
     const char* in = static_cast<const char*>(input.data_ptr());
@@ -169,16 +161,13 @@ class NcclCommunicator : public Communicator {
   // use yet.
   absl::StatusOr<std::unique_ptr<PendingOp>> AllToAllAsync(
       const at::Tensor& input, at::Tensor& output) override {
-    if (absl::Status s = AllToAll(input, output); !s.ok()) return s;
+    RETURN_IF_ERROR(AllToAll(input, output));
     return std::unique_ptr<PendingOp>(std::make_unique<CompletedOp>());
   }
 
   absl::Status Send(const at::Tensor& tensor, int peer) override {
-    if (absl::Status s = CheckPeer(tensor, "Send", peer, rank_, size_);
-        !s.ok()) {
-      return s;
-    }
-    if (absl::Status s = CheckCuda(tensor, "Send"); !s.ok()) return s;
+    RETURN_IF_ERROR(CheckPeer(tensor, "Send", peer, rank_, size_));
+    RETURN_IF_ERROR(CheckCuda(tensor, "Send"));
     absl::Status s = Check("Send", ncclSend(tensor.data_ptr(), tensor.numel(),
                                             Type(tensor), peer, comm_, Stream()));
     if (s.ok()) CountSend(stats_, tensor.nbytes());
@@ -186,11 +175,8 @@ class NcclCommunicator : public Communicator {
   }
 
   absl::Status Recv(at::Tensor& tensor, int peer) override {
-    if (absl::Status s = CheckPeer(tensor, "Recv", peer, rank_, size_);
-        !s.ok()) {
-      return s;
-    }
-    if (absl::Status s = CheckCuda(tensor, "Recv"); !s.ok()) return s;
+    RETURN_IF_ERROR(CheckPeer(tensor, "Recv", peer, rank_, size_));
+    RETURN_IF_ERROR(CheckCuda(tensor, "Recv"));
     absl::Status s = Check("Recv", ncclRecv(tensor.data_ptr(), tensor.numel(),
                                             Type(tensor), peer, comm_, Stream()));
     if (s.ok()) CountCall(stats_);
@@ -199,16 +185,10 @@ class NcclCommunicator : public Communicator {
 
   absl::Status SendRecv(const at::Tensor& send, int dst, at::Tensor& recv,
                         int src) override {
-    if (absl::Status s = CheckPeer(send, "SendRecv", dst, rank_, size_);
-        !s.ok()) {
-      return s;
-    }
-    if (absl::Status s = CheckPeer(recv, "SendRecv", src, rank_, size_);
-        !s.ok()) {
-      return s;
-    }
-    if (absl::Status s = CheckCuda(send, "SendRecv"); !s.ok()) return s;
-    if (absl::Status s = CheckCuda(recv, "SendRecv"); !s.ok()) return s;
+    RETURN_IF_ERROR(CheckPeer(send, "SendRecv", dst, rank_, size_));
+    RETURN_IF_ERROR(CheckPeer(recv, "SendRecv", src, rank_, size_));
+    RETURN_IF_ERROR(CheckCuda(send, "SendRecv"));
+    RETURN_IF_ERROR(CheckCuda(recv, "SendRecv"));
     cudaStream_t stream = Stream();
     absl::Status s = Check("SendRecv", ncclGroupStart());
     if (s.ok()) {
@@ -279,11 +259,8 @@ class NcclCommunicator : public Communicator {
 absl::StatusOr<std::unique_ptr<Communicator>> CreateNcclCommunicator(
     const c10::intrusive_ptr<c10d::Store>& store, const std::string& group_name,
     int group_rank, int group_size, const NcclOptions& options) {
-  if (absl::Status s = CheckGroupArgs("CreateNcclCommunicator", store.defined(), group_name,
-                                      group_rank, group_size);
-      !s.ok()) {
-    return s;
-  }
+  RETURN_IF_ERROR(CheckGroupArgs("CreateNcclCommunicator", store.defined(),
+                                 group_name, group_rank, group_size));
   if (cudaError_t e = cudaSetDevice(options.cuda_device); e != cudaSuccess) {
     return absl::UnavailableError(
         absl::StrCat("CreateNcclCommunicator: cudaSetDevice(",

@@ -5,6 +5,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "common/status_macros.h"
 #include "parallel/communicator.h"
 #include <ATen/ATen.h>
 
@@ -63,15 +64,9 @@ absl::StatusOr<PartialAttention> RingAttention(
     at::Tensor k_next = at::empty_like(k_block);
     at::Tensor v_next = at::empty_like(v_block);
     at::Tensor mask_next = at::empty_like(mask);
-    if (absl::Status s = ring.SendRecv(k_block, next, k_next, prev); !s.ok()) {
-      return s;
-    }
-    if (absl::Status s = ring.SendRecv(v_block, next, v_next, prev); !s.ok()) {
-      return s;
-    }
-    if (absl::Status s = ring.SendRecv(mask, next, mask_next, prev); !s.ok()) {
-      return s;
-    }
+    RETURN_IF_ERROR(ring.SendRecv(k_block, next, k_next, prev));
+    RETURN_IF_ERROR(ring.SendRecv(v_block, next, v_next, prev));
+    RETURN_IF_ERROR(ring.SendRecv(mask, next, mask_next, prev));
     k_block = std::move(k_next);
     v_block = std::move(v_next);
     mask = std::move(mask_next);

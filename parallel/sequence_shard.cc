@@ -7,6 +7,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "parallel/communicator.h"
 #include <ATen/ATen.h>
 
@@ -69,7 +70,7 @@ absl::StatusOr<at::Tensor> GatherSequence(Communicator& comm,
   std::vector<int64_t> out_shape = input.sizes().vec();
   out_shape[0] *= comm.size();
   at::Tensor output = at::empty(out_shape, input.options());
-  if (absl::Status s = comm.AllGather(input, output); !s.ok()) return s;
+  RETURN_IF_ERROR(comm.AllGather(input, output));
   return output.narrow(0, 0, length).movedim(0, dim).contiguous();
 }
 

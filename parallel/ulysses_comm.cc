@@ -8,6 +8,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "common/status_macros.h"
 #include "parallel/communicator.h"
 #include <ATen/ATen.h>
 
@@ -52,10 +53,7 @@ absl::StatusOr<std::vector<at::Tensor>> UlyssesScatterHeadsAsync(
     Communicator& comm, const std::vector<at::Tensor>& xs) {
   const int64_t u = comm.size();
   for (const at::Tensor& x : xs) {
-    if (absl::Status st = CheckScatterInput(x, u, "UlyssesScatterHeadsAsync");
-        !st.ok()) {
-      return st;
-    }
+    RETURN_IF_ERROR(CheckScatterInput(x, u, "UlyssesScatterHeadsAsync"));
   }
   std::vector<at::Tensor> recvs;
   std::vector<std::unique_ptr<PendingOp>> ops;
@@ -87,13 +85,10 @@ absl::StatusOr<std::vector<at::Tensor>> UlyssesScatterHeadsAsync(
 absl::StatusOr<at::Tensor> UlyssesScatterHeads(Communicator& comm,
                                                const at::Tensor& x) {
   const int64_t u = comm.size();
-  if (absl::Status st = CheckScatterInput(x, u, "UlyssesScatterHeads");
-      !st.ok()) {
-    return st;
-  }
+  RETURN_IF_ERROR(CheckScatterInput(x, u, "UlyssesScatterHeads"));
   at::Tensor send = ScatterSendBuffer(x, u);
   at::Tensor recv = at::empty_like(send);
-  if (absl::Status st = comm.AllToAll(send, recv); !st.ok()) return st;
+  RETURN_IF_ERROR(comm.AllToAll(send, recv));
   return ScatterResult(recv);
 }
 
@@ -112,7 +107,7 @@ absl::StatusOr<at::Tensor> UlyssesGatherHeads(Communicator& comm,
   at::Tensor send =
       y.reshape({b, u, s / u, h, d}).permute({1, 0, 2, 3, 4}).contiguous();
   at::Tensor recv = at::empty_like(send);
-  if (absl::Status st = comm.AllToAll(send, recv); !st.ok()) return st;
+  RETURN_IF_ERROR(comm.AllToAll(send, recv));
   // Chunk j of recv is head block j of our sequence shard.
   return recv.permute({1, 2, 0, 3, 4}).reshape({b, s / u, u * h, d});
 }

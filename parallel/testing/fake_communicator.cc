@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
+#include "common/status_macros.h"
 #include "gtest/gtest.h"
 #include "parallel/communicator.h"
 #include "parallel/communicator_checks.h"
@@ -54,27 +55,20 @@ class FakeCommunicator : public Communicator {
   std::string backend_name() const override { return "fake"; }
 
   absl::Status Broadcast(at::Tensor& tensor, int root) override {
-    if (absl::Status s = CheckBroadcastArgs(tensor, root, size()); !s.ok()) {
-      return s;
-    }
+    RETURN_IF_ERROR(CheckBroadcastArgs(tensor, root, size()));
     auto all = hub_->Exchange(rank_, "Broadcast", tensor);
     if (!all.ok()) return all.status();
-    if (absl::Status s = CheckSameShapes("Broadcast", *all); !s.ok()) return s;
+    RETURN_IF_ERROR(CheckSameShapes("Broadcast", *all));
     tensor.copy_((*all)[root]);
     CountBroadcast(stats_, tensor.nbytes(), size(), rank_ == root);
     return absl::OkStatus();
   }
 
   absl::Status AllReduceSum(at::Tensor& tensor) override {
-    if (absl::Status s = CheckTensor(tensor, "AllReduceSum", "tensor");
-        !s.ok()) {
-      return s;
-    }
+    RETURN_IF_ERROR(CheckTensor(tensor, "AllReduceSum", "tensor"));
     auto all = hub_->Exchange(rank_, "AllReduceSum", tensor);
     if (!all.ok()) return all.status();
-    if (absl::Status s = CheckSameShapes("AllReduceSum", *all); !s.ok()) {
-      return s;
-    }
+    RETURN_IF_ERROR(CheckSameShapes("AllReduceSum", *all));
     // Sum in rank order so every rank gets bit-identical results; reduced
     // precision sums in fp32 and rounds once, like the Gloo backend.
     const bool upcast = tensor.scalar_type() == at::kBFloat16 ||
@@ -87,24 +81,20 @@ class FakeCommunicator : public Communicator {
   }
 
   absl::Status AllGather(const at::Tensor& input, at::Tensor& output) override {
-    if (absl::Status s = CheckAllGatherArgs(input, output, size()); !s.ok()) {
-      return s;
-    }
+    RETURN_IF_ERROR(CheckAllGatherArgs(input, output, size()));
     auto all = hub_->Exchange(rank_, "AllGather", input);
     if (!all.ok()) return all.status();
-    if (absl::Status s = CheckSameShapes("AllGather", *all); !s.ok()) return s;
+    RETURN_IF_ERROR(CheckSameShapes("AllGather", *all));
     output.copy_(at::cat(*all, 0));
     CountAllGather(stats_, input.nbytes(), size());
     return absl::OkStatus();
   }
 
   absl::Status AllToAll(const at::Tensor& input, at::Tensor& output) override {
-    if (absl::Status s = CheckAllToAllArgs(input, output, size()); !s.ok()) {
-      return s;
-    }
+    RETURN_IF_ERROR(CheckAllToAllArgs(input, output, size()));
     auto all = hub_->Exchange(rank_, "AllToAll", input);
     if (!all.ok()) return all.status();
-    if (absl::Status s = CheckSameShapes("AllToAll", *all); !s.ok()) return s;
+    RETURN_IF_ERROR(CheckSameShapes("AllToAll", *all));
     const int64_t chunk = input.size(0) / size();
     for (int src = 0; src < size(); ++src) {
       output.narrow(0, src * chunk, chunk)
@@ -115,20 +105,14 @@ class FakeCommunicator : public Communicator {
   }
 
   absl::Status Send(const at::Tensor& tensor, int peer) override {
-    if (absl::Status s = CheckPeer(tensor, "Send", peer, rank_, size());
-        !s.ok()) {
-      return s;
-    }
+    RETURN_IF_ERROR(CheckPeer(tensor, "Send", peer, rank_, size()));
     hub_->Post(rank_, peer, tensor);
     CountSend(stats_, tensor.nbytes());
     return absl::OkStatus();
   }
 
   absl::Status Recv(at::Tensor& tensor, int peer) override {
-    if (absl::Status s = CheckPeer(tensor, "Recv", peer, rank_, size());
-        !s.ok()) {
-      return s;
-    }
+    RETURN_IF_ERROR(CheckPeer(tensor, "Recv", peer, rank_, size()));
     auto message = hub_->Take(peer, rank_);
     if (!message.ok()) return message.status();
     if (message->sizes() != tensor.sizes() ||
