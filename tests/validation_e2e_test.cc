@@ -178,6 +178,36 @@ std::vector<InvalidCase> InvalidCases() {
          return Str(129);
        },
        "client_request_id"},
+      {"prompt_too_many_words",
+       [](GenerateRequest* r, M m) {
+         // The default model counts words (max_prompt_tokens of them);
+         // one more is refused at admission, never by a replica.
+         std::string words;
+         for (int i = 0; i <= m.max_prompt_tokens(); ++i) words += "red ";
+         r->set_prompt(words);
+         return Str(m.max_prompt_tokens() + 1) + " words";
+       },
+       "prompt"},
+      {"negative_prompt_too_many_words",
+       [](GenerateRequest* r, M m) {
+         std::string words;
+         for (int i = 0; i <= m.max_prompt_tokens(); ++i) words += "blue ";
+         r->set_negative_prompt(words);
+         return Str(m.max_prompt_tokens() + 1) + " words";
+       },
+       "negative_prompt"},
+      {"fps_too_high",
+       [](GenerateRequest* r, M) {
+         r->set_fps(1000);
+         return Str(1000);
+       },
+       "fps"},
+      {"model_name_echoed_truncated",
+       [](GenerateRequest* r, M) {
+         r->set_model(std::string(100000, 'm'));
+         return std::string(64, 'm') + "... (100000 bytes)";
+       },
+       "model", grpc::StatusCode::NOT_FOUND},
       {"model_unknown",
        [](GenerateRequest* r, M) {
          r->set_model("no-such-model");
@@ -253,6 +283,58 @@ TEST_F(ValidationBaselineE2eTest, BaseRequestIsAccepted) {
       *shared->stub, SmallRequest(shared->model, 32, 2), absl::Seconds(60));
   EXPECT_TRUE(outcome.status.ok()) << outcome.status.error_message();
   EXPECT_NE(outcome.result(), nullptr);
+}
+
+// The 17-word prompt for the default model (16 words at most) is refused at
+// admission: no Queued event, no job, and every replica stays READY (before
+// the limits were shared it was queued, started and then refused by the
+// replica, which was held BUSY for 2 s).
+TEST_F(ValidationBaselineE2eTest, OverlongPromptRefusedAtAdmission) {
+  ASSERT_EQ(shared->model.prompt_tokenizer(), "words");
+  ASSERT_EQ(shared->model.max_prompt_tokens(), 16);
+  GenerateRequest request = SmallRequest(shared->model, 32, 2);
+  request.set_prompt(
+      "a red circle on a blue background top left a red circle on a blue "
+      "background red");  // 17 words
+  const GenerateOutcome outcome =
+      GenerateToEnd(*shared->stub, request, absl::Seconds(30));
+  EXPECT_EQ(outcome.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(outcome.status.error_message(),
+            "prompt: 17 words is too long for the model's text encoder "
+            "(allowed: 0..16 words)");
+  EXPECT_TRUE(outcome.events.empty());
+  grpc::ClientContext context;
+  dserve::v1::ServerInfo info;
+  ASSERT_TRUE(shared->stub
+                  ->GetServerInfo(&context, dserve::v1::GetServerInfoRequest(),
+                                  &info)
+                  .ok());
+  for (const dserve::v1::ReplicaInfo& replica : info.replicas()) {
+    EXPECT_EQ(replica.state(), dserve::v1::REPLICA_STATE_READY)
+        << "replica " << replica.index();
+  }
+  // 16 words run.
+  request.set_prompt(
+      "a red circle on a blue background top left a red circle on a blue "
+      "background");
+  const GenerateOutcome ok =
+      GenerateToEnd(*shared->stub, request, absl::Seconds(60));
+  EXPECT_TRUE(ok.status.ok()) << ok.status.error_message();
+}
+
+// ListModels publishes every limit the replicas enforce.
+TEST_F(ValidationBaselineE2eTest, ModelInfoCarriesTheLimits) {
+  const dserve::v1::ModelInfo& m = shared->model;
+  EXPECT_EQ(m.frame_step(), 1);
+  EXPECT_GT(m.max_steps(), 0);
+  EXPECT_LT(m.min_guidance_scale(), m.max_guidance_scale());
+  EXPECT_GT(m.min_flow_shift(), 0.0f);
+  EXPECT_LT(m.min_flow_shift(), m.max_flow_shift());
+  ASSERT_EQ(m.samplers_size(), 1);
+  EXPECT_EQ(m.samplers(0), dserve::v1::SAMPLER_FLOW_EULER);
+  EXPECT_EQ(m.default_sampler(), dserve::v1::SAMPLER_FLOW_EULER);
+  EXPECT_EQ(m.default_fps(), 16);
+  EXPECT_EQ(m.default_frames(), 1);
 }
 
 TEST_F(ValidationBaselineE2eTest, UnknownJobIsNotFound) {
