@@ -19,6 +19,8 @@ packages=(
   python3-torch python3-numpy  # //bench:python_reference_test (independent PyTorch DiT)
   cmake ninja-build        # tools/cmake_build.sh (the CMake mirror of the Bazel build)
   libsentencepiece-dev sentencepiece python3-sentencepiece  # umT5 tokenizer (worker/models/text), its spm_train test model and cross-check
+  libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libx264-dev  # MP4 (H.264) output, worker/video_encoder
+  ffmpeg                   # ffprobe, with which the MP4 tests read the videos back
 )
 
 missing=()
