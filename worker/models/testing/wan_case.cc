@@ -2,6 +2,7 @@
 
 #include <cstdio>
 #include <map>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -56,6 +57,58 @@ WeightMap WithPrefix(const WeightMap& all, const std::string& prefix) {
     }
   }
   return out;
+}
+
+namespace {
+
+class IdsPromptEncoder : public PromptEncoder {
+ public:
+  IdsPromptEncoder(std::unique_ptr<Umt5Encoder> encoder,
+                   std::map<std::string, std::vector<int64_t>> ids_of,
+                   int text_len)
+      : encoder_(std::move(encoder)),
+        ids_of_(std::move(ids_of)),
+        text_len_(text_len) {}
+
+  absl::StatusOr<PromptEncoding> Encode(
+      const std::vector<std::string>& texts,
+      const std::string& field) const override {
+    std::vector<std::vector<int64_t>> ids;
+    for (const std::string& t : texts) {
+      auto it = ids_of_.find(t);
+      if (it == ids_of_.end()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(field, " \"", t, "\" has no ids in the case"));
+      }
+      ids.push_back(it->second);
+    }
+    PromptEncoding out;
+    absl::StatusOr<at::Tensor> ctx = encoder_->EncodeContext(ids, text_len_);
+    if (!ctx.ok()) return ctx.status();
+    out.context = *std::move(ctx);
+    out.unknown_words.resize(texts.size());
+    return out;
+  }
+
+ private:
+  std::unique_ptr<Umt5Encoder> encoder_;
+  std::map<std::string, std::vector<int64_t>> ids_of_;
+  int text_len_;
+};
+
+}  // namespace
+
+std::unique_ptr<PromptEncoder> MakeIdsPromptEncoder(
+    std::unique_ptr<Umt5Encoder> encoder,
+    std::map<std::string, std::vector<int64_t>> ids_of, int text_len) {
+  return std::make_unique<IdsPromptEncoder>(std::move(encoder),
+                                            std::move(ids_of), text_len);
+}
+
+std::vector<int64_t> Ids(const at::Tensor& t) {
+  const at::Tensor c = t.to(at::kCPU, at::kLong).contiguous();
+  return std::vector<int64_t>(c.data_ptr<int64_t>(),
+                              c.data_ptr<int64_t>() + c.numel());
 }
 
 bool ReportRelative(const std::string& name, const at::Tensor& got,
