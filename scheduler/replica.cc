@@ -290,11 +290,36 @@ absl::Status LocalReplica::ConnectToLeader(int port, absl::Time give_up) {
   leader_address_ = address;
   stub_ = std::move(stub);
   models_.assign(status.models().begin(), status.models().end());
+  rank_devices_.assign(status.ranks().begin(), status.ranks().end());
   return absl::OkStatus();
 }
 
+void LocalReplica::RefreshRankDevices() {
+  std::shared_ptr<dserve::internal::v1::ReplicaLeader::Stub> stub;
+  {
+    absl::MutexLock lock(&mu_);
+    stub = stub_;
+  }
+  if (stub == nullptr) return;
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
+  dserve::internal::v1::ReplicaStatus status;
+  if (!stub->GetStatus(&context, dserve::internal::v1::GetStatusRequest(),
+                       &status)
+           .ok()) {
+    return;
+  }
+  absl::MutexLock lock(&mu_);
+  rank_devices_.assign(status.ranks().begin(), status.ranks().end());
+}
+
 bool LocalReplica::MonitorChildren() {
+  absl::Time next_refresh = absl::Now() + absl::Seconds(5);
   while (true) {
+    if (absl::Now() >= next_refresh) {
+      RefreshRankDevices();
+      next_refresh = absl::Now() + absl::Seconds(5);
+    }
     {
       absl::MutexLock lock(&mu_);
       if (!shutdown_requested_) {
@@ -372,6 +397,7 @@ dserve::v1::ReplicaInfo LocalReplica::Info() const {
   info.set_current_job_id(current_job_id_);
   info.set_jobs_completed(jobs_completed_);
   info.set_restarts(restarts_);
+  for (const dserve::v1::RankDevice& d : rank_devices_) *info.add_ranks() = d;
   return info;
 }
 

@@ -110,6 +110,10 @@ class LocalReplica final : public ReplicaHandle {
   void Supervise();
   absl::Status StartProcesses();
   absl::Status ConnectToLeader(int port, absl::Time give_up);
+  // One short GetStatus on the leader to refresh rank_devices_ (GPU memory
+  // changes as plans run); failures are ignored (the supervisor notices a
+  // dead rank on its own). Blocks up to a second.
+  void RefreshRankDevices();
   // Next line from rank 0's ready pipe; CANCELLED once Shutdown was asked.
   absl::StatusOr<std::string> ReadReadyLine(absl::Time give_up);
   // Polls the children until shutdown is requested (returns false) or a
@@ -145,6 +149,9 @@ class LocalReplica final : public ReplicaHandle {
   std::vector<int> pids_ ABSL_GUARDED_BY(mu_);
   std::string leader_address_ ABSL_GUARDED_BY(mu_);
   std::vector<dserve::v1::ModelInfo> models_ ABSL_GUARDED_BY(mu_);
+  // Every rank's device and GPU memory from the leader's GetStatus, taken
+  // at start-up and refreshed every few seconds by the supervisor.
+  std::vector<dserve::v1::RankDevice> rank_devices_ ABSL_GUARDED_BY(mu_);
   std::string current_job_id_ ABSL_GUARDED_BY(mu_);
   int64_t jobs_completed_ ABSL_GUARDED_BY(mu_) = 0;
   int restarts_ ABSL_GUARDED_BY(mu_) = 0;

@@ -23,6 +23,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "common/blas_kernels.h"
+#include "common/program_flags.h"
 #include "server/server.h"
 #include "server/signal_watcher.h"
 #include "spdlog/spdlog.h"
@@ -80,12 +81,31 @@ ABSL_FLAG(std::string, worker_binary, "",
           "Path of dserve_worker; empty = find it in this binary's runfiles "
           "or next to it (../worker/dserve_worker).");
 ABSL_FLAG(int, worker_threads, 1, "LibTorch threads per worker process.");
+ABSL_FLAG(std::string, devices, "cpu",
+          "Device of every rank, rank order: cpu, auto (every visible GPU, "
+          "else cpu) or cuda:0,cuda:1,... (rank k of replica r on entry "
+          "r*W+k; repeats share a device).");
+ABSL_FLAG(std::string, dtype, "",
+          "Worker compute dtype: bf16, fp16, fp32; empty = bf16 on CUDA, "
+          "fp32 on CPU.");
+ABSL_FLAG(std::string, comm, "auto",
+          "Mesh-group backend: auto (NCCL for CUDA ranks where built, else "
+          "Gloo), nccl, gloo (CUDA tensors staged through the host).");
 ABSL_FLAG(bool, async_ulysses, false,
           "Ulysses replicas start the q, k and v all-to-alls together "
           "instead of one after another (passed to every worker as "
           "--async_ulysses). Same images either way.");
 ABSL_FLAG(int, startup_timeout_s, 120,
           "How long a replica may take to start (rendezvous + model load).");
+ABSL_FLAG(int, max_connection_age_s, 0,
+          "Send a client connection a GOAWAY once it is this old, so its "
+          "next calls open a new connection (behind a load balancer: "
+          "possibly to another pod); calls already open run to their end. "
+          "0 = never. The drain sends a GOAWAY at its start regardless.");
+ABSL_FLAG(bool, allow_random_weights, false,
+          "With --model_dir empty and the shipped default model's weights "
+          "not found, serve untrained random weights instead of refusing to "
+          "start (tests and demos only).");
 ABSL_FLAG(std::string, log_level, "info",
           "trace, debug, info, warn, error (trace logs every step).");
 
@@ -117,9 +137,14 @@ Server::Options OptionsFromFlags(const std::string& argv0) {
   o.worker_binary = absl::GetFlag(FLAGS_worker_binary);
   o.argv0 = argv0;
   o.worker_threads = absl::GetFlag(FLAGS_worker_threads);
+  o.devices = absl::GetFlag(FLAGS_devices);
+  o.dtype = absl::GetFlag(FLAGS_dtype);
+  o.comm = absl::GetFlag(FLAGS_comm);
   o.async_ulysses = absl::GetFlag(FLAGS_async_ulysses);
   o.startup_timeout_s = absl::GetFlag(FLAGS_startup_timeout_s);
   o.log_level = absl::GetFlag(FLAGS_log_level);
+  o.max_connection_age_s = absl::GetFlag(FLAGS_max_connection_age_s);
+  o.allow_random_weights = absl::GetFlag(FLAGS_allow_random_weights);
   return o;
 }
 
@@ -128,7 +153,7 @@ int Run(const std::string& argv0) {
   absl::StatusOr<std::unique_ptr<Server>> server =
       Server::BuildAndStart(options);
   if (!server.ok()) {
-    spdlog::error("[server] {}", std::string(server.status().message()));
+    spdlog::error("[server] {}", server.status().ToString());
     return 1;
   }
   absl::Notification drain_requested;
@@ -158,10 +183,10 @@ int Run(const std::string& argv0) {
 }  // namespace dserve::server
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  dserve::common::ParseProgramFlags(
+      argc, argv, "dserve_server",
       "dserve_server --port=50051 --replicas=N [--mesh=dp=N,cfg=..] ...: "
       "serves dserve.v1.DiffusionService over gRPC");
-  absl::ParseCommandLine(argc, argv);
   // Before any thread starts: workers inherit it and load OpenBLAS with
   // kernels for this CPU (see common/blas_kernels.h).
   dserve::common::SetOpenBlasCoreTypeForChildren();

@@ -3,16 +3,22 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <climits>
 #include <cstdlib>
+#include <filesystem>
+#include <system_error>
 #include <utility>
 
 #include "absl/random/random.h"
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/status_macros.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "parallel/device_mesh.h"
+#include "parallel/devices.h"
+#include "scheduler/device_probe.h"
 #include "scheduler/clock.h"
 #include "scheduler/job_table.h"
 #include "scheduler/replica.h"
@@ -25,6 +31,7 @@
 #include "server/serving_metrics.h"
 #include "server/tls_credentials.h"
 #include "spdlog/spdlog.h"
+#include "worker/models/default_model/weights_path.h"
 
 namespace dserve::server {
 namespace {
@@ -120,7 +127,77 @@ absl::Status CheckRange(const char* flag, int64_t value, int64_t lo,
       "--", flag, "=", value, " is out of range (allowed: ", lo, "..", hi, ")"));
 }
 
+// --devices resolved and cut into replicas (result[r][k] = rank k of
+// replica r). dserve_worker is asked what it can reach only when the list
+// may name a GPU, so CPU deployments start as fast as before.
+absl::StatusOr<std::vector<std::vector<parallel::Device>>>
+ResolveReplicaDevices(const Server::Options& o,
+                      const dserve::v1::MeshLayout& mesh,
+                      const std::string& worker_binary) {
+  const int dp = mesh.dp();
+  const int world = scheduler::ReplicaWorldSize(mesh);
+  parallel::DeviceProbe probe;
+  if (parallel::DevicesSpecMayUseCuda(o.devices)) {
+    ASSIGN_OR_RETURN(probe, scheduler::ProbeWorkerDevices(worker_binary,
+                                                          absl::Seconds(60)));
+  }
+  ASSIGN_OR_RETURN(const std::vector<parallel::Device> devices,
+                   parallel::ResolveDevices(o.devices, dp, world, probe));
+  if (o.comm == "nccl") {
+    for (size_t i = 0; i < devices.size(); ++i) {
+      if (!devices[i].is_cuda()) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--comm=nccl needs a CUDA device for every rank, but --devices=",
+            o.devices, " puts rank ", i % world, " of replica ", i / world,
+            " on the cpu"));
+      }
+    }
+  }
+  return parallel::DevicesByReplica(devices, dp, world);
+}
+
+// The model directory the workers load: --model_dir when given (its
+// config.json must exist), else the shipped default model found in the
+// runfiles of the server or the worker (or the working directory). A server
+// whose weights are missing refuses to start and names the paths; it serves
+// random weights only with --allow_random_weights (returns "" then).
+absl::StatusOr<std::string> ResolveModelDir(const Server::Options& o,
+                                            const std::string& worker_binary) {
+  std::error_code ec;
+  if (!o.model_dir.empty()) {
+    const std::string config = o.model_dir + "/config.json";
+    if (!std::filesystem::is_regular_file(config, ec)) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "--model_dir=", o.model_dir, ": the model's weights are missing (no ",
+          config, "); mount or copy the model there"));
+    }
+    return o.model_dir;
+  }
+  std::vector<std::string> tried;
+  for (const std::string& binary : {o.argv0, worker_binary}) {
+    absl::StatusOr<std::string> dir =
+        default_model::DefaultModelDirectory(binary);
+    if (dir.ok()) return std::filesystem::absolute(*dir, ec).string();
+    tried.push_back(std::string(dir.status().message()));
+  }
+  if (o.allow_random_weights) return std::string();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "the default model's weights are missing: ", absl::StrJoin(tried, "; "),
+      ". Pass --model_dir=DIR, or --allow_random_weights to serve untrained "
+      "random weights on purpose"));
+}
+
 absl::Status CheckOptions(const Server::Options& o) {
+  if (!o.dtype.empty() && o.dtype != "bf16" && o.dtype != "fp16" &&
+      o.dtype != "fp32") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--dtype=", o.dtype, " is not a dtype (allowed: bf16, fp16, fp32; "
+        "empty = bf16 on CUDA, fp32 on CPU)"));
+  }
+  if (o.comm != "auto" && o.comm != "nccl" && o.comm != "gloo") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--comm=", o.comm, " is not a backend (allowed: auto, nccl, gloo)"));
+  }
   RETURN_IF_ERROR(CheckRange("port", o.port, 0, 65535));
   RETURN_IF_ERROR(CheckRange("queue_capacity", o.queue_capacity, 1, 100000));
   RETURN_IF_ERROR(CheckRange("max_prompt_chars", o.max_prompt_chars, 1, 1 << 20));
@@ -139,6 +216,8 @@ absl::Status CheckOptions(const Server::Options& o) {
   RETURN_IF_ERROR(CheckRange("max_batch", o.max_batch, 1, 64));
   RETURN_IF_ERROR(CheckRange("batch_wait_ms", o.batch_wait_ms, 0, 60000));
   RETURN_IF_ERROR(CheckRange("worker_threads", o.worker_threads, 1, 1024));
+  RETURN_IF_ERROR(
+      CheckRange("max_connection_age_s", o.max_connection_age_s, 0, 86400 * 30));
   return CheckRange("startup_timeout_s", o.startup_timeout_s, 1, 86400);
 }
 
@@ -197,13 +276,22 @@ absl::Status Server::Start(Options options) {
   // Replicas start in the background; the API is up (NOT_SERVING) meanwhile.
   if (o.replica_handles.empty()) {
     ASSIGN_OR_RETURN(const std::string worker_binary, ResolveWorkerBinary(o));
+    ASSIGN_OR_RETURN(const std::string model_dir,
+                     ResolveModelDir(o, worker_binary));
+    ASSIGN_OR_RETURN(const auto replica_devices,
+                     ResolveReplicaDevices(o, p.mesh, worker_binary));
     for (int i = 0; i < p.mesh.dp(); ++i) {
       scheduler::LocalReplicaOptions replica;
       replica.index = i;
       replica.worker_binary = worker_binary;
       replica.mesh = p.mesh;
-      replica.model_dir = o.model_dir;
+      replica.model_dir = model_dir;
       replica.threads = o.worker_threads;
+      for (const parallel::Device& d : replica_devices[i]) {
+        replica.rank_devices.push_back(d.ToString());
+      }
+      replica.dtype = o.dtype;
+      replica.comm = o.comm;
       replica.startup_timeout = absl::Seconds(o.startup_timeout_s);
       // Workers log at the server's level, so --log_level=trace shows every
       // step on every rank.
@@ -211,6 +299,9 @@ absl::Status Server::Start(Options options) {
           absl::StrCat("--log_level=", o.log_level),
           absl::StrCat("--async_ulysses=",
                        o.async_ulysses ? "true" : "false")};
+      if (model_dir.empty()) {
+        replica.extra_worker_args.push_back("--allow_random_weights");
+      }
       p.owned_replicas.push_back(
           std::make_unique<scheduler::LocalReplica>(replica));
       p.replicas.push_back(p.owned_replicas.back().get());
@@ -222,6 +313,16 @@ absl::Status Server::Start(Options options) {
         kVersion, p.mesh.dp(), scheduler::ReplicaWorldSize(p.mesh),
         scheduler::WorkerMeshSpec(p.mesh), worker_binary,
         blas_core == nullptr ? "(unset: OpenBLAS decides)" : blas_core);
+    spdlog::info("[server] devices --devices={}: {} (dtype {}, comm {})",
+                 o.devices,
+                 [&] {
+                   std::vector<parallel::Device> all;
+                   for (const auto& r : replica_devices) {
+                     all.insert(all.end(), r.begin(), r.end());
+                   }
+                   return parallel::FormatDevices(all);
+                 }(),
+                 o.dtype.empty() ? "device default" : o.dtype, o.comm);
   } else {
     if (static_cast<int>(o.replica_handles.size()) != p.mesh.dp()) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -253,6 +354,10 @@ absl::Status Server::Start(Options options) {
   DiffusionServiceOptions service_options;
   service_options.mesh = p.mesh;
   service_options.version = kVersion;
+  service_options.instance_id = o.instance_id;
+  service_options.on_rejected = [&p](const absl::Status& status) {
+    p.serving_metrics.RecordRejected(status);
+  };
   if (!o.auth_token_file.empty()) {
     ASSIGN_OR_RETURN(service_options.auth_token,
                      ReadTokenFile(o.auth_token_file, "auth_token_file"));
@@ -285,6 +390,13 @@ absl::Status Server::Start(Options options) {
       ":", o.port);
   builder.AddListeningPort(address, credentials, &bound_port_);
   builder.SetMaxReceiveMessageSize(o.max_message_bytes);
+  if (o.max_connection_age_s > 0) {
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS,
+                               o.max_connection_age_s * 1000);
+    // Calls open when the age is reached run to their end (a video job may
+    // stream for an hour); only new calls move to a new connection.
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, INT_MAX);
+  }
   builder.RegisterService(p.service.get());
   p.grpc_server = builder.BuildAndStart();
   if (p.grpc_server == nullptr || bound_port_ == 0) {
@@ -348,6 +460,16 @@ void Server::Drain(absl::Duration grace) {
   p.scheduler->StopAdmitting(absl::UnavailableError(
       "server is draining (it received a shutdown signal) and accepts no new "
       "jobs; retry against another instance"));
+  // GOAWAY on every connection now: clients open their next call on a new
+  // connection (behind a Service: another pod) instead of being refused
+  // here for the whole drain; calls already open (Generate and WatchJob
+  // streams of the jobs still running) go on. The listener closes too. The
+  // deadline is only a backstop: the drain ends the shutdown itself below.
+  std::thread goaway([&p, grace] {
+    p.grpc_server->Shutdown(std::chrono::system_clock::now() +
+                            absl::ToChronoSeconds(grace) +
+                            std::chrono::seconds(30));
+  });
   const int64_t grace_s = absl::ToInt64Seconds(grace);
   spdlog::info("[server] waiting up to {} s for {} queued and running job(s)",
                grace_s, p.scheduler->queue_depth());
@@ -375,7 +497,10 @@ void Server::Drain(absl::Duration grace) {
     spdlog::warn("[server] {} stream(s) still open after 5 s; cutting them",
                  p.service->open_streams());
   }
-  p.grpc_server->Shutdown(std::chrono::system_clock::now());
+  // Idle connections that ignored the GOAWAY would hold Shutdown until its
+  // deadline; every job has ended, so cut them.
+  grpc_server_cancel_all_calls(p.grpc_server->c_server());
+  goaway.join();
   std::vector<std::thread> stoppers;
   for (scheduler::ReplicaHandle* replica : p.replicas) {
     stoppers.emplace_back([replica] { replica->Shutdown(absl::Seconds(5)); });

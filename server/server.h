@@ -82,10 +82,30 @@ class Server {
     std::string worker_binary;
     std::string argv0;
     int worker_threads = 1;
+    // Device of every rank, rank order (parallel/devices.h): "cpu",
+    // "auto" (every visible GPU, else cpu) or "cuda:0,cuda:1,..."; rank k
+    // of replica r runs on entry r*W+k. A GPU the worker cannot reach fails
+    // BuildAndStart with FAILED_PRECONDITION before any replica spawns.
+    std::string devices = "cpu";
+    // Passed to every worker: --dtype ("" = bf16 on CUDA, fp32 on CPU) and
+    // --comm (auto, nccl, gloo).
+    std::string dtype;
+    std::string comm = "auto";
     bool async_ulysses = false;
     int startup_timeout_s = 120;
     // Passed to every worker as --log_level.
     std::string log_level = "info";
+    // A client connection older than this gets a GOAWAY (its open calls
+    // finish; new calls go over a new connection, which a load balancer
+    // may send to another pod); 0 = connections live forever. The drain
+    // sends a GOAWAY on every connection at its start regardless.
+    int max_connection_age_s = 0;
+    // With model_dir empty and the shipped default model's weights not
+    // found, serve the default model with untrained random weights instead
+    // of refusing to start (tests and demos only: pictures are noise).
+    bool allow_random_weights = false;
+    // Instance part of job ids (server/job_id.h); empty = random per process.
+    std::string instance_id;
     // When non-empty, these replicas serve instead of dp spawned ones (tests
     // and embedders); not owned, see the class comment. Their number must
     // equal the mesh's dp.

@@ -2,6 +2,7 @@
 
 #include <map>
 #include <string>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
@@ -142,6 +143,29 @@ void ServingMetrics::CollectReplicas(
                    "Times the replica was restarted after a dead rank.",
                    {{"replica", index}})
         ->Set(info.restarts());
+    for (const dserve::v1::RankDevice& d : info.ranks()) {
+      const std::string rank = absl::StrCat(d.rank());
+      registry_
+          ->GetGauge("dserve_rank_device_info",
+                     "1 per rank, labelled with its device, compute dtype "
+                     "and mesh-group backend.",
+                     {{"replica", index}, {"rank", rank}, {"device", d.device()},
+                      {"dtype", d.dtype()}, {"comm", d.comm()}})
+          ->Set(1);
+      const std::pair<const char*, int64_t> memory[] = {
+          {"allocated", d.gpu_memory_allocated_bytes()},
+          {"reserved", d.gpu_memory_reserved_bytes()},
+          {"total", d.gpu_memory_total_bytes()}};
+      for (const auto& [kind, bytes] : memory) {
+        registry_
+            ->GetGauge("dserve_rank_gpu_memory_bytes",
+                       "GPU memory of a rank: allocated by tensors, reserved "
+                       "by LibTorch's caching allocator, total of the device "
+                       "(0 on the CPU).",
+                       {{"replica", index}, {"rank", rank}, {"kind", kind}})
+            ->Set(static_cast<double>(bytes));
+      }
+    }
   }
   for (dserve::v1::ReplicaState state : kReplicaStates) {
     registry_

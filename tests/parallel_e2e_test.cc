@@ -17,6 +17,7 @@
 #include <string>
 
 #include "common/png.h"
+#include "common/testing/png_compare.h"
 #include "gtest/gtest.h"
 #include "proto/dserve/v1/diffusion_service.grpc.pb.h"
 #include "tests/testing/rpc_helpers.h"
@@ -104,11 +105,12 @@ TEST(ParallelE2eTest, FourRankReplicasReturnTheOneRankPicture) {
   ASSERT_EQ(got.width, want.width);
   ASSERT_EQ(got.height, want.height);
   ASSERT_EQ(got.rgb.size(), want.rgb.size());
-  absl::StatusOr<common::PixelDiff> diff = common::ComparePixels(got, want);
+  absl::StatusOr<common::testing::PixelDiff> diff =
+      common::testing::ComparePixels(got, want);
   ASSERT_TRUE(diff.ok()) << diff.status();
   std::printf("4-rank vs 1-rank PNG: max |diff| %d/255, %zu of %zu bytes differ\n",
               diff->max_abs, diff->differing, diff->total);
-  EXPECT_TRUE(common::SamePictureUpToRounding(*diff))
+  EXPECT_TRUE(common::testing::SamePictureUpToRounding(*diff))
       << diff->differing << " of " << diff->total << " bytes differ, max "
       << diff->max_abs;
 }

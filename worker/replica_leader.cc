@@ -181,6 +181,11 @@ grpc::Status ReplicaLeader::GetStatus(grpc::ServerContext* /*context*/,
   *response->add_models() =
       ModelInfoFromConfig(pipeline_.config(), /*is_default=*/true);
   response->set_busy(busy_.load());
+  if (options_.rank_devices) {
+    for (dserve::v1::RankDevice& d : options_.rank_devices()) {
+      *response->add_ranks() = std::move(d);
+    }
+  }
   return grpc::Status::OK;
 }
 

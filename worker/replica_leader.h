@@ -53,6 +53,9 @@ struct ReplicaLeaderOptions {
   std::function<bool()> parent_alive = [] { return true; };
   // Clock for the media-encoding part of PlanDone.decode_ms.
   std::function<absl::Time()> now = &absl::Now;
+  // Every rank's device, dtype, backend and GPU memory for GetStatus
+  // (called on a gRPC thread; must be thread-safe). Unset = none reported.
+  std::function<std::vector<dserve::v1::RankDevice>()> rank_devices;
 };
 
 class ReplicaLeader final

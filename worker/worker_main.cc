@@ -30,6 +30,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
+#include <mutex>
 #include <numeric>
 #include <optional>
 #include <string>
@@ -329,6 +330,40 @@ int Main(const WorkerOptions& options) {
                                               : " (sync ulysses)")
                      : "");
   }
+  // This rank's device line for GetStatus, published in the replica's
+  // store once the model is loaded (its memory then counts the weights);
+  // rank 0 answers GetStatus from them and its own live figures.
+  const std::string comm_name =
+      options.world == 1 ? std::string()
+      : (*comm_backend == "gloo" && device->is_cuda()) ? "gloo+host_staging"
+                                                        : *comm_backend;
+  auto describe_rank = [dev = *device, dtype_name = DtypeName(*dtype),
+                        comm_name](int rank) {
+    dserve::v1::RankDevice d;
+    d.set_rank(rank);
+    d.set_device(dev.str());
+    d.set_dtype(dtype_name);
+    d.set_comm(comm_name);
+    const DeviceMemory m = QueryDeviceMemory(dev);
+    d.set_gpu_memory_available(m.available);
+    d.set_gpu_memory_allocated_bytes(m.allocated_bytes);
+    d.set_gpu_memory_reserved_bytes(m.reserved_bytes);
+    d.set_gpu_memory_total_bytes(m.total_bytes);
+    return d;
+  };
+  auto rank_device_key = [](int rank) {
+    return absl::StrCat("dserve/rank_device/", rank);
+  };
+  if (options.rank != 0) {
+    const std::string bytes = describe_rank(options.rank).SerializeAsString();
+    try {
+      replica->store->set(rank_device_key(options.rank),
+                          std::vector<uint8_t>(bytes.begin(), bytes.end()));
+    } catch (const std::exception& e) {
+      spdlog::warn("[job -] could not publish this rank's device: {}",
+                   e.what());
+    }
+  }
   RankLoop loop(model, *replica->world, &absl::Now, predictor);
   if (options.rank != 0) {
     FollowerOptions follower;
@@ -351,6 +386,26 @@ int Main(const WorkerOptions& options) {
       absl::FromChrono(options.heartbeat_interval);
   leader_options.stop_requested = stop_requested;
   leader_options.parent_alive = parent_alive;
+  leader_options.rank_devices =
+      [store = replica->store, world = options.world, describe_rank,
+       rank_device_key, mu = std::make_shared<std::mutex>()] {
+        std::vector<dserve::v1::RankDevice> ranks = {describe_rank(0)};
+        const std::lock_guard<std::mutex> lock(*mu);
+        for (int r = 1; r < world; ++r) {
+          dserve::v1::RankDevice d;
+          d.set_rank(r);
+          try {
+            if (store->check({rank_device_key(r)})) {
+              const std::vector<uint8_t> v = store->get(rank_device_key(r));
+              d.ParseFromArray(v.data(), static_cast<int>(v.size()));
+            }
+          } catch (const std::exception&) {
+            // Reported without a device; the store is the rendezvous one.
+          }
+          ranks.push_back(std::move(d));
+        }
+        return ranks;
+      };
   ReplicaLeader leader(model, loop, *replica->world, leader_options);
 
   grpc::ServerBuilder builder;

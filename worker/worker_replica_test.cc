@@ -28,6 +28,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "common/png.h"
+#include "common/testing/png_compare.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "proto/dserve/internal/v1/replica_leader.grpc.pb.h"
@@ -259,15 +260,16 @@ std::string OnlyPng(const ExecuteResult& result) {
 
 // The 2-rank replica shards the CFG batch and attention, so its fp32 sums
 // associate differently from the 1-rank reference: the same picture up to
-// one 8-bit level at rounding boundaries (common::SamePictureUpToRounding).
+// one 8-bit level at rounding boundaries
+// (common::testing::SamePictureUpToRounding).
 void ExpectSamePicture(const std::string& png, const std::string& reference) {
   auto got = common::DecodePng(png);
   auto want = common::DecodePng(reference);
   ASSERT_TRUE(got.ok()) << got.status();
   ASSERT_TRUE(want.ok()) << want.status();
-  auto diff = common::ComparePixels(*got, *want);
+  auto diff = common::testing::ComparePixels(*got, *want);
   ASSERT_TRUE(diff.ok()) << diff.status();
-  EXPECT_TRUE(common::SamePictureUpToRounding(*diff))
+  EXPECT_TRUE(common::testing::SamePictureUpToRounding(*diff))
       << "max |diff| " << diff->max_abs << ", " << diff->differing << " of "
       << diff->total << " bytes differ";
 }

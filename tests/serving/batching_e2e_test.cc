@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "common/png.h"
+#include "common/testing/png_compare.h"
 #include "gtest/gtest.h"
 #include "proto/dserve/v1/diffusion_service.grpc.pb.h"
 #include "tests/testing/rpc_helpers.h"
@@ -84,9 +85,9 @@ TEST(BatchingE2eTest, ConcurrentCallsBatchAndMatchTheirSoloImages) {
     auto batch_image = common::DecodePng(batched[i].result()->media(0).data());
     ASSERT_TRUE(solo_image.ok()) << solo_image.status();
     ASSERT_TRUE(batch_image.ok()) << batch_image.status();
-    auto diff = common::ComparePixels(*solo_image, *batch_image);
+    auto diff = common::testing::ComparePixels(*solo_image, *batch_image);
     ASSERT_TRUE(diff.ok()) << diff.status();
-    EXPECT_TRUE(common::SamePictureUpToRounding(*diff))
+    EXPECT_TRUE(common::testing::SamePictureUpToRounding(*diff))
         << "the image of call " << i << " (seed " << requests[i].seed()
         << ") changed when it ran in a batch of "
         << StartedBatchSize(batched[i]) << ": max |diff| " << diff->max_abs
