@@ -274,6 +274,9 @@ def main():
                             f" PROTO {lst(srcs)} DEPS {lst(deps)})")
             else:
                 continue  # proto_library, alias: nothing to build on their own
+            if kw.get("local_defines") and kind in ("cc_binary", "cc_test"):
+                body.append(f"target_compile_definitions({tgt} PRIVATE "
+                            f"{lst(kw['local_defines'])})")
             if cuda_deps:
                 scope = ("PRIVATE" if kind in ("cc_binary", "cc_test")
                          else "PUBLIC" if kw.get("srcs") else "INTERFACE")
