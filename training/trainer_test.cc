@@ -1,4 +1,4 @@
-#include "worker/models/default_model/trainer.h"
+#include "training/trainer.h"
 
 #include <filesystem>
 #include <string>
@@ -7,7 +7,7 @@
 #include <gtest/gtest.h>
 #include "worker/models/pipeline.h"
 
-namespace dserve::default_model {
+namespace dserve::training {
 namespace {
 
 models::PipelineConfig TinyConfig() {
@@ -184,4 +184,4 @@ TEST(TrainerTest, ExportLoadsAsAPipelineWithTheEmaWeights) {
 }
 
 }  // namespace
-}  // namespace dserve::default_model
+}  // namespace dserve::training

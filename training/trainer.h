@@ -1,5 +1,5 @@
-#ifndef DSERVE_WORKER_MODELS_DEFAULT_MODEL_TRAINER_H_
-#define DSERVE_WORKER_MODELS_DEFAULT_MODEL_TRAINER_H_
+#ifndef DSERVE_TRAINING_TRAINER_H_
+#define DSERVE_TRAINING_TRAINER_H_
 
 // Trains a PipelineConfig (DiT + text encoder, pixel space) on the
 // procedural shapes of shapes.h with flow matching, on the CPU with
@@ -34,7 +34,7 @@
 #include "worker/models/model_config.h"
 #include <ATen/core/Tensor.h>
 
-namespace dserve::default_model {
+namespace dserve::training {
 
 struct TrainerOptions {
   // Training images are width x height, one frame.
@@ -74,7 +74,8 @@ struct TrainingBatch {
   at::Tensor x0;     // [B, 3, 1, H, W] clean images in [-1, 1]
   at::Tensor noise;  // [B, 3, 1, H, W] N(0, 1)
   at::Tensor sigma;  // [B] in [0, 1)
-  at::Tensor loss_weight;  // [B, 1, 1, H, W]: shape_loss_weight on the shape, else 1
+  at::Tensor
+      loss_weight;  // [B, 1, 1, H, W]: shape_loss_weight on the shape, else 1
   std::vector<std::string> prompts;
 };
 TrainingBatch MakeTrainingBatch(const TrainerOptions& options, int64_t step);
@@ -126,6 +127,6 @@ class Trainer {
   int64_t step_ = 0;
 };
 
-}  // namespace dserve::default_model
+}  // namespace dserve::training
 
-#endif  // DSERVE_WORKER_MODELS_DEFAULT_MODEL_TRAINER_H_
+#endif  // DSERVE_TRAINING_TRAINER_H_

@@ -1,4 +1,4 @@
-#include "worker/models/default_model/trainer.h"
+#include "training/trainer.h"
 
 #include <cmath>
 #include <array>
@@ -7,18 +7,18 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "worker/models/default_model/shapes.h"
-#include "worker/models/default_model/trainable_text_encoder.h"
+#include "common/status_macros.h"
+#include "common/torch_status.h"
+#include "training/shapes.h"
+#include "training/trainable_text_encoder.h"
 #include "worker/models/dit.h"
 #include "worker/models/random_weights.h"
 #include "worker/models/safetensors.h"
-#include "common/status_macros.h"
-#include "common/torch_status.h"
 #include "worker/models/text_encoder.h"
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
-namespace dserve::default_model {
+namespace dserve::training {
 namespace {
 
 using models::WeightMap;
@@ -363,4 +363,4 @@ absl::Status Trainer::Export(const std::string& dir, bool ema) const {
        {"weights", ema ? "ema" : "raw"}});
 }
 
-}  // namespace dserve::default_model
+}  // namespace dserve::training

@@ -1,4 +1,4 @@
-#include "worker/models/default_model/trainable_text_encoder.h"
+#include "training/trainable_text_encoder.h"
 
 #include <cmath>
 
@@ -6,7 +6,7 @@
 #include "worker/models/text_encoder.h"
 #include <ATen/ATen.h>
 
-namespace dserve::default_model {
+namespace dserve::training {
 
 absl::StatusOr<at::Tensor> TrainableTextEncode(
     const models::PipelineConfig& config, const models::WeightMap& weights,
@@ -67,4 +67,4 @@ absl::StatusOr<at::Tensor> TrainableTextEncode(
   return x.masked_fill(pad.unsqueeze(-1), 0.0);
 }
 
-}  // namespace dserve::default_model
+}  // namespace dserve::training

@@ -1,5 +1,5 @@
-#ifndef DSERVE_WORKER_MODELS_DEFAULT_MODEL_SHAPES_H_
-#define DSERVE_WORKER_MODELS_DEFAULT_MODEL_SHAPES_H_
+#ifndef DSERVE_TRAINING_SHAPES_H_
+#define DSERVE_TRAINING_SHAPES_H_
 
 // The default model's world: one coloured shape on a plain background.
 // A Scene is drawn (RandomScene), rendered to RGB (RenderScene) and
@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-namespace dserve::default_model {
+namespace dserve::training {
 
 enum class Colour { kRed, kGreen, kBlue, kYellow, kOrange, kPurple, kWhite,
                     kBlack };
@@ -103,6 +103,6 @@ std::string RandomPrompt(const Scene& scene, Rng& rng);
 // Every word RandomPrompt and CanonicalPrompt can emit, sorted.
 std::vector<std::string> PromptWords();
 
-}  // namespace dserve::default_model
+}  // namespace dserve::training
 
-#endif  // DSERVE_WORKER_MODELS_DEFAULT_MODEL_SHAPES_H_
+#endif  // DSERVE_TRAINING_SHAPES_H_

@@ -1,9 +1,9 @@
-#include "worker/models/default_model/analyser.h"
+#include "training/analyser.h"
 
 #include <gtest/gtest.h>
-#include "worker/models/default_model/evaluator.h"
+#include "training/evaluator.h"
 
-namespace dserve::default_model {
+namespace dserve::training {
 namespace {
 
 TEST(AnalyserTest, ReadsGroundTruthRendersAtLeast99Percent) {
@@ -57,4 +57,4 @@ TEST(AnalyserTest, IgnoresSpecklesOutsideTheShape) {
 }
 
 }  // namespace
-}  // namespace dserve::default_model
+}  // namespace dserve::training

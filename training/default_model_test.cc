@@ -13,12 +13,12 @@
 #include <vector>
 
 #include <gtest/gtest.h>
-#include "worker/models/default_model/evaluator.h"
+#include "training/evaluator.h"
 #include "worker/models/default_model/weights_path.h"
 #include "worker/models/model_config.h"
 #include "worker/models/pipeline.h"
 
-namespace dserve::default_model {
+namespace dserve::training {
 namespace {
 
 constexpr int kCases = 48;
@@ -40,7 +40,7 @@ constexpr Expected kExpected[] = {
 class DefaultModelTest : public testing::Test {
  protected:
   static void SetUpTestSuite() {
-    absl::StatusOr<std::string> dir = DefaultModelDirectory("");
+    absl::StatusOr<std::string> dir = default_model::DefaultModelDirectory("");
     ASSERT_TRUE(dir.ok()) << dir.status();
     auto p = models::Pipeline::LoadFromDirectory(*dir);
     ASSERT_TRUE(p.ok()) << p.status();
@@ -99,4 +99,4 @@ TEST_F(DefaultModelTest, UnknownWordsAreReportedNotFatal) {
 }
 
 }  // namespace
-}  // namespace dserve::default_model
+}  // namespace dserve::training

@@ -16,7 +16,7 @@
 #include "absl/strings/str_format.h"
 #include "common/blas_kernels.h"
 #include "common/png.h"
-#include "worker/models/default_model/evaluator.h"
+#include "training/evaluator.h"
 #include "worker/models/default_model/weights_path.h"
 #include "worker/models/pipeline.h"
 #include <ATen/Parallel.h>
@@ -37,7 +37,7 @@ ABSL_FLAG(std::string, sheet, "", "Contact sheet PNG path (guided images); "
           "the prompts go to the same path + \".txt\". Empty = none.");
 ABSL_FLAG(int, sheet_n, 48, "Images on the contact sheet.");
 
-namespace dserve::default_model {
+namespace dserve::training {
 namespace {
 
 void Print(const char* label, const Accuracy& a) {
@@ -51,7 +51,8 @@ int Run(int argc, char** argv) {
   at::set_num_threads(absl::GetFlag(FLAGS_threads));
   std::string dir = absl::GetFlag(FLAGS_model_dir);
   if (dir.empty()) {
-    absl::StatusOr<std::string> found = DefaultModelDirectory(argv[0]);
+    absl::StatusOr<std::string> found =
+        default_model::DefaultModelDirectory(argv[0]);
     if (!found.ok()) {
       std::fprintf(stderr, "%s\n", found.status().ToString().c_str());
       return 1;
@@ -127,10 +128,10 @@ int Run(int argc, char** argv) {
 }
 
 }  // namespace
-}  // namespace dserve::default_model
+}  // namespace dserve::training
 
 int main(int argc, char** argv) {
   dserve::common::ReexecWithOpenBlasCoreType(argv);
   absl::ParseCommandLine(argc, argv);
-  return dserve::default_model::Run(argc, argv);
+  return dserve::training::Run(argc, argv);
 }

@@ -1,11 +1,11 @@
-#include "worker/models/default_model/trainable_text_encoder.h"
+#include "training/trainable_text_encoder.h"
 
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 #include "worker/models/random_weights.h"
 #include "worker/models/text_encoder.h"
 
-namespace dserve::default_model {
+namespace dserve::training {
 namespace {
 
 TEST(TrainableTextEncoderTest, MatchesTheServingEncoder) {
@@ -48,4 +48,4 @@ TEST(TrainableTextEncoderTest, RejectsTooLongPrompts) {
 }
 
 }  // namespace
-}  // namespace dserve::default_model
+}  // namespace dserve::training

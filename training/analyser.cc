@@ -1,4 +1,4 @@
-#include "worker/models/default_model/analyser.h"
+#include "training/analyser.h"
 
 #include <algorithm>
 #include <array>
@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace dserve::default_model {
+namespace dserve::training {
 namespace {
 
 // Fill-ratio boundaries between the classes: midway between the ideal
@@ -138,4 +138,4 @@ AttributeMatch Compare(const Scene& wanted, const Analysis& got) {
   return m;
 }
 
-}  // namespace dserve::default_model
+}  // namespace dserve::training

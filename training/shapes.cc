@@ -1,11 +1,11 @@
-#include "worker/models/default_model/shapes.h"
+#include "training/shapes.h"
 
 #include <algorithm>
 #include <cmath>
 #include <set>
 #include <sstream>
 
-namespace dserve::default_model {
+namespace dserve::training {
 namespace {
 
 constexpr const char* kColourNames[kNumColours] = {
@@ -183,4 +183,4 @@ std::vector<std::string> PromptWords() {
   return {words.begin(), words.end()};
 }
 
-}  // namespace dserve::default_model
+}  // namespace dserve::training

@@ -1,5 +1,5 @@
-#ifndef DSERVE_WORKER_MODELS_DEFAULT_MODEL_EVALUATOR_H_
-#define DSERVE_WORKER_MODELS_DEFAULT_MODEL_EVALUATOR_H_
+#ifndef DSERVE_TRAINING_EVALUATOR_H_
+#define DSERVE_TRAINING_EVALUATOR_H_
 
 // Measures how faithfully a pipeline draws shapes prompts: generate from
 // canonical prompts with fixed seeds, analyse each image (analyser.h) and
@@ -14,11 +14,11 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "worker/models/default_model/analyser.h"
-#include "worker/models/default_model/shapes.h"
+#include "training/analyser.h"
+#include "training/shapes.h"
 #include "worker/models/pipeline.h"
 
-namespace dserve::default_model {
+namespace dserve::training {
 
 struct EvalCase {
   Scene scene;         // what the prompt asks for
@@ -70,6 +70,6 @@ absl::StatusOr<EvalResult> EvaluatePipeline(const models::Pipeline& pipeline,
 RgbImage ContactSheet(const std::vector<RgbImage>& images, int columns,
                       int zoom, int gap);
 
-}  // namespace dserve::default_model
+}  // namespace dserve::training
 
-#endif  // DSERVE_WORKER_MODELS_DEFAULT_MODEL_EVALUATOR_H_
+#endif  // DSERVE_TRAINING_EVALUATOR_H_

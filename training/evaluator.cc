@@ -1,4 +1,4 @@
-#include "worker/models/default_model/evaluator.h"
+#include "training/evaluator.h"
 
 #include <algorithm>
 #include <utility>
@@ -7,7 +7,7 @@
 #include "worker/models/pixels.h"
 #include <ATen/ATen.h>
 
-namespace dserve::default_model {
+namespace dserve::training {
 
 std::vector<EvalCase> MakeEvalCases(int n, uint64_t seed) {
   Rng rng(seed);
@@ -115,7 +115,8 @@ RgbImage ContactSheet(const std::vector<RgbImage>& images, int columns,
       for (int x = 0; x < cw && x / zoom < img.width; ++x) {
         const uint8_t* src = img.Pixel(x / zoom, y / zoom);
         uint8_t* dst =
-            &sheet.rgb[3 * (static_cast<size_t>(oy + y) * sheet.width + ox + x)];
+            &sheet
+                 .rgb[3 * (static_cast<size_t>(oy + y) * sheet.width + ox + x)];
         std::copy(src, src + 3, dst);
       }
     }
@@ -123,4 +124,4 @@ RgbImage ContactSheet(const std::vector<RgbImage>& images, int columns,
   return sheet;
 }
 
-}  // namespace dserve::default_model
+}  // namespace dserve::training

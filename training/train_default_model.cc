@@ -17,7 +17,7 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_format.h"
 #include "common/blas_kernels.h"
-#include "worker/models/default_model/trainer.h"
+#include "training/trainer.h"
 #include "worker/models/model_config.h"
 #include <ATen/Parallel.h>
 
@@ -54,7 +54,7 @@ ABSL_FLAG(bool, export_only, false, "Load the checkpoint in "
 ABSL_FLAG(double, max_minutes, 0, "Stop (checkpoint + export) after this "
           "much wall time; 0 = no limit.");
 
-namespace dserve::default_model {
+namespace dserve::training {
 namespace {
 
 models::PipelineConfig ConfigFromFlags() {
@@ -198,10 +198,10 @@ int Run() {
 }
 
 }  // namespace
-}  // namespace dserve::default_model
+}  // namespace dserve::training
 
 int main(int argc, char** argv) {
   dserve::common::ReexecWithOpenBlasCoreType(argv);
   absl::ParseCommandLine(argc, argv);
-  return dserve::default_model::Run();
+  return dserve::training::Run();
 }

@@ -1,4 +1,4 @@
-#include "worker/models/default_model/shapes.h"
+#include "training/shapes.h"
 
 #include <algorithm>
 #include <set>
@@ -8,7 +8,7 @@
 #include "worker/models/model_config.h"
 #include "worker/models/text_encoder.h"
 
-namespace dserve::default_model {
+namespace dserve::training {
 namespace {
 
 TEST(ShapesTest, SameSeedGivesSameScenesImagesAndPrompts) {
@@ -94,4 +94,4 @@ TEST(ShapesTest, PartialPromptsMentionOnlyTheirScene) {
 }
 
 }  // namespace
-}  // namespace dserve::default_model
+}  // namespace dserve::training

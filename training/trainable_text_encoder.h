@@ -1,5 +1,5 @@
-#ifndef DSERVE_WORKER_MODELS_DEFAULT_MODEL_TRAINABLE_TEXT_ENCODER_H_
-#define DSERVE_WORKER_MODELS_DEFAULT_MODEL_TRAINABLE_TEXT_ENCODER_H_
+#ifndef DSERVE_TRAINING_TRAINABLE_TEXT_ENCODER_H_
+#define DSERVE_TRAINING_TRAINABLE_TEXT_ENCODER_H_
 
 // The forward of models::TextEncoder written so autograd can run through it.
 //
@@ -20,7 +20,7 @@
 #include "worker/models/model_config.h"
 #include <ATen/core/Tensor.h>
 
-namespace dserve::default_model {
+namespace dserve::training {
 
 // [B, max_len, dim] embeddings of `prompts` (zero beyond each length), as
 // models::TextEncoder::Encode computes them, differentiable in `weights`.
@@ -30,6 +30,6 @@ absl::StatusOr<at::Tensor> TrainableTextEncode(
     const models::PipelineConfig& config, const models::WeightMap& weights,
     const std::vector<std::string>& prompts);
 
-}  // namespace dserve::default_model
+}  // namespace dserve::training
 
-#endif  // DSERVE_WORKER_MODELS_DEFAULT_MODEL_TRAINABLE_TEXT_ENCODER_H_
+#endif  // DSERVE_TRAINING_TRAINABLE_TEXT_ENCODER_H_

@@ -1,5 +1,5 @@
-#ifndef DSERVE_WORKER_MODELS_DEFAULT_MODEL_ANALYSER_H_
-#define DSERVE_WORKER_MODELS_DEFAULT_MODEL_ANALYSER_H_
+#ifndef DSERVE_TRAINING_ANALYSER_H_
+#define DSERVE_TRAINING_ANALYSER_H_
 
 // Reads a picture of one shape on a plain background back into the four
 // attributes of a prompt, so the default model's faithfulness can be
@@ -17,9 +17,9 @@
 
 #include <string>
 
-#include "worker/models/default_model/shapes.h"
+#include "training/shapes.h"
 
-namespace dserve::default_model {
+namespace dserve::training {
 
 struct Analysis {
   // False when no shape pixels were found (then only background is set).
@@ -54,6 +54,6 @@ struct AttributeMatch {
 };
 AttributeMatch Compare(const Scene& wanted, const Analysis& got);
 
-}  // namespace dserve::default_model
+}  // namespace dserve::training
 
-#endif  // DSERVE_WORKER_MODELS_DEFAULT_MODEL_ANALYSER_H_
+#endif  // DSERVE_TRAINING_ANALYSER_H_
