@@ -205,6 +205,25 @@ TEST(SafetensorsTest, IndexShardOutsideTheDirectoryIsRefused) {
   }
 }
 
+TEST(SafetensorsTest, MisalignedTensorIsCopiedWithItsValues) {
+  const std::string path = TempPath("misaligned.safetensors");
+  std::string header =
+      R"({"pad":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},)"
+      R"("x":{"dtype":"F32","shape":[2],"data_offsets":[2,10]}})";
+  header.append((8 - header.size() % 8) % 8, ' ');
+  std::string bytes(8, '\0');
+  const uint64_t n = header.size();
+  std::memcpy(bytes.data(), &n, 8);
+  const float values[2] = {1.5f, -2.0f};
+  bytes += header + std::string("\x07\x09", 2) +
+           std::string(reinterpret_cast<const char*>(values), 8);
+  WriteAll(path, bytes);
+  absl::StatusOr<WeightMap> r = ReadSafetensors(path);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_TRUE(at::equal(r->at("x"), at::tensor({1.5f, -2.0f})));
+  EXPECT_EQ(r->at("pad")[1].item<uint8_t>(), 9);
+}
+
 TEST(SafetensorsTest, MissingFileIsNotFound) {
   EXPECT_EQ(ReadSafetensors(TempPath("nope.safetensors")).status().code(),
             absl::StatusCode::kNotFound);
