@@ -90,6 +90,8 @@ class Resample {
   // frames (after the first frame). 2d modes act per frame.
   at::Tensor Forward(const at::Tensor& x, CausalCache* cache) const;
 
+  VaeLayerKind kind() const { return kind_; }
+
  private:
   at::Tensor Spatial(const at::Tensor& x) const;
   at::Tensor Upsample3dTime(const at::Tensor& x, CausalCache* cache) const;

@@ -1,6 +1,7 @@
 #include "worker/models/vae/wan_vae_decoder.h"
 
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
@@ -57,10 +58,32 @@ at::Tensor WanVaeDecoder::Forward(const at::Tensor& x,
   h = middle0_.Forward(h, cache);
   h = middle1_.Forward(h);
   h = middle2_.Forward(h, cache);
-  for (const Layer& layer : upsamples_) {
-    h = std::visit([&](const auto& l) { return l.Forward(h, cache); }, layer);
+  return Upsamples(h, 0, cache);
+}
+
+at::Tensor WanVaeDecoder::Upsamples(at::Tensor h, size_t first,
+                                    CausalCache* cache) const {
+  for (size_t i = first; i < upsamples_.size(); ++i) {
+    h = std::visit([&](const auto& l) { return l.Forward(h, cache); },
+                   upsamples_[i]);
+    // Streaming: every later layer is causal with its own cache, so the
+    // frames a temporal upsample produced can go through the rest one at a
+    // time — the same result with the working set of one frame instead of
+    // four at full resolution.
+    if (cache != nullptr && h.size(2) > 1 && IsTemporalUpsample(i)) {
+      std::vector<at::Tensor> frames;
+      for (int64_t f = 0; f < h.size(2); ++f) {
+        frames.push_back(Upsamples(h.narrow(2, f, 1), i + 1, cache));
+      }
+      return at::cat(frames, 2);
+    }
   }
   return head_conv_.Forward(VaeRmsNormSilu(h, head_gamma_), cache);
+}
+
+bool WanVaeDecoder::IsTemporalUpsample(size_t i) const {
+  const Resample* r = std::get_if<Resample>(&upsamples_[i]);
+  return r != nullptr && r->kind() == VaeLayerKind::kUpsample3d;
 }
 
 }  // namespace dserve::models

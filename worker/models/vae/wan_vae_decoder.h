@@ -10,6 +10,7 @@
 // Immutable after Load; Forward is const and thread-safe for distinct
 // caches; calls block until computed (CPU) or enqueued (GPU).
 
+#include <cstddef>
 #include <variant>
 #include <vector>
 
@@ -31,6 +32,9 @@ class WanVaeDecoder {
   // whole latent video (f = 1 + temporal_factor·(t−1)); with a cache (from
   // NewCache, one per video), x is the next chunk of it and f the frames it
   // adds (1 for the first latent frame, temporal_factor per later one).
+  // With a cache, the frames each temporal upsample produces continue
+  // through the rest of the decoder one at a time (same result, peak
+  // memory of one output frame's activations).
   at::Tensor Forward(const at::Tensor& x, CausalCache* cache) const;
 
   // An empty cache for one video.
@@ -39,6 +43,10 @@ class WanVaeDecoder {
 
  private:
   using Layer = std::variant<ResidualBlock, Resample>;
+
+  // upsamples_[first..] and the head.
+  at::Tensor Upsamples(at::Tensor h, size_t first, CausalCache* cache) const;
+  bool IsTemporalUpsample(size_t i) const;
 
   CausalConv3d conv1_;
   ResidualBlock middle0_, middle2_;
