@@ -32,9 +32,14 @@
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/time/time.h"
+#include <unistd.h>
+
+#include "clients/channel.h"
 #include "clients/cli_status.h"
+#include "clients/output_check.h"
 #include "clients/commands.h"
 #include "clients/request_options.h"
+#include "common/program_flags.h"
 #include "proto/dserve/v1/diffusion_service.grpc.pb.h"
 
 ABSL_FLAG(std::string, server, "localhost:50051",
@@ -42,7 +47,8 @@ ABSL_FLAG(std::string, server, "localhost:50051",
 ABSL_FLAG(double, timeout_s, 0,
           "Deadline of each call in seconds; 0 = none. A generate that runs "
           "past it ends with DEADLINE_EXCEEDED (exit 14).");
-ABSL_FLAG(bool, progress, true, "Draw a progress bar on stderr.");
+ABSL_FLAG(bool, progress, true,
+          "Draw a progress bar on stderr (only when stderr is a terminal).");
 ABSL_FLAG(std::string, tls_ca, "",
           "PEM CA bundle to verify the server's certificate; enables TLS.");
 ABSL_FLAG(std::string, tls_cert, "",
@@ -106,6 +112,11 @@ RequestOptions RequestOptionsFromFlags() {
   options.flow_shift = absl::GetFlag(FLAGS_flow_shift);
   options.priority = absl::GetFlag(FLAGS_priority);
   options.client_request_id = absl::GetFlag(FLAGS_request_id);
+  // Always an idempotency key, so the retry policy may repeat the call
+  // (clients/channel.h).
+  if (options.client_request_id.empty()) {
+    options.client_request_id = NewClientRequestId();
+  }
   return options;
 }
 
@@ -134,8 +145,10 @@ int Main(const std::vector<std::string>& args) {
     return Usage("--timeout_s " + std::to_string(timeout_s) +
                  " must be >= 0 (0 = no deadline)");
   }
+  // A progress bar is for a person watching a terminal; in a log file or a
+  // pipe its carriage returns are noise.
   CommandEnv env{&std::cout, &std::cerr, absl::Seconds(timeout_s),
-                 absl::GetFlag(FLAGS_progress)};
+                 absl::GetFlag(FLAGS_progress) && isatty(STDERR_FILENO) == 1};
 
   auto needs_args = [&](size_t n, const char* what) {
     return rest.size() == n
@@ -156,6 +169,14 @@ int Main(const std::vector<std::string>& args) {
   if (!problem.empty()) return Usage(problem);
   if (command == "generate" && absl::GetFlag(FLAGS_out).empty()) {
     return Usage("generate needs --out FILE");
+  }
+  // Before anything is sent: a result nobody can save is wasted work.
+  if ((command == "generate" || command == "watch") &&
+      !absl::GetFlag(FLAGS_out).empty()) {
+    if (absl::Status s = CheckOutputPath(absl::GetFlag(FLAGS_out)); !s.ok()) {
+      std::cerr << "error: " << s.message() << "\n";
+      return kExitLocalFailure;
+    }
   }
   std::optional<dserve::v1::JobState> state;
   if (command == "jobs" && !absl::GetFlag(FLAGS_state).empty()) {
@@ -189,7 +210,7 @@ int Main(const std::vector<std::string>& args) {
     credentials = grpc::SslCredentials(ssl);
   }
   std::shared_ptr<grpc::Channel> channel =
-      grpc::CreateChannel(absl::GetFlag(FLAGS_server), credentials);
+      CreateDserveChannel(absl::GetFlag(FLAGS_server), credentials);
   std::unique_ptr<dserve::v1::DiffusionService::Stub> stub =
       dserve::v1::DiffusionService::NewStub(channel);
 
@@ -215,8 +236,8 @@ int Main(const std::vector<std::string>& args) {
 }  // namespace dserve::clients
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(dserve::clients::kUsage);
-  std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+  std::vector<char*> positional = dserve::common::ParseProgramFlags(
+      argc, argv, "dserve", dserve::clients::kUsage);
   std::vector<std::string> args(positional.begin() + 1, positional.end());
   return dserve::clients::Main(args);
 }

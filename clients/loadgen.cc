@@ -27,6 +27,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "clients/load_stats.h"
+#include "common/program_flags.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/dserve/v1/diffusion_service.grpc.pb.h"
 
@@ -146,9 +147,9 @@ int Run() {
 }  // namespace dserve::clients
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  dserve::common::ParseProgramFlags(
+      argc, argv, "loadgen",
       "loadgen --server=HOST:PORT --concurrency=N --duration_s=S "
       "[--mix=WxH:STEPS,...]: load-tests a dserve server");
-  absl::ParseCommandLine(argc, argv);
   return dserve::clients::Run();
 }

@@ -32,7 +32,8 @@ DiffusionService::DiffusionService(DiffusionServiceOptions options,
       jobs_(jobs),
       validator_(validator),
       clock_(clock),
-      auth_(options_.auth_token) {}
+      auth_(options_.auth_token),
+      job_ids_(options_.instance_id) {}
 
 void DiffusionService::StartDraining() { draining_.store(true); }
 
@@ -46,6 +47,22 @@ std::optional<absl::Time> DiffusionService::ClientDeadline(
 }
 
 absl::StatusOr<std::shared_ptr<scheduler::Job>> DiffusionService::Admit(
+    const dserve::v1::GenerateRequest& request,
+    std::optional<absl::Time> deadline,
+    const std::function<void(const std::shared_ptr<scheduler::Job>&)>&
+        on_created) {
+  absl::StatusOr<std::shared_ptr<scheduler::Job>> job =
+      AdmitUnreported(request, deadline, on_created);
+  if (!job.ok()) ReportRejected(job.status());
+  return job;
+}
+
+void DiffusionService::ReportRejected(const absl::Status& status) const {
+  if (options_.on_rejected) options_.on_rejected(status);
+}
+
+absl::StatusOr<std::shared_ptr<scheduler::Job>>
+DiffusionService::AdmitUnreported(
     const dserve::v1::GenerateRequest& request,
     std::optional<absl::Time> deadline,
     const std::function<void(const std::shared_ptr<scheduler::Job>&)>&
@@ -81,7 +98,7 @@ absl::StatusOr<std::shared_ptr<scheduler::Job>> DiffusionService::Admit(
   }
   scheduler::JobSpec spec;
   spec.sequence = next_sequence_++;
-  spec.id = absl::StrCat("j-", spec.sequence);
+  spec.id = job_ids_.Next();
   spec.request = request;
   spec.effective_request = std::move(effective);
   spec.deadline = deadline;
@@ -119,13 +136,26 @@ absl::StatusOr<std::shared_ptr<scheduler::Job>> DiffusionService::FindJob(
         "job_id: must not be empty (use the job_id from SubmitJob or a "
         "Queued event)");
   }
-  return jobs_->Find(job_id);
+  absl::StatusOr<std::shared_ptr<scheduler::Job>> job = jobs_->Find(job_id);
+  const std::string owner = JobIdInstance(job_id);
+  if (job.status().code() == absl::StatusCode::kNotFound && !owner.empty() &&
+      owner != job_ids_.instance()) {
+    // Behind a load balancer: say why, so the client does not think the
+    // job was lost.
+    return absl::NotFoundError(absl::StrCat(
+        job.status().message(), ": it was created by server instance ", owner,
+        " and this is instance ", job_ids_.instance(),
+        "; jobs live on the server that admitted them (follow them with "
+        "WatchJob/Generate on the same connection, or use session affinity)"));
+  }
+  return job;
 }
 
 grpc::ServerWriteReactor<dserve::v1::GenerateEvent>* DiffusionService::Generate(
     grpc::CallbackServerContext* context,
     const dserve::v1::GenerateRequest* request) {
   if (absl::Status auth = Authorize(*context); !auth.ok()) {
+    ReportRejected(auth);
     return JobEventWriter::Failed(auth);
   }
   const std::optional<absl::Time> deadline = ClientDeadline(*context);
@@ -180,6 +210,7 @@ grpc::ServerUnaryReactor* DiffusionService::SubmitJob(
     grpc::CallbackServerContext* context,
     const dserve::v1::SubmitJobRequest* request, dserve::v1::Job* response) {
   if (absl::Status auth = Authorize(*context); !auth.ok()) {
+    ReportRejected(auth);
     return FinishUnary(context, auth);
   }
   // A SubmitJob deadline bounds only this call, not the job (which is

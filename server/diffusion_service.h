@@ -28,6 +28,7 @@
 #include "scheduler/job_table.h"
 #include "scheduler/scheduler.h"
 #include "server/bearer_token_auth.h"
+#include "server/job_id.h"
 #include "server/request_validator.h"
 
 namespace dserve::server {
@@ -43,6 +44,13 @@ struct DiffusionServiceOptions {
   // When non-empty, every RPC of this service needs the metadata
   // "authorization: Bearer <auth_token>" (else UNAUTHENTICATED).
   std::string auth_token;
+  // Instance part of this server's job ids (server/job_id.h); empty = a
+  // fresh random one, so ids never repeat across pods.
+  std::string instance_id;
+  // Sees every request Admit refuses (validation, full queue, draining, no
+  // replica, bad token), with the status it got; may be empty. Runs on the
+  // gRPC thread and must not block (metrics count here).
+  std::function<void(const absl::Status&)> on_rejected;
 };
 
 class DiffusionService final
@@ -114,6 +122,14 @@ class DiffusionService final
                        std::optional<absl::Time> deadline);
   absl::StatusOr<std::shared_ptr<scheduler::Job>> FindJob(
       const std::string& job_id) const;
+  // Admit without the on_rejected report.
+  absl::StatusOr<std::shared_ptr<scheduler::Job>> AdmitUnreported(
+      const dserve::v1::GenerateRequest& request,
+      std::optional<absl::Time> deadline,
+      const std::function<void(const std::shared_ptr<scheduler::Job>&)>&
+          on_created);
+  // on_rejected, when set.
+  void ReportRejected(const absl::Status& status) const;
 
   const DiffusionServiceOptions options_;
   scheduler::Scheduler* const scheduler_;
@@ -127,6 +143,7 @@ class DiffusionService final
   // Makes "look up client_request_id, else create the job" atomic.
   absl::Mutex admit_mu_;
   int64_t next_sequence_ ABSL_GUARDED_BY(admit_mu_) = 1;
+  JobIdGenerator job_ids_;
 };
 
 }  // namespace dserve::server

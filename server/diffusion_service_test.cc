@@ -66,7 +66,13 @@ class DiffusionServiceTest : public ::testing::Test {
                                                   &clock_);
     validator_ = std::make_unique<RequestValidator>(ValidationLimits(),
                                                     [] { return uint64_t{5}; });
-    service_ = std::make_unique<DiffusionService>(DiffusionServiceOptions(),
+    DiffusionServiceOptions service_options;
+    service_options.instance_id = "test";
+    service_options.on_rejected = [this](const absl::Status& s) {
+      absl::MutexLock lock(&rejected_mu_);
+      rejected_.push_back(s.code());
+    };
+    service_ = std::make_unique<DiffusionService>(service_options,
                                                   scheduler_.get(), jobs_.get(),
                                                   validator_.get(), &clock_);
     scheduler_->Start();
@@ -108,6 +114,8 @@ class DiffusionServiceTest : public ::testing::Test {
   std::unique_ptr<DiffusionService> service_;
   std::unique_ptr<grpc::Server> server_;
   std::unique_ptr<dserve::v1::DiffusionService::Stub> stub_;
+  absl::Mutex rejected_mu_;
+  std::vector<absl::StatusCode> rejected_ ABSL_GUARDED_BY(rejected_mu_);
 };
 
 TEST_F(DiffusionServiceTest, GenerateStreamsQueuedStartedProgressResult) {
@@ -117,7 +125,8 @@ TEST_F(DiffusionServiceTest, GenerateStreamsQueuedStartedProgressResult) {
   ASSERT_TRUE(reader->Read(&event));
   EXPECT_TRUE(event.has_queued());
   const std::string job_id = event.job_id();
-  EXPECT_EQ(job_id, "j-1");
+  // Unique across servers: j-<instance>-<random> (server/job_id.h).
+  EXPECT_THAT(job_id, ::testing::MatchesRegex("j-test-[a-z2-7]{12}"));
   ASSERT_TRUE(reader->Read(&event));
   ASSERT_TRUE(event.has_started());
   FakeReplica* replica = RunningReplica();
@@ -271,6 +280,18 @@ TEST_F(DiffusionServiceTest, UnknownJobIsNotFound) {
   EXPECT_EQ(status.error_message(), "job j-404 not found");
 }
 
+TEST_F(DiffusionServiceTest, JobOfAnotherInstanceIsNotFoundAndSaysWhose) {
+  grpc::ClientContext context;
+  dserve::v1::GetJobRequest get;
+  get.set_job_id("j-otherpod-abcdefghijkl");
+  dserve::v1::Job job;
+  grpc::Status status = stub_->GetJob(&context, get, &job);
+  EXPECT_EQ(status.error_code(), grpc::NOT_FOUND);
+  EXPECT_THAT(status.error_message(),
+              HasSubstr("created by server instance otherpod and this is "
+                        "instance test"));
+}
+
 TEST_F(DiffusionServiceTest, FullQueueIsResourceExhausted) {
   for (auto& r : replicas_) r->SetState(dserve::v1::REPLICA_STATE_STARTING);
   grpc::Status last;
@@ -286,6 +307,12 @@ TEST_F(DiffusionServiceTest, FullQueueIsResourceExhausted) {
   }
   EXPECT_EQ(last.error_code(), grpc::RESOURCE_EXHAUSTED);
   EXPECT_THAT(last.error_message(), HasSubstr("queue is full (4 of 4"));
+  {
+    // The refusal was reported (dserve_requests_rejected_total).
+    absl::MutexLock lock(&rejected_mu_);
+    EXPECT_EQ(rejected_, std::vector<absl::StatusCode>{
+                             absl::StatusCode::kResourceExhausted});
+  }
   // The rejected request left no job behind.
   grpc::ClientContext list_context;
   dserve::v1::ListJobsResponse listed;

@@ -145,8 +145,9 @@ Histogram::Snapshot Histogram::snapshot() const {
 }
 
 std::vector<double> LatencySecondsBuckets() {
-  return {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
-          2.5,   5,    10,    30,   60,  120,  300, 600};
+  // Up to an hour: a long video job must land in a bucket, not in +Inf.
+  return {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,  1,    2.5,  5,
+          10,    30,   60,    120,  300, 600,  900, 1200, 1800, 3600};
 }
 
 MetricsRegistry::Family& MetricsRegistry::FamilyFor(const std::string& name,

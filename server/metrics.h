@@ -75,7 +75,7 @@ class Histogram {
   uint64_t count_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
-// Bucket bounds for latencies in seconds: 5 ms .. 10 min.
+// Bucket bounds for latencies in seconds: 5 ms .. 1 h (video jobs).
 std::vector<double> LatencySecondsBuckets();
 
 class MetricsRegistry {

@@ -1,17 +1,33 @@
 #include "server/serving_metrics.h"
 
+#include <cctype>
 #include <map>
 #include <string>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/build_info.h"
 
 namespace dserve::server {
 namespace {
 
 constexpr char kJobsTotal[] = "dserve_jobs_total";
 constexpr char kJobsTotalHelp[] = "Admitted jobs by terminal state.";
+constexpr char kRejectedTotal[] = "dserve_requests_rejected_total";
+constexpr char kRejectedTotalHelp[] =
+    "Generate/SubmitJob requests refused before admission, by gRPC status "
+    "code (INVALID_ARGUMENT, RESOURCE_EXHAUSTED = queue full, UNAVAILABLE = "
+    "draining or no replica, UNAUTHENTICATED, ...).";
+
+// gRPC's name of an absl status code ("RESOURCE_EXHAUSTED").
+std::string CodeLabel(absl::StatusCode code) {
+  std::string name = absl::StatusCodeToString(code);
+  for (char& c : name) {
+    c = c == ' ' ? '_' : static_cast<char>(std::toupper(c));
+  }
+  return name;
+}
 
 // Mean step times: 1 ms .. 60 s.
 std::vector<double> StepSecondsBuckets() {
@@ -69,6 +85,23 @@ ServingMetrics::ServingMetrics(MetricsRegistry* registry)
     registry_->GetCounter(kJobsTotal, kJobsTotalHelp,
                           {{"state", JobStateLabel(state)}});
   }
+  for (absl::StatusCode code :
+       {absl::StatusCode::kInvalidArgument, absl::StatusCode::kNotFound,
+        absl::StatusCode::kResourceExhausted, absl::StatusCode::kUnavailable,
+        absl::StatusCode::kUnauthenticated,
+        absl::StatusCode::kFailedPrecondition}) {
+    registry_->GetCounter(kRejectedTotal, kRejectedTotalHelp,
+                          {{"code", CodeLabel(code)}});
+  }
+  const common::BuildInfo build = common::GetBuildInfo();
+  registry_
+      ->GetGauge("dserve_build_info",
+                 "Always 1; the labels say which dserve build this is.",
+                 {{"version", build.version},
+                  {"build_date", build.build_date},
+                  {"compiler", build.compiler},
+                  {"mode", build.mode}})
+      ->Set(1);
   // The default priority is exported from the start, so the family exists
   // (at 0) before the first job queues.
   absl::MutexLock lock(&mu_);
@@ -89,6 +122,13 @@ void ServingMetrics::WatchJob(const std::shared_ptr<scheduler::Job>& job) {
 
 void ServingMetrics::RecordStarted(const scheduler::JobEvent& event) {
   batch_size_->Observe(event.event.started().batch_size());
+}
+
+void ServingMetrics::RecordRejected(const absl::Status& status) {
+  if (status.ok()) return;
+  registry_->GetCounter(kRejectedTotal, kRejectedTotalHelp,
+                        {{"code", CodeLabel(status.code())}})
+      ->Increment();
 }
 
 void ServingMetrics::RecordTerminal(const scheduler::JobEvent& event) {
@@ -133,16 +173,12 @@ void ServingMetrics::CollectReplicas(
                      {{"replica", index}, {"state", ReplicaStateLabel(state)}})
           ->Set(info.state() == state ? 1 : 0);
     }
-    registry_
-        ->GetGauge("dserve_replica_jobs_completed",
-                   "Plans the replica finished successfully.",
-                   {{"replica", index}})
-        ->Set(static_cast<double>(info.jobs_completed()));
-    registry_
-        ->GetGauge("dserve_replica_restarts",
-                   "Times the replica was restarted after a dead rank.",
-                   {{"replica", index}})
-        ->Set(info.restarts());
+    AddReplicaTotal("dserve_replica_jobs_completed_total",
+                    "Plans the replica finished successfully.", info.index(),
+                    static_cast<double>(info.jobs_completed()));
+    AddReplicaTotal("dserve_replica_restarts_total",
+                    "Times the replica was restarted after a dead rank.",
+                    info.index(), info.restarts());
     for (const dserve::v1::RankDevice& d : info.ranks()) {
       const std::string rank = absl::StrCat(d.rank());
       registry_
@@ -175,16 +211,43 @@ void ServingMetrics::CollectReplicas(
   }
 }
 
+void ServingMetrics::AddReplicaTotal(const std::string& name,
+                                     const std::string& help, int replica,
+                                     double total) {
+  double delta;
+  {
+    absl::MutexLock lock(&mu_);
+    double& last = last_replica_totals_[{name, replica}];
+    // A total that went down (a replica object replaced) starts over.
+    delta = total >= last ? total - last : total;
+    last = total;
+  }
+  registry_->GetCounter(name, help, {{"replica", absl::StrCat(replica)}})
+      ->Increment(delta);
+}
+
 void ServingMetrics::CollectQueue(const scheduler::JobTable& jobs) {
   std::map<int, int> by_priority;
+  int running = 0;
   std::string token;
   do {
     absl::StatusOr<scheduler::JobPage> page =
-        jobs.List({dserve::v1::JOB_STATE_QUEUED}, 1000, token);
+        jobs.List({dserve::v1::JOB_STATE_QUEUED, dserve::v1::JOB_STATE_RUNNING},
+                  1000, token);
     if (!page.ok()) break;
-    for (const auto& job : page->jobs) ++by_priority[job->priority()];
+    for (const auto& job : page->jobs) {
+      if (job->state() == dserve::v1::JOB_STATE_RUNNING) {
+        ++running;
+      } else {
+        ++by_priority[job->priority()];
+      }
+    }
     token = page->next_page_token;
   } while (!token.empty());
+  registry_
+      ->GetGauge("dserve_jobs_running",
+                 "Jobs a replica has started and not yet ended.")
+      ->Set(running);
   absl::MutexLock lock(&mu_);
   for (const auto& [priority, count] : by_priority) {
     seen_priorities_[priority] = true;

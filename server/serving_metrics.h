@@ -4,7 +4,12 @@
 // ServingMetrics: the dserve metric families, fed from jobs and sampled
 // from the scheduler's replicas and the job table at scrape time.
 //
+//   dserve_build_info{version,build_date,compiler,mode}  gauge, always 1
 //   dserve_jobs_total{state}                 counter, jobs by terminal state
+//   dserve_requests_rejected_total{code}     counter, Generate/SubmitJob
+//                                            refused before admission, by
+//                                            gRPC status code name
+//   dserve_jobs_running                      gauge, jobs started, not ended
 //   dserve_job_queue_wait_seconds            histogram (admitted -> started)
 //   dserve_job_execution_seconds             histogram (encode+denoise+decode)
 //   dserve_job_end_to_end_seconds            histogram (admitted -> result)
@@ -14,8 +19,11 @@
 //   dserve_queue_depth{priority}             gauge, queued jobs per priority
 //   dserve_replicas{state}                   gauge, replicas per state
 //   dserve_replica_state{replica,state}      gauge, 1 for the current state
-//   dserve_replica_jobs_completed{replica}   gauge, per replica
-//   dserve_replica_restarts{replica}         gauge, restarts after a crash
+//   dserve_replica_jobs_completed_total{replica}  counter, per replica
+//   dserve_replica_restarts_total{replica}   counter, restarts after a crash
+//
+// Latency histograms go up to 1 h (LatencySecondsBuckets), so video jobs
+// land in a bucket.
 //
 // Ownership: owns nothing but pointers into `registry` (not owned; must
 // outlive this object) and borrows the replicas and job table given to
@@ -23,10 +31,14 @@
 // Thread-safe. Nothing blocks; WatchJob's listener runs under the job's
 // lock and only touches metric series.
 
+#include <map>
 #include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "proto/dserve/v1/diffusion_service.pb.h"
 #include "scheduler/job.h"
@@ -53,10 +65,15 @@ class ServingMetrics {
   void RecordTerminal(const scheduler::JobEvent& event);
   // One job's Started event (its batch size); public for tests.
   void RecordStarted(const scheduler::JobEvent& event);
+  // A Generate/SubmitJob refused before admission with `status` (not OK).
+  void RecordRejected(const absl::Status& status);
 
  private:
   void CollectReplicas(const std::vector<scheduler::ReplicaHandle*>& replicas);
   void CollectQueue(const scheduler::JobTable& jobs);
+  // Adds to counter `name`{replica} what `total` grew by since last scrape.
+  void AddReplicaTotal(const std::string& name, const std::string& help,
+                       int replica, double total);
 
   MetricsRegistry* const registry_;
   Histogram* const queue_wait_;
@@ -69,6 +86,10 @@ class ServingMetrics {
   // Priorities that ever had a queued job: their gauge goes back to 0
   // rather than vanishing.
   absl::flat_hash_map<int, bool> seen_priorities_ ABSL_GUARDED_BY(mu_);
+  // Replica counters mirror ReplicaInfo's running totals: the last value
+  // seen per replica and counter name, so each scrape adds the difference.
+  std::map<std::pair<std::string, int>, double> last_replica_totals_
+      ABSL_GUARDED_BY(mu_);
 };
 
 // Job state name without the JOB_STATE_ prefix ("SUCCEEDED").

@@ -118,3 +118,41 @@ TEST(MetricsHttpServerTest, PortInUseIsUnavailable) {
 
 }  // namespace
 }  // namespace dserve::server
+
+namespace dserve::server {
+namespace {
+
+TEST(ServingMetricsTest, RejectedRequestsByCodeAndBuildInfo) {
+  MetricsRegistry registry;
+  ServingMetrics metrics(&registry);
+  // Exported at 0 before anything is refused, so alerts on rate() work.
+  std::string text = registry.RenderText();
+  EXPECT_THAT(text, HasSubstr("# TYPE dserve_requests_rejected_total counter\n"));
+  EXPECT_THAT(text, HasSubstr(
+      "dserve_requests_rejected_total{code=\"RESOURCE_EXHAUSTED\"} 0\n"));
+  metrics.RecordRejected(absl::ResourceExhaustedError("queue is full"));
+  metrics.RecordRejected(absl::ResourceExhaustedError("queue is full"));
+  metrics.RecordRejected(absl::UnavailableError("draining"));
+  metrics.RecordRejected(absl::DataLossError("odd"));
+  metrics.RecordRejected(absl::OkStatus());
+  text = registry.RenderText();
+  EXPECT_THAT(text, HasSubstr(
+      "dserve_requests_rejected_total{code=\"RESOURCE_EXHAUSTED\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr(
+      "dserve_requests_rejected_total{code=\"UNAVAILABLE\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr(
+      "dserve_requests_rejected_total{code=\"DATA_LOSS\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("# TYPE dserve_build_info gauge\n"));
+  EXPECT_THAT(text, ::testing::ContainsRegex(
+      "dserve_build_info\\{build_date=\"[^\"]+\",compiler=\"[^\"]+\","
+      "mode=\"(opt|dbg)\",version=\"0\\.1\\.0\"\\} 1\n"));
+}
+
+TEST(LatencySecondsBucketsTest, ReachOneHourForVideo) {
+  const std::vector<double> b = LatencySecondsBuckets();
+  EXPECT_EQ(b.back(), 3600);
+  for (size_t i = 1; i < b.size(); ++i) EXPECT_LT(b[i - 1], b[i]);
+}
+
+}  // namespace
+}  // namespace dserve::server

@@ -42,6 +42,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "common/blas_kernels.h"
+#include "common/program_flags.h"
 #include "grpcpp/grpcpp.h"
 #include "parallel/device_mesh.h"
 #include "parallel/devices.h"
@@ -99,6 +100,10 @@ ABSL_FLAG(bool, async_ulysses, false,
           "Ulysses: start the q, k and v all-to-alls together and wait for "
           "all three (false: one blocking all-to-all after another). Same "
           "output either way.");
+ABSL_FLAG(bool, allow_random_weights, false,
+          "With --model_dir empty and the shipped default model not found, "
+          "load the default model with deterministic random weights instead "
+          "of exiting (the server passes it for --allow_random_weights).");
 ABSL_FLAG(std::string, log_level, "info",
           "spdlog level: trace, debug, info, warn, error.");
 
@@ -449,9 +454,9 @@ int Main(const WorkerOptions& options) {
 
 int main(int argc, char** argv) {
   dserve::common::ReexecWithOpenBlasCoreType(argv);
-  absl::SetProgramUsageMessage(
+  dserve::common::ParseProgramFlags(
+      argc, argv, "dserve_worker",
       "One rank of a dserve replica; started by dserve_server.");
-  absl::ParseCommandLine(argc, argv);
   dserve::worker::InstallSignalHandlers();
 
   // Before anything logs: every line carries role, replica and rank (job ids
@@ -503,6 +508,14 @@ int main(int argc, char** argv) {
         dserve::default_model::DefaultModelDirectory(argv[0]);
     if (dir.ok()) {
       options->model_dir = *dir;
+    } else if (!absl::GetFlag(FLAGS_allow_random_weights)) {
+      // Never a silent fallback: a worker without its weights would draw
+      // noise while health says SERVING.
+      spdlog::error(
+          "[job -] {}; pass --model_dir=DIR, or --allow_random_weights to "
+          "serve untrained random weights on purpose",
+          dir.status().ToString());
+      dserve::worker::Exit(2);
     } else {
       spdlog::warn(
           "[job -] shipped default model not found ({}); serving untrained "

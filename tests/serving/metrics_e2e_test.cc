@@ -117,9 +117,17 @@ TEST_F(MetricsE2eTest, DeadlineStopsRunningJobAtNextStepAndMetricsCountIt) {
   EXPECT_THAT(text, HasSubstr("dserve_job_end_to_end_seconds_count 2\n"));
   EXPECT_THAT(text, HasSubstr("dserve_job_queue_wait_seconds_count 2\n"));
   EXPECT_THAT(text, HasSubstr("dserve_step_seconds_count 2\n"));
-  EXPECT_THAT(text, HasSubstr("dserve_replica_jobs_completed{replica=\"0\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("dserve_replica_jobs_completed_total{replica=\"0\"} 2\n"));
   EXPECT_THAT(text, HasSubstr("dserve_queue_depth{priority=\"0\"} 0\n"));
-  EXPECT_THAT(text, HasSubstr("dserve_replica_restarts{replica=\"0\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("dserve_replica_restarts_total{replica=\"0\"} 0\n"));
+  // What alerts use: counters end in _total, buckets reach 1 h for video,
+  // running jobs, refusals by code, and which build is running.
+  EXPECT_THAT(text, HasSubstr("# TYPE dserve_replica_jobs_completed_total counter\n"));
+  EXPECT_THAT(text, HasSubstr("dserve_job_end_to_end_seconds_bucket{le=\"3600\"} 2\n"));
+  EXPECT_THAT(text, HasSubstr("dserve_jobs_running 0\n"));
+  EXPECT_THAT(text, HasSubstr(
+      "dserve_requests_rejected_total{code=\"RESOURCE_EXHAUSTED\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("dserve_build_info{"));
 }
 
 }  // namespace
