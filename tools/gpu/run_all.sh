@@ -188,7 +188,8 @@ for stage in "${expanded[@]}"; do
         --model=wan1.3b --device=$dev --dtype=$bf16 "${wan_shape[@]}" --repeats=3 &&
     run run ref_wan13b_py $py tools/reference/wan_dit_reference.py --dir="$ref" \
         --device=$dev --tol=3e-2 --repeats=3
-    grep -h -i -E 'max\|d|ratio|step time|faster' "$logs/run.log" | tail -6 | sed 's/^/    /' >>"$md"
+    awk '/^=== ref_wan13b_cpp: \//{n=NR} {l[NR]=$0} END{for(i=n+1;i<=NR;i++) if (l[i] ~ /^(C\+\+ step|forward:|step:|step time)/) print "    " l[i]}' \
+        "$logs/run.log" >>"$md"
     ;;
   server)
     bash tools/gpu/server_e2e.sh "$bin" "$devices" 20 "$logs" "$md" $( ((dry)) && echo --cpu_dry_run) 2>&1 |
