@@ -36,6 +36,19 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# deploy/k8s/check.sh: kubectl (its built-in kustomize renders the overlays)
+# and node/npm (the schema validator). Only when missing: a kubectl from
+# another source (e.g. a cloud SDK's) must not be replaced.
+k8s_missing=()
+command -v kubectl >/dev/null || k8s_missing+=(kubernetes-client)
+command -v npm >/dev/null || k8s_missing+=(nodejs npm)
+if ((${#k8s_missing[@]})); then
+  SUDO=""
+  [[ $(id -u) -eq 0 ]] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${k8s_missing[@]}" >/dev/null
+fi
+
 # LibTorch must pick OpenBLAS over the reference BLAS.
 if [[ -e /usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3 ]]; then
   SUDO=""
