@@ -21,6 +21,7 @@ packages=(
   libsentencepiece-dev sentencepiece python3-sentencepiece  # umT5 tokenizer (worker/models/text), its spm_train test model and cross-check
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libx264-dev  # MP4 (H.264) output, worker/video_encoder
   ffmpeg                   # ffprobe, with which the MP4 tests read the videos back
+  python3-grpcio python3-protobuf  # clients/python (dserve_client) and its tests
 )
 
 missing=()
@@ -37,7 +38,7 @@ if ((${#missing[@]})); then
 fi
 
 # deploy/k8s/check.sh: kubectl (its built-in kustomize renders the overlays)
-# and node/npm (the schema validator). Only when missing: a kubectl from
+# and node/npm (the schema validator; also tests/http's OpenAI SDK test). Only when missing: a kubectl from
 # another source (e.g. a cloud SDK's) must not be replaced.
 k8s_missing=()
 command -v kubectl >/dev/null || k8s_missing+=(kubernetes-client)
