@@ -54,6 +54,10 @@ ABSL_FLAG(std::string, auth_token_file, "",
 ABSL_FLAG(int, metrics_port, 0,
           "Serve Prometheus metrics over HTTP at :<port>/metrics on --host "
           "(0 = off).");
+ABSL_FLAG(int, http_port, 0,
+          "Serve the OpenAI-compatible HTTP API (/v1/images/generations, "
+          "/v1/videos, /v1/models, /health, /ready) on --host at this port; "
+          "0 = off, -1 = any free port (logged).");
 ABSL_FLAG(int, max_queue_age_s, 600,
           "A job queued this long runs before any younger job whatever its "
           "priority (no starvation of low priority); 0 = strict priority.");
@@ -125,6 +129,7 @@ Server::Options OptionsFromFlags(const std::string& argv0) {
   o.tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
   o.auth_token_file = absl::GetFlag(FLAGS_auth_token_file);
   o.metrics_port = absl::GetFlag(FLAGS_metrics_port);
+  o.http_port = absl::GetFlag(FLAGS_http_port);
   o.max_queue_age_s = absl::GetFlag(FLAGS_max_queue_age_s);
   o.max_batch = absl::GetFlag(FLAGS_max_batch);
   o.batch_wait_ms = absl::GetFlag(FLAGS_batch_wait_ms);

@@ -26,6 +26,7 @@
 #include "server/bearer_token_auth.h"
 #include "server/diffusion_service.h"
 #include "server/metrics.h"
+#include "server/http_api.h"
 #include "server/metrics_http_server.h"
 #include "server/request_validator.h"
 #include "server/serving_metrics.h"
@@ -212,6 +213,7 @@ absl::Status CheckOptions(const Server::Options& o) {
       CheckRange("max_message_bytes", o.max_message_bytes, 1024, 1 << 30));
   RETURN_IF_ERROR(CheckRange("grace_period_s", o.grace_period_s, 0, 86400));
   RETURN_IF_ERROR(CheckRange("metrics_port", o.metrics_port, 0, 65535));
+  RETURN_IF_ERROR(CheckRange("http_port", o.http_port, -1, 65535));
   RETURN_IF_ERROR(CheckRange("max_queue_age_s", o.max_queue_age_s, 0, 86400));
   RETURN_IF_ERROR(CheckRange("max_batch", o.max_batch, 1, 64));
   RETURN_IF_ERROR(CheckRange("batch_wait_ms", o.batch_wait_ms, 0, 60000));
@@ -255,6 +257,8 @@ struct Server::Parts {
   std::unique_ptr<MetricsHttpServer> metrics_http;
   std::unique_ptr<DiffusionService> service;
   std::unique_ptr<grpc::Server> grpc_server;
+  // After `service`: destroyed (stopped) before the service it calls.
+  std::unique_ptr<HttpApi> http_api;
 };
 
 Server::Server() : parts_(std::make_unique<Parts>()) {}
@@ -406,6 +410,20 @@ absl::Status Server::Start(Options options) {
   }
   SetServing(false);
   spdlog::info("[server] listening on {}:{}", o.host, bound_port_);
+  if (o.http_port != 0) {
+    HttpApiOptions http;
+    http.host = o.host;
+    http.port = o.http_port < 0 ? 0 : o.http_port;
+    http.max_body_bytes = static_cast<size_t>(o.max_message_bytes);
+    http.auth_token = service_options.auth_token;
+    scheduler::Scheduler* scheduler = p.scheduler.get();
+    http.ready = [scheduler] { return scheduler->AnyReplicaServing(); };
+    ASSIGN_OR_RETURN(p.http_api,
+                     HttpApi::Start(std::move(http), p.service.get(),
+                                    p.jobs.get(), p.scheduler.get()));
+    spdlog::info("[server] OpenAI-compatible HTTP API on http://{}:{}/v1",
+                 o.host, p.http_api->port());
+  }
 
   for (auto& replica : p.owned_replicas) replica->Start();
   p.scheduler->Start();
@@ -415,6 +433,10 @@ absl::Status Server::Start(Options options) {
 
 Server::~Server() {
   if (parts_->grpc_server != nullptr) Drain(absl::ZeroDuration());
+}
+
+int Server::http_port() const {
+  return parts_->http_api == nullptr ? 0 : parts_->http_api->port();
 }
 
 int Server::metrics_port() const {
@@ -501,6 +523,7 @@ void Server::Drain(absl::Duration grace) {
   // deadline; every job has ended, so cut them.
   grpc_server_cancel_all_calls(p.grpc_server->c_server());
   goaway.join();
+  p.http_api.reset();  // Every job has ended: no image request still waits.
   std::vector<std::thread> stoppers;
   for (scheduler::ReplicaHandle* replica : p.replicas) {
     stoppers.emplace_back([replica] { replica->Shutdown(absl::Seconds(5)); });

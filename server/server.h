@@ -65,6 +65,9 @@ class Server {
     std::string auth_token_file;
     // Prometheus metrics over HTTP on `host`; 0 = off.
     int metrics_port = 0;
+    // OpenAI-compatible HTTP API (server/http_api.h) on `host`; 0 = off,
+    // -1 = any free port (see http_port()). Same queue, jobs and token.
+    int http_port = 0;
     // Anti-starvation age in seconds; 0 = strict priority.
     int max_queue_age_s = 600;
     int max_batch = 1;
@@ -125,6 +128,8 @@ class Server {
   int port() const { return bound_port_; }
   // The bound metrics port; 0 when metrics are off.
   int metrics_port() const;
+  // The bound HTTP API port; 0 when the HTTP API is off.
+  int http_port() const;
   const dserve::v1::MeshLayout& mesh() const;
 
   // Stops the server gracefully (see the file comment). Blocks; a second
