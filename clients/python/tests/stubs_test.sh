@@ -1,7 +1,7 @@
 #!/bin/bash
 # The committed stubs (clients/python/dserve_client/_proto) equal what
-# generate_stubs.sh makes from the proto now; the packaged retry policy
-# retries UNAVAILABLE. Fix a failure with: clients/python/generate_stubs.sh
+# generate_stubs.sh makes from the proto now; the packaged retry policy is
+# the CLI's (clients/retry_service_config.json) and retries UNAVAILABLE. Fix a failure with: clients/python/generate_stubs.sh
 set -euo pipefail
 out="${TEST_TMPDIR:-$(mktemp -d)}/stubs"
 clients/python/generate_stubs.sh proto "${out}"
@@ -12,6 +12,10 @@ for f in __init__.py diffusion_service_pb2.py diffusion_service_pb2_grpc.py; do
     status=1
   fi
 done
+if ! cmp clients/retry_service_config.json clients/python/dserve_client/retry_service_config.json; then
+  echo "FAIL: clients/python/dserve_client/retry_service_config.json differs from the CLI's clients/retry_service_config.json; copy it" >&2
+  status=1
+fi
 /usr/bin/python3 - <<'PY' || status=1
 import json
 c = json.load(open("clients/python/dserve_client/retry_service_config.json"))
