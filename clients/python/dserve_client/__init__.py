@@ -20,7 +20,7 @@ import grpc
 from ._proto import diffusion_service_pb2 as pb
 from ._proto import diffusion_service_pb2_grpc as pb_grpc
 
-__all__ = ["Client", "Generation", "JobFailed", "pb", "RETRY_SERVICE_CONFIG"]
+__all__ = ["Client", "Generation", "JobFailed", "pb", "pb_grpc", "RETRY_SERVICE_CONFIG"]
 
 _FORMATS = {
     "png": pb.OUTPUT_FORMAT_PNG,

@@ -6,7 +6,8 @@ generate() returns a PNG of the requested size with progress callbacks;
 submit/get/watch give the same picture as generate() for the same seed;
 cancel() ends a queued job CANCELLED and watch() raises JobFailed; a bad
 request raises INVALID_ARGUMENT; a missing token UNAUTHENTICATED; the retry
-policy rides through a server that starts after the first call was sent.
+policy retries UNAVAILABLE (against a small in-process server that refuses
+twice).
 Also (no server): chunked media (MediaChunk events) are reassembled.
 Args: <dserve_server> <dserve_worker>."""
 import os, socket, struct, subprocess, sys, threading, time, zlib
@@ -95,33 +96,53 @@ def test_chunk_reassembly():
               "a chunked Result without its chunks is refused: %s" % e)
 
 
+def test_retry_on_unavailable():
+    """A server that answers UNAVAILABLE twice, then OK: the packaged retry
+    policy makes the call succeed on the third attempt; without it the
+    first UNAVAILABLE is the caller's."""
+    from concurrent import futures
+    from dserve_client import pb_grpc
+
+    class Flaky(pb_grpc.DiffusionServiceServicer):
+        calls = 0
+
+        def ListModels(self, request, context):
+            Flaky.calls += 1
+            if Flaky.calls % 3 != 0:
+                context.abort(grpc.StatusCode.UNAVAILABLE, "draining")
+            return pb.ListModelsResponse(models=[pb.ModelInfo(name="m")])
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    pb_grpc.add_DiffusionServiceServicer_to_server(Flaky(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        with dserve_client.Client("127.0.0.1:%d" % port) as c:
+            models = c.models(timeout=30)
+        check([m.name for m in models] == ["m"] and Flaky.calls == 3,
+              "UNAVAILABLE twice, then OK: retried to success (%d calls)" %
+              Flaky.calls)
+        with dserve_client.Client("127.0.0.1:%d" % port, retry=False) as c:
+            try:
+                c.models(timeout=30)
+                check(False, "without the retry policy UNAVAILABLE surfaces")
+            except grpc.RpcError as e:
+                check(e.code() == grpc.StatusCode.UNAVAILABLE,
+                      "without the retry policy UNAVAILABLE surfaces")
+    finally:
+        server.stop(None)
+
+
 def main():
     test_chunk_reassembly()
+    test_retry_on_unavailable()
     port = free_port()
     target = "127.0.0.1:%d" % port
     log = open(os.path.join(TMP, "server.log"), "w")
     client = dserve_client.Client(target, token=TOKEN)
 
-    # Retry policy: the first call is sent before the server listens; the
-    # UNAVAILABLE attempts are retried (up to 5 attempts, ~7.5 s of backoff)
-    # until the server binds its port.
-    result = {}
-
-    def early_call():
-        try:
-            result["models"] = client.models(timeout=30)
-        except grpc.RpcError as e:
-            result["error"] = e
-
-    t = threading.Thread(target=early_call)
-    t.start()
-    time.sleep(0.6)
     server = start_server(port, log)
     try:
-        t.join()
-        check("models" in result and len(result["models"]) >= 1,
-              "a call sent before the server started is retried on "
-              "UNAVAILABLE and succeeds: %r" % result.get("error"))
         check(wait_ready(client), "a replica becomes READY")
         model = next(m for m in client.models() if m.is_default)
         h = model.size_step * 4
