@@ -56,6 +56,13 @@ int SaveResult(const dserve::v1::Result& result, const std::string& out_path,
     return kExitLocalFailure;
   }
   for (const std::string& path : *written) *env.out << "wrote: " << path << "\n";
+  for (const dserve::v1::Media& media : result.media()) {
+    if (media.mime_type() == "video/mp4") {
+      *env.out << "video: " << media.num_frames() << " frames at "
+               << media.fps() << " fps, " << media.width() << "x"
+               << media.height() << ", H.264 in MP4\n";
+    }
+  }
   return kExitOk;
 }
 
@@ -70,6 +77,7 @@ int ConsumeEvents(grpc::ClientReaderInterface<GenerateEvent>* reader,
   std::string job_id;
   std::optional<dserve::v1::Result> result;
   std::optional<dserve::v1::JobEnded> ended;
+  MediaAssembler assembler;
   GenerateEvent event;
   while (reader->Read(&event)) {
     if (job_id.empty() && !event.job_id().empty()) {
@@ -102,6 +110,13 @@ int ConsumeEvents(grpc::ClientReaderInterface<GenerateEvent>* reader,
       case GenerateEvent::kEnded:
         ended = event.ended();
         break;
+      case GenerateEvent::kMediaChunk:
+        if (absl::Status s = assembler.Add(event.media_chunk()); !s.ok()) {
+          if (bar) bar->Finish();
+          *env.err << "error: " << s.message() << "\n";
+          return kExitLocalFailure;
+        }
+        break;
       case GenerateEvent::EVENT_NOT_SET:
         break;
     }
@@ -121,6 +136,10 @@ int ConsumeEvents(grpc::ClientReaderInterface<GenerateEvent>* reader,
   }
   if (!result.has_value()) {
     *env.err << "error: the stream ended OK without a result (server bug)\n";
+    return kExitLocalFailure;
+  }
+  if (absl::Status s = assembler.Complete(&*result); !s.ok()) {
+    *env.err << "error: " << s.message() << "\n";
     return kExitLocalFailure;
   }
   PrintResult(*result, env);

@@ -76,6 +76,11 @@ ABSL_FLAG(std::string, request_id, "",
 ABSL_FLAG(std::string, out, "",
           "Output file (generate, watch). Several frames are written as "
           "FILE_0000.ext, FILE_0001.ext, ...");
+ABSL_FLAG(std::string, format, "",
+          "Output format: png (one file per frame), mp4 (one H.264 video) or "
+          "raw (float32 tensor); empty = mp4 when --out ends in .mp4, else "
+          "png.");
+ABSL_FLAG(int32_t, fps, 0, "MP4 frames per second; 0 = model default.");
 ABSL_FLAG(std::string, state, "",
           "jobs: only jobs in this state (queued, running, succeeded, failed, "
           "cancelled, deadline_exceeded).");
@@ -90,6 +95,7 @@ constexpr char kUsage[] =
     "  generate --prompt TEXT --out FILE [--negative TEXT] [--width W]\n"
     "           [--height H] [--frames F] [--steps N] [--guidance G]\n"
     "           [--seed S] [--priority P] [--model M]\n"
+    "           [--format png|mp4|raw] [--fps N]   (--out x.mp4 = mp4)\n"
     "  submit   --prompt TEXT [same request flags]   prints the job id\n"
     "  status JOB | watch JOB [--out FILE] | cancel JOB\n"
     "  jobs [--state S] | info | models\n"
@@ -112,6 +118,7 @@ RequestOptions RequestOptionsFromFlags() {
   options.flow_shift = absl::GetFlag(FLAGS_flow_shift);
   options.priority = absl::GetFlag(FLAGS_priority);
   options.client_request_id = absl::GetFlag(FLAGS_request_id);
+  options.fps = absl::GetFlag(FLAGS_fps);
   // Always an idempotency key, so the retry policy may repeat the call
   // (clients/channel.h).
   if (options.client_request_id.empty()) {
@@ -170,6 +177,9 @@ int Main(const std::vector<std::string>& args) {
   if (command == "generate" && absl::GetFlag(FLAGS_out).empty()) {
     return Usage("generate needs --out FILE");
   }
+  absl::StatusOr<dserve::v1::OutputFormat> format =
+      OutputFormatFor(absl::GetFlag(FLAGS_format), absl::GetFlag(FLAGS_out));
+  if (!format.ok()) return Usage(std::string(format.status().message()));
   // Before anything is sent: a result nobody can save is wasted work.
   if ((command == "generate" || command == "watch") &&
       !absl::GetFlag(FLAGS_out).empty()) {
@@ -214,13 +224,14 @@ int Main(const std::vector<std::string>& args) {
   std::unique_ptr<dserve::v1::DiffusionService::Stub> stub =
       dserve::v1::DiffusionService::NewStub(channel);
 
+  RequestOptions request_options = RequestOptionsFromFlags();
+  request_options.output_format = *format;
   if (command == "generate") {
-    return RunGenerate(*stub, BuildGenerateRequest(RequestOptionsFromFlags()),
+    return RunGenerate(*stub, BuildGenerateRequest(request_options),
                        absl::GetFlag(FLAGS_out), env);
   }
   if (command == "submit") {
-    return RunSubmit(*stub, BuildGenerateRequest(RequestOptionsFromFlags()),
-                     env);
+    return RunSubmit(*stub, BuildGenerateRequest(request_options), env);
   }
   if (command == "status") return RunStatus(*stub, rest[0], env);
   if (command == "watch") {

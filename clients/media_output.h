@@ -23,12 +23,35 @@ namespace dserve::clients {
 // extension of the last path component only ("a.b/c" -> "a.b/c_0001").
 std::string FramePath(const std::string& out, int frame_index, int num_media);
 
-// Writes every Media of `result` (their bytes verbatim: PNG files, or the raw
-// float32 tensor) and returns the paths written, in frame order. Fails with
-// INVALID_ARGUMENT when `out` is empty or the result has no media, and with
-// the I/O error (naming the path) when a file cannot be written.
+// Writes every Media of `result` (their bytes verbatim: PNG files, one MP4
+// video, or the raw float32 tensor) and returns the paths written, in frame
+// order. Fails with INVALID_ARGUMENT when `out` is empty, the result has no
+// media, a media's bytes are missing (chunked_size set but data empty: a
+// GetJob reply of a large result), or `out` ends in ".mp4" while the media
+// are not video/mp4 (never PNG bytes under an .mp4 name); with the I/O
+// error (naming the path) when a file cannot be written.
 absl::StatusOr<std::vector<std::string>> WriteResultMedia(
     const dserve::v1::Result& result, const std::string& out);
+
+// True when `path` ends in ".mp4" (any case).
+bool IsMp4Path(const std::string& path);
+
+// Reassembles media that arrived as MediaChunk events (see the proto): Add
+// every chunk in stream order, then Complete the Result that follows them.
+// Not thread-safe; nothing blocks.
+class MediaAssembler {
+ public:
+  // INVALID_ARGUMENT for a chunk that does not continue its media where the
+  // previous one ended, exceeds total_bytes, or announces more than 4 GiB.
+  absl::Status Add(const dserve::v1::MediaChunk& chunk);
+  // Moves the reassembled bytes into every Media of `result` that has
+  // chunked_size > 0. DATA_LOSS when a media's bytes are incomplete.
+  absl::Status Complete(dserve::v1::Result* result);
+  bool empty() const { return parts_.empty(); }
+
+ private:
+  std::vector<std::string> parts_;
+};
 
 }  // namespace dserve::clients
 

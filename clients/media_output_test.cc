@@ -92,3 +92,71 @@ TEST(WriteResultMediaTest, ErrorsNameTheProblem) {
 
 }  // namespace
 }  // namespace dserve::clients
+
+namespace dserve::clients {
+namespace {
+
+TEST(WriteResultMediaTest, NeverPngBytesUnderAnMp4Name) {
+  dserve::v1::Result result;
+  auto* png = result.add_media();
+  png->set_mime_type("image/png");
+  png->set_data("\x89PNG");
+  auto written = WriteResultMedia(result, "/tmp/clip.MP4");
+  ASSERT_FALSE(written.ok());
+  EXPECT_THAT(std::string(written.status().message()),
+              ::testing::HasSubstr("--format mp4"));
+  EXPECT_TRUE(IsMp4Path("a/b.mp4"));
+  EXPECT_FALSE(IsMp4Path("a.mp4/b.png"));
+}
+
+TEST(WriteResultMediaTest, RefusesMediaWhoseBytesWereLeftOut) {
+  dserve::v1::Result result;
+  auto* big = result.add_media();
+  big->set_mime_type("video/mp4");
+  big->set_chunked_size(5 << 20);
+  auto written = WriteResultMedia(result, "/tmp/clip.mp4");
+  ASSERT_FALSE(written.ok());
+  EXPECT_THAT(std::string(written.status().message()),
+              ::testing::HasSubstr("watch JOB --out"));
+}
+
+TEST(MediaAssemblerTest, ReassemblesChunksInOrder) {
+  MediaAssembler assembler;
+  const std::string bytes = "0123456789";
+  for (int offset = 0; offset < 10; offset += 4) {
+    dserve::v1::MediaChunk chunk;
+    chunk.set_media_index(1);
+    chunk.set_offset(offset);
+    chunk.set_total_bytes(10);
+    chunk.set_data(bytes.substr(offset, 4));
+    ASSERT_TRUE(assembler.Add(chunk).ok());
+  }
+  dserve::v1::Result result;
+  result.add_media()->set_data("inline");
+  result.add_media()->set_chunked_size(10);
+  ASSERT_TRUE(assembler.Complete(&result).ok());
+  EXPECT_EQ(result.media(0).data(), "inline");
+  EXPECT_EQ(result.media(1).data(), bytes);
+  EXPECT_EQ(result.media(1).chunked_size(), 0);
+}
+
+TEST(MediaAssemblerTest, RefusesGapsOverflowAndMissingBytes) {
+  MediaAssembler assembler;
+  dserve::v1::MediaChunk chunk;
+  chunk.set_media_index(0);
+  chunk.set_offset(4);  // gap: nothing received yet
+  chunk.set_total_bytes(10);
+  chunk.set_data("abcd");
+  EXPECT_EQ(assembler.Add(chunk).code(), absl::StatusCode::kInvalidArgument);
+  chunk.set_offset(0);
+  chunk.set_data(std::string(11, 'x'));  // beyond total_bytes
+  EXPECT_EQ(assembler.Add(chunk).code(), absl::StatusCode::kInvalidArgument);
+  chunk.set_data("abcd");
+  ASSERT_TRUE(assembler.Add(chunk).ok());
+  dserve::v1::Result result;
+  result.add_media()->set_chunked_size(10);
+  EXPECT_EQ(assembler.Complete(&result).code(), absl::StatusCode::kDataLoss);
+}
+
+}  // namespace
+}  // namespace dserve::clients

@@ -6,6 +6,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/match.h"
 #include "absl/strings/strip.h"
 
 namespace dserve::clients {
@@ -40,7 +41,24 @@ dserve::v1::GenerateRequest BuildGenerateRequest(
   }
   request.set_priority(options.priority);
   request.set_client_request_id(options.client_request_id);
+  request.set_output_format(options.output_format);
+  request.set_fps(options.fps);
   return request;
+}
+
+absl::StatusOr<dserve::v1::OutputFormat> OutputFormatFor(
+    const std::string& format, const std::string& out_path) {
+  const std::string f = absl::AsciiStrToLower(format);
+  if (f == "png") return dserve::v1::OUTPUT_FORMAT_PNG;
+  if (f == "mp4") return dserve::v1::OUTPUT_FORMAT_MP4;
+  if (f == "raw") return dserve::v1::OUTPUT_FORMAT_RAW_TENSOR;
+  if (!f.empty()) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "--format \"%s\" is not a format; use png, mp4 or raw", format));
+  }
+  const std::string lower = absl::AsciiStrToLower(out_path);
+  if (absl::EndsWith(lower, ".mp4")) return dserve::v1::OUTPUT_FORMAT_MP4;
+  return dserve::v1::OUTPUT_FORMAT_UNSPECIFIED;
 }
 
 std::string JobStateName(JobState state) {

@@ -33,7 +33,18 @@ struct RequestOptions {
   std::optional<float> flow_shift;
   int32_t priority = 0;
   std::string client_request_id;
+  // OUTPUT_FORMAT_* value; UNSPECIFIED = PNG (or MP4 when --out ends in
+  // .mp4, see OutputFormatFor).
+  dserve::v1::OutputFormat output_format = dserve::v1::OUTPUT_FORMAT_UNSPECIFIED;
+  // MP4 frames per second; 0 = the model's default.
+  int32_t fps = 0;
 };
+
+// --format: "png", "mp4", "raw" (case-insensitive) or "" (then MP4 when
+// `out_path` ends in .mp4, else the server's default, PNG).
+// INVALID_ARGUMENT for other names.
+absl::StatusOr<dserve::v1::OutputFormat> OutputFormatFor(
+    const std::string& format, const std::string& out_path);
 
 dserve::v1::GenerateRequest BuildGenerateRequest(const RequestOptions& options);
 

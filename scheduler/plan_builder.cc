@@ -8,7 +8,7 @@ bool CanBatch(const dserve::v1::GenerateRequest& a,
          a.height() == b.height() && a.num_frames() == b.num_frames() &&
          a.num_inference_steps() == b.num_inference_steps() &&
          a.flow_shift() == b.flow_shift() && a.sampler() == b.sampler() &&
-         a.output_format() == b.output_format();
+         a.output_format() == b.output_format() && a.fps() == b.fps();
 }
 
 dserve::internal::v1::ExecutionPlan BuildPlan(
@@ -24,6 +24,7 @@ dserve::internal::v1::ExecutionPlan BuildPlan(
   plan.set_flow_shift(shape.flow_shift());
   plan.set_sampler(shape.sampler());
   plan.set_output_format(shape.output_format());
+  plan.set_fps(shape.fps());
   for (const auto& job : jobs) {
     const dserve::v1::GenerateRequest& r = job->effective_request();
     dserve::internal::v1::PlanItem* item = plan.add_items();

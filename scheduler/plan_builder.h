@@ -17,7 +17,7 @@
 namespace dserve::scheduler {
 
 // True when two effective requests can share one plan (same model, shape,
-// steps, shift, sampler and output format).
+// steps, shift, sampler, output format and fps).
 bool CanBatch(const dserve::v1::GenerateRequest& a,
               const dserve::v1::GenerateRequest& b);
 

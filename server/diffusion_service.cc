@@ -219,6 +219,9 @@ grpc::ServerUnaryReactor* DiffusionService::SubmitJob(
       Admit(request->request(), std::nullopt);
   if (!job.ok()) return FinishUnary(context, job.status());
   *response = (*job)->ToProto(/*include_result=*/true);
+  // A unary reply cannot be chunked: a result over 1 MiB comes without its
+  // media bytes (Media.chunked_size says how many); WatchJob streams them.
+  StripLargeResultMedia(response->mutable_result());
   return FinishUnary(context, absl::OkStatus());
 }
 
@@ -232,6 +235,9 @@ grpc::ServerUnaryReactor* DiffusionService::GetJob(
       FindJob(request->job_id());
   if (!job.ok()) return FinishUnary(context, job.status());
   *response = (*job)->ToProto(/*include_result=*/true);
+  // A unary reply cannot be chunked: a result over 1 MiB comes without its
+  // media bytes (Media.chunked_size says how many); WatchJob streams them.
+  StripLargeResultMedia(response->mutable_result());
   return FinishUnary(context, absl::OkStatus());
 }
 
@@ -263,6 +269,9 @@ grpc::ServerUnaryReactor* DiffusionService::CancelJob(
                                  "job ", (*job)->id(), " cancelled by CancelJob")));
   }
   *response = (*job)->ToProto(/*include_result=*/true);
+  // A unary reply cannot be chunked: a result over 1 MiB comes without its
+  // media bytes (Media.chunked_size says how many); WatchJob streams them.
+  StripLargeResultMedia(response->mutable_result());
   return FinishUnary(context, absl::OkStatus());
 }
 

@@ -177,7 +177,7 @@ TEST_F(DiffusionServiceTest, UnknownModelIsNotFound) {
   dserve::v1::Job job;
   grpc::Status status = stub_->SubmitJob(&context, submit, &job);
   EXPECT_EQ(status.error_code(), grpc::NOT_FOUND);
-  EXPECT_THAT(status.error_message(), HasSubstr("known models: tiny"));
+  EXPECT_THAT(status.error_message(), HasSubstr("served models: tiny"));
 }
 
 TEST_F(DiffusionServiceTest, ClientCancelCancelsRunningJob) {

@@ -1,5 +1,6 @@
 #include "server/job_event_writer.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "common/rpc_status.h"
@@ -18,6 +19,15 @@ class FailedWriter final
 };
 
 }  // namespace
+
+bool StripLargeResultMedia(dserve::v1::Result* result) {
+  if (result->ByteSizeLong() <= kMaxInlineResultBytes) return false;
+  for (dserve::v1::Media& media : *result->mutable_media()) {
+    media.set_chunked_size(static_cast<int64_t>(media.data().size()));
+    media.clear_data();
+  }
+  return true;
+}
 
 grpc::ServerWriteReactor<dserve::v1::GenerateEvent>* JobEventWriter::Failed(
     const absl::Status& status) {
@@ -43,7 +53,12 @@ void JobEventWriter::OnJobEvent(const scheduler::JobEvent& event) {
   if (event.terminal) {
     job_ended_ = true;
     if (event.event.has_result()) {
-      pending_.push_back(event.event);
+      if (event.event.ByteSizeLong() > kMaxInlineResultBytes) {
+        chunking_ = true;
+        chunked_ = event.event;
+      } else {
+        pending_.push_back(event.event);
+      }
       end_status_ = absl::OkStatus();
     } else if (mode_ == Mode::kWatch) {
       pending_.push_back(event.event);  // JobEnded
@@ -66,7 +81,47 @@ void JobEventWriter::PumpLocked() {
     StartWrite(&in_flight_);
     return;
   }
+  if (chunking_) {
+    NextChunkLocked();
+    writing_ = true;
+    StartWrite(&in_flight_);
+    return;
+  }
   if (job_ended_) FinishLocked(end_status_);
+}
+
+void JobEventWriter::NextChunkLocked() {
+  dserve::v1::Result* result = chunked_.mutable_result();
+  while (chunk_media_ < result->media_size()) {
+    dserve::v1::Media* media = result->mutable_media(chunk_media_);
+    if (chunk_offset_ == 0) {
+      media->set_chunked_size(static_cast<int64_t>(media->data().size()));
+    }
+    const int64_t total = media->chunked_size();
+    if (chunk_offset_ >= total) {
+      media->clear_data();
+      ++chunk_media_;
+      chunk_offset_ = 0;
+      continue;
+    }
+    const int64_t n =
+        std::min<int64_t>(kMediaChunkBytes, total - chunk_offset_);
+    in_flight_.Clear();
+    in_flight_.set_job_id(chunked_.job_id());
+    dserve::v1::MediaChunk* chunk = in_flight_.mutable_media_chunk();
+    chunk->set_media_index(chunk_media_);
+    chunk->set_offset(chunk_offset_);
+    chunk->set_total_bytes(total);
+    // media->data() keeps its full length until the last chunk of it, so
+    // offsets index the original bytes.
+    chunk->set_data(media->data().substr(static_cast<size_t>(chunk_offset_),
+                                         static_cast<size_t>(n)));
+    chunk_offset_ += n;
+    return;
+  }
+  in_flight_ = std::move(chunked_);
+  chunked_.Clear();
+  chunking_ = false;
 }
 
 void JobEventWriter::FinishLocked(const absl::Status& status) {

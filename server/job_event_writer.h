@@ -15,6 +15,12 @@
 //    JobEnded event and ends with OK; a watcher leaving does not touch the
 //    job.
 //
+// Large results: a Result over kMaxInlineResultBytes is written as
+// MediaChunk events of at most kMediaChunkBytes (media order, then offset
+// order), produced one at a time as the client reads, then the Result with
+// those media's data moved out (Media.chunked_size set), so no message
+// exceeds gRPC's default 4 MiB receive limit.
+//
 // Lifetime: created with new, owned by gRPC, deletes itself in OnDone
 // (after removing its listener from the job, so the job never calls a dead
 // reactor). Thread-safe: job events arrive on the scheduler's thread, gRPC
@@ -33,6 +39,16 @@
 #include "scheduler/job.h"
 
 namespace dserve::server {
+
+// Results whose serialized size exceeds this travel in MediaChunk events.
+inline constexpr size_t kMaxInlineResultBytes = 1 << 20;
+inline constexpr size_t kMediaChunkBytes = 1 << 20;
+
+// Moves every media's bytes out of `result` (data cleared, chunked_size
+// set) when the result is larger than kMaxInlineResultBytes: what GetJob
+// returns for results that no default gRPC client could receive. Returns
+// whether it did.
+bool StripLargeResultMedia(dserve::v1::Result* result);
 
 class JobEventWriter final
     : public grpc::ServerWriteReactor<dserve::v1::GenerateEvent> {
@@ -61,6 +77,9 @@ class JobEventWriter final
   void OnJobEvent(const scheduler::JobEvent& event);
   // Starts the next write, or finishes once the last event was written.
   void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Puts the next MediaChunk (or, after the last, the stripped Result) of
+  // `chunked_` into in_flight_.
+  void NextChunkLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FinishLocked(const absl::Status& status)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
@@ -80,6 +99,12 @@ class JobEventWriter final
   bool job_ended_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status end_status_ ABSL_GUARDED_BY(mu_);
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  // A large Result being sent in chunks; its media's data is consumed from
+  // the front as chunks go out.
+  bool chunking_ ABSL_GUARDED_BY(mu_) = false;
+  dserve::v1::GenerateEvent chunked_ ABSL_GUARDED_BY(mu_);
+  int chunk_media_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t chunk_offset_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace dserve::server

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/png.h"
+#include "worker/video_encoder.h"
 #include <ATen/ATen.h>
 
 namespace dserve::worker {
@@ -53,7 +54,7 @@ absl::StatusOr<dserve::v1::Media> EncodePngFrame(const at::Tensor& frame,
 }
 
 absl::StatusOr<std::vector<dserve::v1::Media>> EncodeMedia(
-    const at::Tensor& pixels, int output_format) {
+    const at::Tensor& pixels, int output_format, int fps) {
   if (absl::Status s = CheckFrames(pixels); !s.ok()) return s;
   std::vector<dserve::v1::Media> out;
   switch (output_format) {
@@ -81,11 +82,37 @@ absl::StatusOr<std::vector<dserve::v1::Media>> EncodeMedia(
       out.push_back(std::move(media));
       return out;
     }
+    case dserve::v1::OUTPUT_FORMAT_MP4: {
+      // The same rounding as the PNG frames, so a decoded video differs from
+      // them only by the H.264 / yuv420p loss.
+      at::Tensor rgb = pixels.to(at::kFloat)
+                           .clamp(0.0, 1.0)
+                           .mul(255.0)
+                           .round()
+                           .to(at::kByte)
+                           .contiguous();
+      const int frames = static_cast<int>(rgb.size(0));
+      const int height = static_cast<int>(rgb.size(1));
+      const int width = static_cast<int>(rgb.size(2));
+      absl::StatusOr<std::string> mp4 =
+          EncodeMp4(rgb.data_ptr<uint8_t>(), frames, width, height, fps);
+      if (!mp4.ok()) return mp4.status();
+      dserve::v1::Media media;
+      media.set_mime_type(kMp4MimeType);
+      media.set_data(*std::move(mp4));
+      media.set_width(width);
+      media.set_height(height);
+      media.set_frame_index(0);
+      media.set_num_frames(frames);
+      media.set_fps(fps);
+      out.push_back(std::move(media));
+      return out;
+    }
     default:
       return absl::InvalidArgumentError(
           absl::StrCat("output_format=", output_format,
-                       " is not supported; allowed OUTPUT_FORMAT_PNG (1) or "
-                       "OUTPUT_FORMAT_RAW_TENSOR (2)"));
+                       " is not supported; allowed OUTPUT_FORMAT_PNG (1), "
+                       "OUTPUT_FORMAT_RAW_TENSOR (2) or OUTPUT_FORMAT_MP4 (3)"));
   }
 }
 

@@ -2,7 +2,8 @@
 #define DSERVE_WORKER_MEDIA_ENCODER_H_
 
 // Turns decoded pixels into the media a client receives: one PNG per frame,
-// or one raw little-endian float32 tensor for OUTPUT_FORMAT_RAW_TENSOR.
+// one raw little-endian float32 tensor for OUTPUT_FORMAT_RAW_TENSOR, or one
+// H.264 MP4 video for OUTPUT_FORMAT_MP4 (video_encoder.h).
 //
 // Pure functions; thread-safe; block only for the encoding compute.
 
@@ -19,9 +20,9 @@ inline constexpr char kRawTensorMimeType[] = "application/x-dserve-f32";
 
 // `pixels` is one item's [F, H, W, 3] float tensor in [0, 1] (values outside
 // are clamped). `output_format` is a dserve.v1.OutputFormat value;
-// UNSPECIFIED means PNG.
+// UNSPECIFIED means PNG. `fps` is the MP4 frame rate (ignored otherwise).
 absl::StatusOr<std::vector<dserve::v1::Media>> EncodeMedia(
-    const at::Tensor& pixels, int output_format);
+    const at::Tensor& pixels, int output_format, int fps = 16);
 
 // One [H, W, 3] float frame in [0, 1] as a PNG Media (previews).
 absl::StatusOr<dserve::v1::Media> EncodePngFrame(const at::Tensor& frame,

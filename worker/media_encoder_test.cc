@@ -81,6 +81,20 @@ TEST(MediaEncoderTest, RejectsBadShapesAndFormats) {
   EXPECT_NE(s.message().find("output_format=9"), absl::string_view::npos);
 }
 
+TEST(MediaEncoderTest, Mp4IsOneVideoWithItsFramesAndFps) {
+  at::Tensor pixels = at::rand({5, 24, 33, 3});
+  auto media = EncodeMedia(pixels, dserve::v1::OUTPUT_FORMAT_MP4, 12);
+  ASSERT_TRUE(media.ok()) << media.status();
+  ASSERT_EQ(media->size(), 1u);
+  const dserve::v1::Media& m = (*media)[0];
+  EXPECT_EQ(m.mime_type(), "video/mp4");
+  EXPECT_EQ(m.data().substr(4, 4), "ftyp");
+  EXPECT_EQ(m.width(), 33);  // the generated size, not the padded one
+  EXPECT_EQ(m.height(), 24);
+  EXPECT_EQ(m.num_frames(), 5);
+  EXPECT_EQ(m.fps(), 12);
+}
+
 TEST(MediaEncoderTest, PngFrameRejectsNonImage) {
   EXPECT_FALSE(EncodePngFrame(at::zeros({4, 4}), 0).ok());
 }

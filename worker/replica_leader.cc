@@ -24,15 +24,21 @@ using ::dserve::internal::v1::ReplicaStatus;
 // How often a waiting Execute handler looks at its RPC's cancellation.
 constexpr absl::Duration kHandlerPoll = absl::Milliseconds(50);
 
-absl::Status CheckOutputFormat(int format) {
+absl::Status CheckOutputFormat(int format, int fps) {
+  if (format == dserve::v1::OUTPUT_FORMAT_MP4 && (fps < 1 || fps > 120)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("fps: ", fps, " is out of range (allowed: 1..120)"));
+  }
   if (format == dserve::v1::OUTPUT_FORMAT_UNSPECIFIED ||
       format == dserve::v1::OUTPUT_FORMAT_PNG ||
-      format == dserve::v1::OUTPUT_FORMAT_RAW_TENSOR) {
+      format == dserve::v1::OUTPUT_FORMAT_RAW_TENSOR ||
+      format == dserve::v1::OUTPUT_FORMAT_MP4) {
     return absl::OkStatus();
   }
   return absl::InvalidArgumentError(absl::StrCat(
       "output_format=", format,
-      " is not supported; allowed 0 (unspecified), 1 (PNG), 2 (RAW_TENSOR)"));
+      " is not supported; allowed 0 (unspecified), 1 (PNG), 2 (RAW_TENSOR), "
+      "3 (MP4)"));
 }
 
 std::string UnknownWordWarning(const std::string& word) {
@@ -119,10 +125,10 @@ ReplicaLeader::~ReplicaLeader() {
 
 absl::Status ReplicaLeader::Enqueue(const std::shared_ptr<PlanCall>& call) {
   const ExecutionPlan& plan = call->plan();
-  // Reject what cannot run before it takes a place in the queue; the same
-  // checks repeat on every rank, where they pass.
+  // Reject what cannot run before it takes a place in the queue. This is
+  // the plan's one check on the replica: every rank trusts the broadcast.
   RETURN_IF_ERROR(loop_.ResolveSpec(plan).status());
-  RETURN_IF_ERROR(CheckOutputFormat(plan.output_format()));
+  RETURN_IF_ERROR(CheckOutputFormat(plan.output_format(), plan.fps()));
   // A plan the codec would refuse must fail here: once the Serve loop has
   // announced it, every rank expects its bytes.
   if (static_cast<int64_t>(plan.ByteSizeLong()) > kMaxPlanBytes) {
@@ -273,7 +279,7 @@ absl::Status ReplicaLeader::RunCall(PlanCall& call) {
     item->set_job_id(plan.items(i).job_id());
     absl::StatusOr<std::vector<dserve::v1::Media>> media;
     try {
-      media = EncodeMedia(out->pixels[i], plan.output_format());
+      media = EncodeMedia(out->pixels[i], plan.output_format(), plan.fps());
     } catch (const std::exception& e) {
       media = absl::InternalError(absl::StrCat("encoding media: ", e.what()));
     }
