@@ -118,6 +118,8 @@ void Job::ReportProgress(int step, int total, double elapsed_ms,
   progress.set_step(step);
   progress.set_total(total);
   progress.set_elapsed_ms(elapsed_ms);
+  // Replicas report progress after each denoising step only (so far).
+  progress.set_stage(dserve::v1::PROGRESS_STAGE_DENOISE);
   if (preview != nullptr) *progress.mutable_preview() = *preview;
   JobEvent event{NewEvent()};
   *event.event.mutable_progress() = progress;
