@@ -127,6 +127,15 @@ absl::StatusOr<std::vector<std::vector<Device>>> DevicesByReplica(
   return replicas;
 }
 
+bool HasRepeatedCudaDevice(const std::vector<Device>& devices) {
+  for (size_t i = 0; i < devices.size(); ++i) {
+    for (size_t j = i + 1; j < devices.size(); ++j) {
+      if (devices[i].is_cuda() && devices[i] == devices[j]) return true;
+    }
+  }
+  return false;
+}
+
 std::string FormatDevices(const std::vector<Device>& devices) {
   return absl::StrJoin(devices, ",", [](std::string* out, const Device& d) {
     out->append(d.ToString());

@@ -80,6 +80,10 @@ bool DevicesSpecMayUseCuda(absl::string_view spec);
 absl::StatusOr<std::vector<std::vector<Device>>> DevicesByReplica(
     const std::vector<Device>& devices, int dp, int world);
 
+// True when one CUDA device appears twice in `devices` (the ranks of one
+// replica): NCCL refuses such a group, so those ranks need Gloo.
+bool HasRepeatedCudaDevice(const std::vector<Device>& devices);
+
 // "cuda:0,cuda:0,cpu": the inverse of the explicit list form.
 std::string FormatDevices(const std::vector<Device>& devices);
 

@@ -110,6 +110,14 @@ TEST(DevicesSpecMayUseCudaTest, Table) {
   EXPECT_TRUE(DevicesSpecMayUseCuda("bogus"));
 }
 
+TEST(HasRepeatedCudaDeviceTest, Table) {
+  const Device cpu{}, gpu0{Device::Kind::kCuda, 0}, gpu1{Device::Kind::kCuda, 1};
+  EXPECT_FALSE(HasRepeatedCudaDevice({}));
+  EXPECT_FALSE(HasRepeatedCudaDevice({cpu, cpu}));
+  EXPECT_FALSE(HasRepeatedCudaDevice({gpu0, gpu1, cpu}));
+  EXPECT_TRUE(HasRepeatedCudaDevice({gpu0, gpu1, gpu0}));
+}
+
 TEST(DevicesByReplicaTest, RankKOfReplicaRIsEntryRTimesWPlusK) {
   std::vector<Device> devices;
   for (int i = 0; i < 6; ++i) devices.push_back({Device::Kind::kCuda, i});

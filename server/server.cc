@@ -154,7 +154,18 @@ ResolveReplicaDevices(const Server::Options& o,
       }
     }
   }
-  return parallel::DevicesByReplica(devices, dp, world);
+  ASSIGN_OR_RETURN(auto by_replica,
+                   parallel::DevicesByReplica(devices, dp, world));
+  for (size_t r = 0; o.comm == "nccl" && r < by_replica.size(); ++r) {
+    if (parallel::HasRepeatedCudaDevice(by_replica[r])) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "--comm=nccl: replica ", r, " puts two ranks on one GPU (",
+          parallel::FormatDevices(by_replica[r]),
+          "); NCCL needs a GPU per rank. Use --comm=gloo (or auto) to let "
+          "ranks share a GPU"));
+    }
+  }
+  return by_replica;
 }
 
 // The model directory the workers load: --model_dir when given (its
@@ -295,7 +306,12 @@ absl::Status Server::Start(Options options) {
         replica.rank_devices.push_back(d.ToString());
       }
       replica.dtype = o.dtype;
-      replica.comm = o.comm;
+      // NCCL refuses two ranks of a group on one GPU: "auto" gives a
+      // replica whose ranks share a GPU host-staged Gloo instead.
+      replica.comm =
+          o.comm == "auto" && parallel::HasRepeatedCudaDevice(replica_devices[i])
+              ? "gloo"
+              : o.comm;
       replica.startup_timeout = absl::Seconds(o.startup_timeout_s);
       // Workers log at the server's level, so --log_level=trace shows every
       // step on every rank.
