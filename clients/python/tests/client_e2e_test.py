@@ -159,6 +159,13 @@ def main():
         check(steps and steps[-1] == 2,
               "on_progress saw the steps: %r" % steps)
 
+        video = client.generate("a red circle moving right", width=w,
+                                height=h, num_frames=3, fps=4, steps=2,
+                                seed=3, output_format="mp4", timeout=120)
+        check(video.mime_type == "video/mp4" and video.data[4:8] == b"ftyp",
+              "generate(output_format='mp4') returns an MP4 (%d bytes)" %
+              len(video.data))
+
         job = client.submit("a red circle on a blue background, top left",
                             width=w, height=h, steps=2, seed=11)
         check(job.job_id and job.state in (pb.JOB_STATE_QUEUED,
