@@ -5,6 +5,12 @@
 // latents as the 1-process Pipeline::Step loop on the same weights and
 // seeds: max|Δ| / max|ref| ≤ 1e-4 in fp32.
 //
+// Every layout runs twice: with the built-in model's DiT (pixel space,
+// coordinate planes, patch 1x4x4) and with a tiny Wan2.1 DiT (16 latent
+// channels, patch 1x2x2, text_dim 32 != dim 64, no planes) on Wan's
+// schedule with UniPC (3 steps: first-order start, order-2 predictor, both
+// corrector orders), 5 frames (2 latent frames) on a non-square token grid.
+//
 // Each rank process computes the 1-process reference itself (the model is
 // tiny), then runs the same steps through ParallelDiT on its mesh.
 //
@@ -34,6 +40,7 @@
 #include "worker/models/parallel_dit.h"
 #include "worker/models/pipeline.h"
 #include "worker/models/random_weights.h"
+#include "worker/models/vae/testing/random_vae_weights.h"
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
@@ -65,8 +72,24 @@ parallel::CommunicatorFactory TestCommunicators() {
   };
 }
 
-models::PipelineConfig TestConfig() {
+models::PipelineConfig TestConfig(bool wan) {
   models::PipelineConfig c = models::DefaultModelConfig();
+  if (wan) {
+    models::DiTConfig d;  // Wan2.1's shapes, shrunk
+    d.in_channels = d.out_channels = 16;
+    d.patch = {1, 2, 2};
+    d.text_dim = 32;
+    d.text_len = 16;
+    models::PipelineConfig w = models::WanPipelineConfig(d);
+    // The word encoder stands in for umT5 (its own tests cover it); its
+    // width is the DiT's text_dim, not dim.
+    w.text_encoder_type = "word";
+    w.vocabulary = c.vocabulary;
+    w.text_encoder = c.text_encoder;
+    w.text_encoder.dim = d.text_dim;
+    w.text_encoder.max_len = d.text_len;
+    c = w;
+  }
   c.dit.dim = 64;
   c.dit.num_heads = 4;  // head_dim 16; u·tp ∈ {1, 2, 4}
   c.dit.num_layers = 4;  // pp 3 splits unevenly: 2 + 1 + 1
@@ -74,13 +97,24 @@ models::PipelineConfig TestConfig() {
   return c;
 }
 
+models::WeightMap TestWeights(const models::PipelineConfig& config) {
+  models::WeightMap w = models::RandomWeights(config, 21);
+  if (config.decoder == "wan_vae") {
+    for (auto& [k, v] : models::RandomWanVaeWeights(
+             models::TinyWanVaeConfig(), 22)) {
+      w.emplace("vae." + k, v);
+    }
+  }
+  return w;
+}
+
 // Two items: a guided one and one with guidance 1 (no unconditional branch
 // in the 1-process path), so the model batch has 3 rows.
-models::GenerationSpec TestSpec(int width, int height) {
+models::GenerationSpec TestSpec(int width, int height, bool wan) {
   models::GenerationSpec spec;
   spec.width = width;
   spec.height = height;
-  spec.num_frames = 1;
+  spec.num_frames = wan ? 5 : 1;
   spec.num_steps = kSteps;
   spec.flow_shift = 3.0f;
   spec.items = {{"a red circle on the left", "blue", 11, 4.5f},
@@ -103,15 +137,14 @@ at::Tensor RunSteps(const models::Pipeline& pipeline,
 }
 
 void CheckLayout(const std::string& mesh_spec, int width, int height,
-                 bool async_ulysses, int rank,
+                 bool async_ulysses, bool wan, int rank,
                  const c10::intrusive_ptr<c10d::Store>& store) {
   at::set_num_threads(1);
-  const models::PipelineConfig config = TestConfig();
+  const models::PipelineConfig config = TestConfig(wan);
   auto pipeline =
-      models::Pipeline::Create(config, models::RandomWeights(config, 21),
-                               kPlacement);
+      models::Pipeline::Create(config, TestWeights(config), kPlacement);
   ASSERT_TRUE(pipeline.ok()) << pipeline.status();
-  const models::GenerationSpec spec = TestSpec(width, height);
+  const models::GenerationSpec spec = TestSpec(width, height, wan);
   const at::Tensor want = RunSteps(**pipeline, spec, nullptr);
   ASSERT_TRUE(want.defined());
 
@@ -142,9 +175,9 @@ void CheckLayout(const std::string& mesh_spec, int width, int height,
                      want.abs().max().item<double>();
   // Read by tools/gpu/run_all.sh (equivalence stage) for docs/gpu.md.
   if (rank == 0) {
-    std::printf("equivalence %s %dx%d%s: max|d|/max|ref| = %.3g (tol %.0e)\n",
-                mesh_spec.c_str(), width, height, async_ulysses ? " async" : "",
-                err, kTolerance);
+    std::printf("equivalence %s %dx%d%s%s: max|d|/max|ref| = %.3g (tol %.0e)\n",
+                mesh_spec.c_str(), width, height, wan ? " wan" : "",
+                async_ulysses ? " async" : "", err, kTolerance);
   }
   EXPECT_LE(err, kTolerance) << mesh_spec << " rank " << rank;
 }
@@ -156,6 +189,8 @@ struct Layout {
   // ParallelDiTOptions::async_ulysses; the plain layouts test the blocking
   // scatter, the "_async" ones the overlapped q/k/v scatter.
   bool async_ulysses = false;
+  // The tiny Wan2.1 DiT (TestConfig(true)) instead of the built-in one.
+  bool wan = false;
 };
 
 std::string LayoutName(const ::testing::TestParamInfo<Layout>& info) {
@@ -165,7 +200,8 @@ std::string LayoutName(const ::testing::TestParamInfo<Layout>& info) {
   }
   return name + "_" + std::to_string(info.param.width) + "x" +
          std::to_string(info.param.height) +
-         (info.param.async_ulysses ? "_async" : "");
+         (info.param.async_ulysses ? "_async" : "") +
+         (info.param.wan ? "_wan" : "");
 }
 
 class ParallelEquivalenceTest : public ::testing::TestWithParam<Layout> {};
@@ -182,7 +218,7 @@ TEST_P(ParallelEquivalenceTest, MatchesOneProcess) {
       world,
       [&](int rank, int, c10::intrusive_ptr<c10d::Store> store) {
         CheckLayout(layout.mesh, layout.width, layout.height,
-                    layout.async_ulysses, rank, store);
+                    layout.async_ulysses, layout.wan, rank, store);
       },
       absl::Seconds(120));
   EXPECT_TRUE(run.ok()) << run;
@@ -190,9 +226,10 @@ TEST_P(ParallelEquivalenceTest, MatchesOneProcess) {
 
 // 24x16 pixels → a 4x6 token grid (24 tokens: every degree divides it);
 // 20x12 → 3x5 (15 tokens: no SP degree divides it, padded keys masked).
-INSTANTIATE_TEST_SUITE_P(
-    Layouts, ParallelEquivalenceTest,
-    ::testing::Values(Layout{"cfg=2", 24, 16}, Layout{"ulysses=2", 24, 16},
+// The Wan copies: 48x32 → latent 6x4 → 2x3 tokens x 2 latent frames (12
+// tokens: 2 and 4 divide it); 16x48 → 3x1 x 2 (6 tokens: 4 does not).
+std::vector<Layout> AllLayouts() {
+  const std::vector<Layout> base = {Layout{"cfg=2", 24, 16}, Layout{"ulysses=2", 24, 16},
                       Layout{"ulysses=4", 24, 16}, Layout{"ring=2", 24, 16},
                       Layout{"ring=4", 24, 16},
                       Layout{"ring=2,ulysses=2", 24, 16},
@@ -211,8 +248,20 @@ INSTANTIATE_TEST_SUITE_P(
                       Layout{"ulysses=4", 24, 16, true},
                       Layout{"cfg=2,ulysses=2", 24, 16, true},
                       Layout{"ring=2,ulysses=2", 24, 16, true},
-                      Layout{"ulysses=2", 20, 12, true}),
-    LayoutName);
+                      Layout{"ulysses=2", 20, 12, true}};
+  std::vector<Layout> all = base;
+  for (Layout l : base) {
+    const bool square_grid = l.width == 24;
+    l.width = square_grid ? 48 : 16;
+    l.height = square_grid ? 32 : 48;
+    l.wan = true;
+    all.push_back(l);
+  }
+  return all;
+}
+
+INSTANTIATE_TEST_SUITE_P(Layouts, ParallelEquivalenceTest,
+                         ::testing::ValuesIn(AllLayouts()), LayoutName);
 
 }  // namespace
 }  // namespace dserve
