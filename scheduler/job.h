@@ -57,6 +57,9 @@ struct JobSpec {
   // The client's deadline, if any. The scheduler expires the job after it.
   std::optional<absl::Time> deadline;
   absl::Time create_time = absl::UnixEpoch();
+  // Who submitted it ("anonymous", or the caller's bearer credential):
+  // client_request_id is unique only within one principal. Never echoed.
+  std::string principal = "anonymous";
 };
 
 class Job {
@@ -73,6 +76,7 @@ class Job {
   int64_t sequence() const { return spec_.sequence; }
   const std::optional<absl::Time>& deadline() const { return spec_.deadline; }
   absl::Time create_time() const { return spec_.create_time; }
+  const std::string& principal() const { return spec_.principal; }
   const dserve::v1::GenerateRequest& request() const { return spec_.request; }
   const dserve::v1::GenerateRequest& effective_request() const {
     return spec_.effective_request;

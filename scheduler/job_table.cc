@@ -8,6 +8,19 @@
 #include "absl/strings/str_cat.h"
 
 namespace dserve::scheduler {
+namespace {
+
+// The index key: client_request_id is scoped to its principal. The length
+// prefix keeps ("ab", "c") and ("a", "bc") apart.
+std::string ClientKey(const std::string& principal, const std::string& id) {
+  return absl::StrCat(principal.size(), ":", principal, id);
+}
+
+std::string ClientKey(const Job& job) {
+  return ClientKey(job.principal(), job.request().client_request_id());
+}
+
+}  // namespace
 
 JobTable::JobTable(JobTableOptions options, const Clock* clock)
     : options_(options), clock_(clock) {}
@@ -15,14 +28,14 @@ JobTable::JobTable(JobTableOptions options, const Clock* clock)
 std::shared_ptr<Job> JobTable::InsertOrGet(std::shared_ptr<Job> job) {
   EvictFinished();
   absl::MutexLock lock(&mu_);
-  const std::string& client_id = job->request().client_request_id();
-  if (!client_id.empty()) {
-    auto it = by_client_request_id_.find(client_id);
+  if (!job->request().client_request_id().empty()) {
+    const std::string key = ClientKey(*job);
+    auto it = by_client_request_id_.find(key);
     if (it != by_client_request_id_.end()) {
       auto seq = by_id_.find(it->second);
       if (seq != by_id_.end()) return by_sequence_.at(seq->second);
     }
-    by_client_request_id_[client_id] = job->id();
+    by_client_request_id_[key] = job->id();
   }
   by_id_[job->id()] = job->sequence();
   by_sequence_[job->sequence()] = job;
@@ -30,9 +43,9 @@ std::shared_ptr<Job> JobTable::InsertOrGet(std::shared_ptr<Job> job) {
 }
 
 std::shared_ptr<Job> JobTable::FindByClientRequestId(
-    const std::string& id) const {
+    const std::string& principal, const std::string& id) const {
   absl::MutexLock lock(&mu_);
-  auto it = by_client_request_id_.find(id);
+  auto it = by_client_request_id_.find(ClientKey(principal, id));
   if (it == by_client_request_id_.end()) return nullptr;
   auto seq = by_id_.find(it->second);
   if (seq == by_id_.end()) return nullptr;
@@ -113,9 +126,8 @@ void JobTable::EvictLocked(
   const std::shared_ptr<Job> job = std::move(it->second);
   by_sequence_.erase(it);
   by_id_.erase(job->id());
-  const std::string& client_id = job->request().client_request_id();
-  if (!client_id.empty()) {
-    auto c = by_client_request_id_.find(client_id);
+  if (!job->request().client_request_id().empty()) {
+    auto c = by_client_request_id_.find(ClientKey(*job));
     if (c != by_client_request_id_.end() && c->second == job->id()) {
       by_client_request_id_.erase(c);
     }
@@ -135,9 +147,9 @@ void JobTable::Erase(const std::string& job_id) {
   const std::shared_ptr<Job> job = std::move(by_sequence_.at(it->second));
   by_sequence_.erase(it->second);
   by_id_.erase(it);
-  const std::string& client_id = job->request().client_request_id();
-  auto c = by_client_request_id_.find(client_id);
-  if (!client_id.empty() && c != by_client_request_id_.end() &&
+  const bool has_client_id = !job->request().client_request_id().empty();
+  auto c = by_client_request_id_.find(ClientKey(*job));
+  if (has_client_id && c != by_client_request_id_.end() &&
       c->second == job_id) {
     by_client_request_id_.erase(c);
   }

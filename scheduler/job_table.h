@@ -4,7 +4,8 @@
 // JobTable: every job the server remembers, for GetJob/WatchJob/CancelJob/
 // ListJobs and idempotent SubmitJob.
 //
-// Owns shared references to its jobs, an index client_request_id -> job id,
+// Owns shared references to its jobs, an index (principal,
+// client_request_id) -> job id,
 // and a bounded set of ids it evicted (so a late GetJob says "expired"
 // rather than "not found"). Finished jobs are evicted when older than
 // `finished_ttl` or beyond `max_finished_jobs` (oldest first); eviction runs
@@ -52,12 +53,15 @@ class JobTable {
   JobTable(JobTableOptions options, const Clock* clock);
 
   // Adds `job` (evicting old finished jobs first). If the job has a
-  // client_request_id that a remembered job already uses, nothing is added
-  // and that job is returned instead; otherwise returns `job`.
+  // client_request_id that a remembered job of the same principal already
+  // uses, nothing is added and that job is returned instead; otherwise
+  // returns `job`. Callers check that the two requests are the same.
   std::shared_ptr<Job> InsertOrGet(std::shared_ptr<Job> job);
 
-  // The remembered job with this client_request_id, or nullptr.
-  std::shared_ptr<Job> FindByClientRequestId(const std::string& id) const;
+  // The remembered job of `principal` with this client_request_id, or
+  // nullptr. Another principal's job with the same id is never returned.
+  std::shared_ptr<Job> FindByClientRequestId(const std::string& principal,
+                                             const std::string& id) const;
 
   // NOT_FOUND "job X not found", or "job X expired ..." for evicted ids.
   absl::StatusOr<std::shared_ptr<Job>> Find(const std::string& job_id) const;

@@ -16,8 +16,10 @@ using ::testing::HasSubstr;
 
 class JobTableTest : public ::testing::Test {
  protected:
-  std::shared_ptr<Job> MakeJob(const std::string& client_id = "") {
+  std::shared_ptr<Job> MakeJob(const std::string& client_id = "",
+                               const std::string& principal = "anonymous") {
     JobSpec spec;
+    spec.principal = principal;
     spec.id = "j-" + std::to_string(next_);
     spec.sequence = next_++;
     spec.request.set_client_request_id(client_id);
@@ -50,9 +52,29 @@ TEST_F(JobTableTest, ClientRequestIdIsIdempotent) {
   auto second = MakeJob("req-1");
   EXPECT_EQ(table.InsertOrGet(first), first);
   EXPECT_EQ(table.InsertOrGet(second), first);
-  EXPECT_EQ(table.FindByClientRequestId("req-1"), first);
-  EXPECT_EQ(table.FindByClientRequestId("req-2"), nullptr);
+  EXPECT_EQ(table.FindByClientRequestId("anonymous", "req-1"), first);
+  EXPECT_EQ(table.FindByClientRequestId("anonymous", "req-2"), nullptr);
   EXPECT_EQ(table.size(), 1);
+}
+
+// Finding 5: one caller's client_request_id never reaches another's job.
+TEST_F(JobTableTest, ClientRequestIdIsScopedToThePrincipal) {
+  JobTable table(JobTableOptions(), &clock_);
+  auto alice = MakeJob("req-1", "bearer:alice");
+  auto bob = MakeJob("req-1", "bearer:bob");
+  auto anonymous = MakeJob("req-1");
+  EXPECT_EQ(table.InsertOrGet(alice), alice);
+  EXPECT_EQ(table.InsertOrGet(bob), bob);
+  EXPECT_EQ(table.InsertOrGet(anonymous), anonymous);
+  EXPECT_EQ(table.FindByClientRequestId("bearer:alice", "req-1"), alice);
+  EXPECT_EQ(table.FindByClientRequestId("bearer:bob", "req-1"), bob);
+  EXPECT_EQ(table.FindByClientRequestId("anonymous", "req-1"), anonymous);
+  EXPECT_EQ(table.FindByClientRequestId("bearer:eve", "req-1"), nullptr);
+  EXPECT_EQ(table.size(), 3);
+  // Erasing one principal's job leaves the others' keys alone.
+  table.Erase(bob->id());
+  EXPECT_EQ(table.FindByClientRequestId("bearer:bob", "req-1"), nullptr);
+  EXPECT_EQ(table.FindByClientRequestId("bearer:alice", "req-1"), alice);
 }
 
 TEST_F(JobTableTest, EraseForgetsJobAndItsClientRequestId) {
@@ -60,7 +82,7 @@ TEST_F(JobTableTest, EraseForgetsJobAndItsClientRequestId) {
   auto job = table.InsertOrGet(MakeJob("req-9"));
   table.Erase(job->id());
   EXPECT_EQ(table.Find(job->id()).status().message(), "job j-1 not found");
-  EXPECT_EQ(table.FindByClientRequestId("req-9"), nullptr);
+  EXPECT_EQ(table.FindByClientRequestId("anonymous", "req-9"), nullptr);
   auto retry = MakeJob("req-9");
   EXPECT_EQ(table.InsertOrGet(retry), retry);
   table.Erase("j-404");  // Unknown: no-op.
@@ -114,7 +136,7 @@ TEST_F(JobTableTest, EvictsFinishedJobsByAge) {
   EXPECT_THAT(found.status().message(), HasSubstr("job j-1 expired"));
   EXPECT_TRUE(table.Find(running->id()).ok());  // Unfinished jobs stay.
   // The idempotency key is free again once its job is gone.
-  EXPECT_EQ(table.FindByClientRequestId("idem"), nullptr);
+  EXPECT_EQ(table.FindByClientRequestId("anonymous", "idem"), nullptr);
 }
 
 TEST_F(JobTableTest, EvictsOldestFinishedJobsBeyondCount) {

@@ -3,7 +3,9 @@
 #include <fstream>
 #include <utility>
 
+#include "absl/hash/hash.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
 #include "absl/strings/strip.h"
 
 namespace dserve::server {
@@ -43,6 +45,22 @@ absl::Status BearerTokenAuth::Check(
     return absl::UnauthenticatedError("the bearer token is not valid");
   }
   return absl::OkStatus();
+}
+
+std::string CallerPrincipal(
+    const std::multimap<grpc::string_ref, grpc::string_ref>& metadata) {
+  auto it = metadata.find("authorization");
+  if (it == metadata.end()) return "anonymous";
+  absl::string_view presented(it->second.data(), it->second.size());
+  // Scheme names are case-insensitive (RFC 7235).
+  if (presented.size() < 7 ||
+      !absl::EqualsIgnoreCase(presented.substr(0, 7), "Bearer ")) {
+    return "anonymous";
+  }
+  presented.remove_prefix(7);
+  return absl::StrCat("bearer:",
+                      absl::Hex(absl::Hash<absl::string_view>{}(presented),
+                                absl::kZeroPad16));
 }
 
 absl::StatusOr<std::string> ReadTokenFile(const std::string& path,

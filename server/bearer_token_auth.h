@@ -34,6 +34,13 @@ class BearerTokenAuth {
   const std::string token_;
 };
 
+// Who is calling, for scoping client-chosen keys (client_request_id):
+// "bearer:<hash of the presented credential>" when the call carries an
+// "authorization: Bearer <x>" header (checked or not), else "anonymous".
+// The credential itself never appears in the result.
+std::string CallerPrincipal(
+    const std::multimap<grpc::string_ref, grpc::string_ref>& metadata);
+
 // Reads a token file: the first line, surrounding whitespace removed.
 // INVALID_ARGUMENT naming `flag` when the file cannot be read or holds no
 // token.

@@ -5,7 +5,10 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/generation_limits.h"
 #include "common/rpc_status.h"
+#include "google/protobuf/io/coded_stream.h"
+#include "google/protobuf/io/zero_copy_stream_impl_lite.h"
 #include "common/status_macros.h"
 #include "server/job_event_writer.h"
 #include "spdlog/spdlog.h"
@@ -18,6 +21,26 @@ grpc::ServerUnaryReactor* FinishUnary(grpc::CallbackServerContext* context,
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(common::ToGrpcStatus(status));
   return reactor;
+}
+
+// Same fields and values (unknown fields included), compared by their
+// deterministic encoding.
+bool SameRequest(const dserve::v1::GenerateRequest& a,
+                 const dserve::v1::GenerateRequest& b) {
+  std::string a_bytes, b_bytes;
+  {
+    google::protobuf::io::StringOutputStream out(&a_bytes);
+    google::protobuf::io::CodedOutputStream coded(&out);
+    coded.SetSerializationDeterministic(true);
+    a.SerializeToCodedStream(&coded);
+  }
+  {
+    google::protobuf::io::StringOutputStream out(&b_bytes);
+    google::protobuf::io::CodedOutputStream coded(&out);
+    coded.SetSerializationDeterministic(true);
+    b.SerializeToCodedStream(&coded);
+  }
+  return a_bytes == b_bytes;
 }
 
 }  // namespace
@@ -50,9 +73,10 @@ absl::StatusOr<std::shared_ptr<scheduler::Job>> DiffusionService::Admit(
     const dserve::v1::GenerateRequest& request,
     std::optional<absl::Time> deadline,
     const std::function<void(const std::shared_ptr<scheduler::Job>&)>&
-        on_created) {
+        on_created,
+    const std::string& principal) {
   absl::StatusOr<std::shared_ptr<scheduler::Job>> job =
-      AdmitUnreported(request, deadline, on_created);
+      AdmitUnreported(request, deadline, on_created, principal);
   if (!job.ok()) ReportRejected(job.status());
   return job;
 }
@@ -66,7 +90,8 @@ DiffusionService::AdmitUnreported(
     const dserve::v1::GenerateRequest& request,
     std::optional<absl::Time> deadline,
     const std::function<void(const std::shared_ptr<scheduler::Job>&)>&
-        on_created) {
+        on_created,
+    const std::string& principal) {
   if (draining_.load()) {
     return absl::UnavailableError(
         "server is draining (it received a shutdown signal) and accepts no "
@@ -88,11 +113,22 @@ DiffusionService::AdmitUnreported(
 
   absl::MutexLock lock(&admit_mu_);
   if (!request.client_request_id().empty()) {
-    if (std::shared_ptr<scheduler::Job> existing =
-            jobs_->FindByClientRequestId(request.client_request_id())) {
+    if (std::shared_ptr<scheduler::Job> existing = jobs_->FindByClientRequestId(
+            principal, request.client_request_id())) {
+      // The key is bound to its request: a different request under the same
+      // key is a client bug, not a retry.
+      if (!SameRequest(existing->request(), request)) {
+        return absl::AlreadyExistsError(absl::StrCat(
+            "client_request_id: \"",
+            common::EchoValue(request.client_request_id()),
+            "\" is already used by job ", existing->id(),
+            " for a different request; a retry must send the same request, "
+            "a new request needs a new client_request_id"));
+      }
       spdlog::info("[server] [job {}] client_request_id \"{}\" seen before; "
                    "returning the existing job",
-                   existing->id(), request.client_request_id());
+                   existing->id(),
+                   common::EchoValue(request.client_request_id()));
       return existing;
     }
   }
@@ -103,6 +139,7 @@ DiffusionService::AdmitUnreported(
   spec.effective_request = std::move(effective);
   spec.deadline = deadline;
   spec.create_time = clock_->Now();
+  spec.principal = principal;
   auto job = std::make_shared<scheduler::Job>(std::move(spec));
   // Logged before queueing: the scheduler may start the job at once.
   spdlog::info("[server] [job {}] accepted: model {}, {}x{}x{}, {} steps, "
@@ -159,6 +196,7 @@ grpc::ServerWriteReactor<dserve::v1::GenerateEvent>* DiffusionService::Generate(
     return JobEventWriter::Failed(auth);
   }
   const std::optional<absl::Time> deadline = ClientDeadline(*context);
+  const std::string principal = CallerPrincipal(context->client_metadata());
   JobEventWriter* writer = nullptr;
   auto attach = [this, deadline, &writer](
                     const std::shared_ptr<scheduler::Job>& job) {
@@ -169,14 +207,16 @@ grpc::ServerWriteReactor<dserve::v1::GenerateEvent>* DiffusionService::Generate(
                                 &open_streams_);
   };
   absl::StatusOr<std::shared_ptr<scheduler::Job>> job =
-      Admit(*request, deadline, attach);
+      Admit(*request, deadline, attach, principal);
   // A writer attached to a job that then failed to queue ends with the
   // job's status.
   if (writer != nullptr) return writer;
   if (!job.ok()) return JobEventWriter::Failed(job.status());
-  // The same client_request_id as an earlier job: follow that one.
-  attach(*job);
-  return writer;
+  // The same client_request_id as an earlier job: follow that one, as a
+  // watcher. This stream does not own the job, so its disconnect or
+  // deadline does not cancel it (only the stream that created it does).
+  return new JobEventWriter(*job, JobEventWriter::Mode::kGenerate, nullptr,
+                            &open_streams_);
 }
 
 absl::Status DiffusionService::Authorize(
@@ -216,7 +256,8 @@ grpc::ServerUnaryReactor* DiffusionService::SubmitJob(
   // A SubmitJob deadline bounds only this call, not the job (which is
   // meant to outlive the call).
   absl::StatusOr<std::shared_ptr<scheduler::Job>> job =
-      Admit(request->request(), std::nullopt);
+      Admit(request->request(), std::nullopt, nullptr,
+            CallerPrincipal(context->client_metadata()));
   if (!job.ok()) return FinishUnary(context, job.status());
   *response = (*job)->ToProto(/*include_result=*/true);
   // A unary reply cannot be chunked: a result over 1 MiB comes without its

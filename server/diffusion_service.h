@@ -69,16 +69,20 @@ class DiffusionService final
   // acknowledged by gRPC); a drain waits for zero before closing the port.
   int open_streams() const { return open_streams_.load(); }
 
-  // Validates and queues `request` (or returns the job that already has its
-  // client_request_id). `deadline` is the client's, if any. `on_created`
-  // (may be empty) sees a new job before it is queued, so a stream attached
-  // there misses no event; if queueing then fails, the job is finished with
+  // Validates and queues `request` (or returns the job of the same
+  // `principal` that already has its client_request_id, when the request is
+  // the same; ALREADY_EXISTS naming the key when it differs). `deadline` is
+  // the client's, if any. `on_created` (may be empty) sees a new job before
+  // it is queued, so a stream attached there misses no event (and is only
+  // called for a new job); if queueing then fails, the job is finished with
   // the error (which ends such a stream) and the error is returned.
+  // `principal` is CallerPrincipal() of the call.
   absl::StatusOr<std::shared_ptr<scheduler::Job>> Admit(
       const dserve::v1::GenerateRequest& request,
       std::optional<absl::Time> deadline,
       const std::function<void(const std::shared_ptr<scheduler::Job>&)>&
-          on_created = nullptr);
+          on_created = nullptr,
+      const std::string& principal = "anonymous");
 
   // dserve.v1.DiffusionService.
   grpc::ServerWriteReactor<dserve::v1::GenerateEvent>* Generate(
@@ -127,7 +131,8 @@ class DiffusionService final
       const dserve::v1::GenerateRequest& request,
       std::optional<absl::Time> deadline,
       const std::function<void(const std::shared_ptr<scheduler::Job>&)>&
-          on_created);
+          on_created,
+      const std::string& principal);
   // on_rejected, when set.
   void ReportRejected(const absl::Status& status) const;
 

@@ -381,5 +381,73 @@ TEST_F(DiffusionServiceTest, ListModelsAndNoReplicaReady) {
   EXPECT_THAT(status.error_message(), HasSubstr("every replica failed"));
 }
 
+
+// Finding 5 of issue 16: client_request_id is scoped to the caller and bound
+// to its request, and a Generate that attaches to an existing job does not
+// own it (its disconnect does not cancel the job).
+TEST_F(DiffusionServiceTest, ClientRequestIdIsScopedBoundAndAttachedStreamsDoNotCancel) {
+  for (auto& r : replicas_) r->SetState(dserve::v1::REPLICA_STATE_STARTING);
+  const std::string key(128, 'k');
+  GenerateRequest request = Request();
+  request.set_client_request_id(key);
+  auto first_queued = [&](grpc::ClientContext* context,
+                          const std::string& bearer,
+                          const GenerateRequest& r) {
+    context->AddMetadata("authorization", "Bearer " + bearer);
+    auto reader = stub_->Generate(context, r);
+    GenerateEvent event;
+    EXPECT_TRUE(reader->Read(&event));
+    EXPECT_TRUE(event.has_queued());
+    return std::make_pair(std::move(reader), event.job_id());
+  };
+  grpc::ClientContext owner_context;
+  auto [owner, job_id] = first_queued(&owner_context, "alice", request);
+
+  // Another caller with the same key gets its own job.
+  grpc::ClientContext other_context;
+  auto [other, other_id] = first_queued(&other_context, "eve", request);
+  EXPECT_NE(other_id, job_id);
+
+  // The same caller and request attaches; its disconnect cancels nothing.
+  {
+    grpc::ClientContext attached_context;
+    auto [attached, attached_id] =
+        first_queued(&attached_context, "alice", request);
+    EXPECT_EQ(attached_id, job_id);
+    attached_context.TryCancel();
+    EXPECT_FALSE(attached->Finish().ok());
+  }
+  absl::SleepFor(absl::Milliseconds(200));
+  EXPECT_FALSE((*jobs_->Find(job_id))->is_terminal());
+
+  // The same key with a different request is refused, naming the key
+  // (truncated) and the job.
+  {
+    GenerateRequest changed = request;
+    changed.set_prompt("a blue circle");
+    grpc::ClientContext context;
+    context.AddMetadata("authorization", "Bearer alice");
+    auto reader = stub_->Generate(&context, changed);
+    GenerateEvent event;
+    EXPECT_FALSE(reader->Read(&event));
+    grpc::Status status = reader->Finish();
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::ALREADY_EXISTS);
+    EXPECT_THAT(status.error_message(),
+                HasSubstr(std::string(64, 'k') + "... (128 bytes)\" is "
+                          "already used by job " + job_id));
+    EXPECT_THAT(status.error_message(), ::testing::Not(HasSubstr(key)));
+  }
+
+  // The owner's disconnect still cancels its job; the other caller's job
+  // is untouched.
+  owner_context.TryCancel();
+  EXPECT_FALSE(owner->Finish().ok());
+  EXPECT_TRUE(Eventually([&] { return (*jobs_->Find(job_id))->is_terminal(); }));
+  EXPECT_EQ((*jobs_->Find(job_id))->state(), dserve::v1::JOB_STATE_CANCELLED);
+  EXPECT_FALSE((*jobs_->Find(other_id))->is_terminal());
+  other_context.TryCancel();
+  other->Finish();
+}
+
 }  // namespace
 }  // namespace dserve::server
