@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -292,6 +293,20 @@ TEST_F(ValidationBaselineE2eTest, BaseRequestIsAccepted) {
 TEST_F(ValidationBaselineE2eTest, OverlongPromptRefusedAtAdmission) {
   ASSERT_EQ(shared->model.prompt_tokenizer(), "words");
   ASSERT_EQ(shared->model.max_prompt_tokens(), 16);
+  // Replicas may still be starting (the server serves once one is READY):
+  // those READY now must stay READY, and none may turn BUSY.
+  auto replica_states = [] {
+    grpc::ClientContext context;
+    dserve::v1::ServerInfo info;
+    EXPECT_TRUE(shared->stub
+                    ->GetServerInfo(&context,
+                                    dserve::v1::GetServerInfoRequest(), &info)
+                    .ok());
+    std::vector<dserve::v1::ReplicaState> states;
+    for (const auto& r : info.replicas()) states.push_back(r.state());
+    return states;
+  };
+  const std::vector<dserve::v1::ReplicaState> before = replica_states();
   GenerateRequest request = SmallRequest(shared->model, 32, 2);
   request.set_prompt(
       "a red circle on a blue background top left a red circle on a blue "
@@ -303,15 +318,13 @@ TEST_F(ValidationBaselineE2eTest, OverlongPromptRefusedAtAdmission) {
             "prompt: 17 words is too long for the model's text encoder "
             "(allowed: 0..16 words)");
   EXPECT_TRUE(outcome.events.empty());
-  grpc::ClientContext context;
-  dserve::v1::ServerInfo info;
-  ASSERT_TRUE(shared->stub
-                  ->GetServerInfo(&context, dserve::v1::GetServerInfoRequest(),
-                                  &info)
-                  .ok());
-  for (const dserve::v1::ReplicaInfo& replica : info.replicas()) {
-    EXPECT_EQ(replica.state(), dserve::v1::REPLICA_STATE_READY)
-        << "replica " << replica.index();
+  const std::vector<dserve::v1::ReplicaState> after = replica_states();
+  ASSERT_EQ(after.size(), before.size());
+  for (size_t i = 0; i < after.size(); ++i) {
+    EXPECT_NE(after[i], dserve::v1::REPLICA_STATE_BUSY) << "replica " << i;
+    if (before[i] == dserve::v1::REPLICA_STATE_READY) {
+      EXPECT_EQ(after[i], dserve::v1::REPLICA_STATE_READY) << "replica " << i;
+    }
   }
   // 16 words run.
   request.set_prompt(
