@@ -3,7 +3,7 @@
 // connect, queue, workers, PNG, file write), median of 10 runs against a
 // warm server with 2 replicas. Run with
 //
-//   bazel test //tests:cli_latency_bench --test_output=streamed
+//   bazel test //bench:cli_latency_bench --test_output=streamed
 //
 // Tagged manual: it measures, it does not judge, so CI does not run it.
 
@@ -19,8 +19,14 @@
 #include "tests/testing/server_process.h"
 #include "tests/testing/subprocess.h"
 
-namespace dserve::tests {
+namespace dserve::bench {
 namespace {
+
+using ::dserve::tests::CapturedRun;
+using ::dserve::tests::RunAndCapture;
+using ::dserve::tests::RunfilePath;
+using ::dserve::tests::ServerProcess;
+using ::dserve::tests::TestTempDir;
 
 constexpr int kRuns = 10;
 
@@ -67,4 +73,4 @@ TEST(CliLatencyBench, Generate64x64With20Steps) {
 }
 
 }  // namespace
-}  // namespace dserve::tests
+}  // namespace dserve::bench

@@ -7,7 +7,7 @@
 //   * the mean step time of rank 0 and its ratio to the 1-process step time,
 //     measured in the same run.
 //
-//   bazel run //tests:parallel_bench -- [--steps=3] [--size=64]
+//   bazel run //bench:parallel_bench -- [--steps=3] [--size=64]
 //       [--ulysses=both|sync|async]
 //
 // Modes with ulysses > 1 are timed once per Ulysses scatter (--ulysses):
