@@ -188,5 +188,44 @@ TEST(ServerOptionsTest, InjectedReplicasMustMatchDp) {
   EXPECT_THAT(server.status().message(), HasSubstr("replica_handles"));
 }
 
+// --max_connection_age_s: the server sends GOAWAY to an older connection, so
+// the client's channel leaves READY (its next call opens a new connection,
+// behind a load balancer possibly to another pod); without it the
+// connection stays.
+TEST(ServerConnectionAgeTest, OldConnectionsGetGoaway) {
+  for (const int age_s : {0, 1}) {
+    FakeReplica replica(0);
+    replica.SetModels({TinyModel()});
+    Server::Options options;
+    options.host = "127.0.0.1";
+    options.port = 0;
+    options.max_connection_age_s = age_s;
+    options.replica_handles = {&replica};
+    absl::StatusOr<std::unique_ptr<Server>> server =
+        Server::BuildAndStart(options);
+    ASSERT_TRUE(server.ok()) << server.status();
+    auto channel =
+        grpc::CreateChannel(absl::StrCat("127.0.0.1:", (*server)->port()),
+                            grpc::InsecureChannelCredentials());
+    ASSERT_TRUE(channel->WaitForConnected(std::chrono::system_clock::now() +
+                                          std::chrono::seconds(10)));
+    // Age 1 s (+ gRPC's 10 % jitter): GOAWAY within ~1.1 s.
+    const bool left_ready = Eventually([&] {
+      return channel->GetState(false) != GRPC_CHANNEL_READY;
+    });
+    EXPECT_EQ(left_ready, age_s > 0) << "max_connection_age_s=" << age_s;
+    (*server)->Drain(absl::ZeroDuration());
+  }
+}
+
+TEST(ServerOptionsTest, MaxConnectionAgeIsChecked) {
+  Server::Options options;
+  options.max_connection_age_s = -1;
+  absl::StatusOr<std::unique_ptr<Server>> server =
+      Server::BuildAndStart(options);
+  EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(server.status().message(), HasSubstr("--max_connection_age_s=-1"));
+}
+
 }  // namespace
 }  // namespace dserve::server

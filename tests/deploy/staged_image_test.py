@@ -17,6 +17,9 @@ RUNFILES = os.getcwd()  # bazel runs sh_tests in <runfiles>/<workspace>
 TMP = os.environ.get("TEST_TMPDIR", "/tmp")
 ROOT = os.path.join(TMP, "image")
 PROMPT = "a red circle on a blue background, top left"
+K8S_METRIC_USERS = ["deploy/k8s/monitoring/dserve-dashboard.json",
+                    "deploy/k8s/monitoring/prometheus-adapter-rules.yaml",
+                    "deploy/k8s/base/hpa.yaml"]
 failures = []
 
 
@@ -40,13 +43,25 @@ def free_port():
     return port
 
 
-def package_of(path):
-    for p in (path, os.path.realpath(path), re.sub(r"^/usr", "", path),
-              "/usr" + path if not path.startswith("/usr") else path):
-        r = subprocess.run(["dpkg", "-S", p], capture_output=True, text=True)
-        if r.returncode == 0:
-            return r.stdout.split(":")[0]
-    return None
+def packages_of(paths):
+    """Debian package of each library path (None when dpkg knows none), with
+    one dpkg call: /lib and /usr/lib are the same directory (merged /usr),
+    but dpkg records one of the two."""
+    variants = {}
+    for path in paths:
+        for v in {path, os.path.realpath(path), re.sub(r"^/usr", "", path),
+                  re.sub(r"^/usr", "", os.path.realpath(path))}:
+            variants[v] = path
+            if not v.startswith("/usr"):
+                variants["/usr" + v] = path
+    out = subprocess.run(["dpkg", "-S"] + sorted(variants), capture_output=True,
+                         text=True).stdout
+    found = {}
+    for line in out.splitlines():
+        pkg, _, file = line.partition(": ")
+        if file in variants:
+            found[variants[file]] = pkg.split(":")[0]
+    return found
 
 
 def check_libraries(binaries):
@@ -60,12 +75,15 @@ def check_libraries(binaries):
         ldd = subprocess.run(["ldd", b], capture_output=True, text=True).stdout
         where = dict(re.findall(r"^\s*(\S+) => (\S+)", ldd, re.M))
         missing = []
+        owners = packages_of([where[so] for so in needed if where.get(so, "not") != "not"])
         for so in needed:
+            if so.startswith("ld-linux"):
+                continue  # the dynamic loader, part of libc6
             path = where.get(so)
             if path is None or path == "not":
                 missing.append(so + " (not found)")
                 continue
-            pkg = package_of(path)
+            pkg = owners.get(path)
             if pkg not in wanted | base:
                 missing.append("%s from %s" % (so, pkg))
         check(not missing, "%s: every NEEDED library (%d) comes from "
@@ -189,6 +207,16 @@ def main():
               "bottom-right %s" % ([round(v) for v in tl], [round(v) for v in br]))
         metrics = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport,
                                          timeout=10).read().decode()
+        # Every metric the Kubernetes package uses (dashboard, HPA, adapter
+        # rule) is in a real server's scrape.
+        used = set()
+        for f in K8S_METRIC_USERS:
+            used |= set(re.findall(r"dserve_[a-z_]+", open(f).read()))
+        used.discard("dserve_grafana_dashboard")
+        exported = set(re.findall(r"^(dserve_[a-z_]+)", metrics, re.M))
+        check(used and used <= exported, "the %d metrics deploy/k8s uses are all in "
+              "/metrics%s" % (len(used), "" if used <= exported else
+                              "; missing: " + ", ".join(sorted(used - exported))))
         check('dserve_jobs_total{state="SUCCEEDED"} 1' in metrics and
               "dserve_build_info{" in metrics, "the staged server's /metrics "
               "counts the job and exports dserve_build_info")
