@@ -82,14 +82,23 @@ absl::StatusOr<JobPage> JobTable::List(
         absl::StrCat("page_token: \"", page_token,
                      "\" is not a token returned by ListJobs"));
   }
+  // Each state once, before the lock: the filter runs for every job under
+  // it, so a request repeating a state millions of times must not make the
+  // lock hold time grow with the request (issue 16, finding 7).
+  std::vector<dserve::v1::JobState> wanted;
+  for (dserve::v1::JobState state : states) {
+    if (std::find(wanted.begin(), wanted.end(), state) == wanted.end()) {
+      wanted.push_back(state);
+    }
+  }
   JobPage page;
   absl::MutexLock lock(&mu_);
   auto it = by_sequence_.lower_bound(below);
   while (it != by_sequence_.begin()) {
     --it;
     const std::shared_ptr<Job>& job = it->second;
-    if (!states.empty() &&
-        std::find(states.begin(), states.end(), job->state()) == states.end()) {
+    if (!wanted.empty() &&
+        std::find(wanted.begin(), wanted.end(), job->state()) == wanted.end()) {
       continue;
     }
     if (static_cast<int>(page.jobs.size()) == page_size) {

@@ -165,5 +165,19 @@ TEST_F(JobTableTest, EvictedIdSetIsBounded) {
   EXPECT_THAT(table.Find("j-2").status().message(), HasSubstr("expired"));
 }
 
+
+// Finding 7 of issue 16: repeated states collapse to one filter entry; the
+// result is the same as for the state named once.
+TEST_F(JobTableTest, ListCollapsesRepeatedStates) {
+  JobTable table(JobTableOptions(), &clock_);
+  auto done = table.InsertOrGet(MakeJob());
+  done->Finish(absl::CancelledError("x"), clock_.Now());
+  auto queued = table.InsertOrGet(MakeJob());
+  std::vector<dserve::v1::JobState> many(1 << 20, dserve::v1::JOB_STATE_CANCELLED);
+  many.push_back(dserve::v1::JOB_STATE_CANCELLED);
+  absl::StatusOr<JobPage> page = table.List(many, 0, "");
+  ASSERT_TRUE(page.ok());
+  EXPECT_THAT(Ids(*page), ElementsAre(done->id()));
+}
 }  // namespace
 }  // namespace dserve::scheduler

@@ -108,8 +108,14 @@ DiffusionService::AdmitUnreported(
         "no replica is ready yet (worker processes are still starting); "
         "retry shortly or wait for the health check to report SERVING");
   }
+  // Unknown fields are dropped at admission: a job stores, compares and
+  // echoes only the fields this server understands (a 3 MiB unknown field
+  // must not live on in the job table or GetJob replies).
+  dserve::v1::GenerateRequest known = request;
+  known.DiscardUnknownFields();
   ASSIGN_OR_RETURN(dserve::v1::GenerateRequest effective,
-                   validator_->Resolve(request, models));
+                   validator_->Resolve(known, models));
+  effective.DiscardUnknownFields();
 
   absl::MutexLock lock(&admit_mu_);
   if (!request.client_request_id().empty()) {
@@ -117,7 +123,7 @@ DiffusionService::AdmitUnreported(
             principal, request.client_request_id())) {
       // The key is bound to its request: a different request under the same
       // key is a client bug, not a retry.
-      if (!SameRequest(existing->request(), request)) {
+      if (!SameRequest(existing->request(), known)) {
         return absl::AlreadyExistsError(absl::StrCat(
             "client_request_id: \"",
             common::EchoValue(request.client_request_id()),
@@ -135,7 +141,7 @@ DiffusionService::AdmitUnreported(
   scheduler::JobSpec spec;
   spec.sequence = next_sequence_++;
   spec.id = job_ids_.Next();
-  spec.request = request;
+  spec.request = std::move(known);
   spec.effective_request = std::move(effective);
   spec.deadline = deadline;
   spec.create_time = clock_->Now();
@@ -322,6 +328,15 @@ grpc::ServerUnaryReactor* DiffusionService::ListJobs(
     dserve::v1::ListJobsResponse* response) {
   if (absl::Status auth = Authorize(*context); !auth.ok()) {
     return FinishUnary(context, auth);
+  }
+  // JobState has 7 values: more entries than this are a client bug (and
+  // only cost time), so they are refused before any work.
+  constexpr int kMaxStates = 64;
+  if (request->states_size() > kMaxStates) {
+    return FinishUnary(context, absl::InvalidArgumentError(absl::StrCat(
+                                    "states: ", request->states_size(),
+                                    " entries is too many (allowed: at most ",
+                                    kMaxStates, "; name each state once)")));
   }
   std::vector<dserve::v1::JobState> states;
   for (int state : request->states()) {

@@ -449,5 +449,70 @@ TEST_F(DiffusionServiceTest, ClientRequestIdIsScopedBoundAndAttachedStreamsDoNot
   other->Finish();
 }
 
+
+// Finding 2 of issue 16: unknown fields are discarded at admission, so the
+// stored job and every reply hold none of them.
+TEST_F(DiffusionServiceTest, UnknownFieldsAreDiscardedAtAdmission) {
+  for (auto& r : replicas_) r->SetState(dserve::v1::REPLICA_STATE_STARTING);
+  dserve::v1::SubmitJobRequest submit;
+  *submit.mutable_request() = Request();
+  submit.mutable_request()->set_client_request_id("with-unknown");
+  const std::string big(1 << 20, 'u');
+  submit.mutable_request()
+      ->GetReflection()
+      ->MutableUnknownFields(submit.mutable_request())
+      ->AddLengthDelimited(9999, big);
+  ASSERT_GT(submit.ByteSizeLong(), size_t{1} << 20);
+  dserve::v1::Job job;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub_->SubmitJob(&context, submit, &job).ok());
+  }
+  EXPECT_LT(job.ByteSizeLong(), 4096u);
+  std::shared_ptr<scheduler::Job> stored = *jobs_->Find(job.job_id());
+  EXPECT_TRUE(stored->request()
+                  .GetReflection()
+                  ->GetUnknownFields(stored->request())
+                  .empty());
+  EXPECT_TRUE(stored->effective_request()
+                  .GetReflection()
+                  ->GetUnknownFields(stored->effective_request())
+                  .empty());
+  EXPECT_LT(stored->request().ByteSizeLong(), 1024u);
+  EXPECT_LT(stored->ToProto(/*include_result=*/true).ByteSizeLong(), 4096u);
+  {
+    dserve::v1::GetJobRequest get;
+    get.set_job_id(job.job_id());
+    dserve::v1::Job got;
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub_->GetJob(&context, get, &got).ok());
+    EXPECT_LT(got.ByteSizeLong(), 4096u);
+  }
+  // A retry with the same key (and the same unknown field) is the same
+  // request: it returns the same job.
+  dserve::v1::Job again;
+  grpc::ClientContext context;
+  ASSERT_TRUE(stub_->SubmitJob(&context, submit, &again).ok());
+  EXPECT_EQ(again.job_id(), job.job_id());
+}
+
+// Finding 7 of issue 16: ListJobs refuses more than 64 states before taking
+// the table lock; repeated states within the cap collapse.
+TEST_F(DiffusionServiceTest, ListJobsCapsStates) {
+  dserve::v1::ListJobsRequest list;
+  for (int i = 0; i < 65; ++i) list.add_states(dserve::v1::JOB_STATE_QUEUED);
+  dserve::v1::ListJobsResponse response;
+  {
+    grpc::ClientContext context;
+    grpc::Status status = stub_->ListJobs(&context, list, &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_EQ(status.error_message(),
+              "states: 65 entries is too many (allowed: at most 64; name each "
+              "state once)");
+  }
+  list.mutable_states()->Truncate(64);
+  grpc::ClientContext context;
+  EXPECT_TRUE(stub_->ListJobs(&context, list, &response).ok());
+}
 }  // namespace
 }  // namespace dserve::server
