@@ -37,10 +37,13 @@ absl::Status BearerTokenAuth::Check(
   }
   const absl::string_view value(it->second.data(), it->second.size());
   absl::string_view presented = value;
-  if (!absl::ConsumePrefix(&presented, "Bearer ")) {
+  // The scheme name is case-insensitive (RFC 7235 section 2.1).
+  if (presented.size() < 7 ||
+      !absl::EqualsIgnoreCase(presented.substr(0, 7), "Bearer ")) {
     return absl::UnauthenticatedError(
         "the authorization metadata must be \"Bearer <token>\"");
   }
+  presented.remove_prefix(7);
   if (!ConstantTimeEquals(presented, token_)) {
     return absl::UnauthenticatedError("the bearer token is not valid");
   }
