@@ -175,3 +175,19 @@ function(dserve_cc_grpc tgt)
   _dserve_common(${tgt} PUBLIC)
   target_link_libraries(${tgt} PUBLIC ${A_DEPS} dserve_tp_grpc)
 endfunction()
+
+# dserve_genrule(<target> PKG <pkg> SRC <file> OUT <file> CMD <shell>)
+# Bazel's genrule with one source and one output: CMD (with $< and $@ already
+# replaced by the generator) writes ${DSERVE_GEN}/<pkg>/<OUT>.
+function(dserve_genrule tgt)
+  # PARSE_ARGV keeps the semicolons inside CMD (plain ARGN would split it).
+  cmake_parse_arguments(PARSE_ARGV 1 A "" "PKG;SRC;OUT;CMD" "")
+  set(out "${DSERVE_GEN}/${A_PKG}/${A_OUT}")
+  file(MAKE_DIRECTORY "${DSERVE_GEN}/${A_PKG}")
+  add_custom_command(
+      OUTPUT "${out}"
+      COMMAND bash -c "${A_CMD}"
+      DEPENDS "${CMAKE_SOURCE_DIR}/${A_PKG}/${A_SRC}"
+      VERBATIM)
+  add_custom_target(${tgt} DEPENDS "${out}")
+endfunction()

@@ -8,7 +8,7 @@ differs from what the BUILD files say.
   python3 tools/cmake/bazel_to_cmake.py --check    # exit 1 if it is stale
 
 BUILD files are Starlark; the subset used here (cc_library, cc_binary,
-cc_test, sh_test, filegroup, proto_library, cc_proto_library, the
+cc_test, sh_test, sh_binary, genrule (one output, $< and $@), filegroup, proto_library, cc_proto_library, the
 cc_grpc_library macro, glob, package, exports_files) is evaluated with
 Python stand-ins. Each Bazel label //pkg/path:name becomes the CMake target
 pkg_path__name; //third_party:x becomes dserve_tp_x (cmake/dependencies.cmake).
@@ -92,6 +92,8 @@ class Package:
             "cc_binary": rule("cc_binary"),
             "cc_test": rule("cc_test"),
             "sh_test": rule("sh_test"),
+            "sh_binary": rule("sh_binary"),
+            "genrule": rule("genrule"),
             "py_test": rule("py_test"),
             "filegroup": rule("filegroup"),
             "proto_library": rule("proto_library"),
@@ -269,11 +271,30 @@ def main():
                     pdeps.append(cmake_name(dp, dn[:-len("_proto")] + "_cc_proto"))
                 body.append(f"dserve_cc_proto({tgt} PKG {p.pkg}"
                             f" PROTO {lst(pkw['srcs'])} DEPS {lst(pdeps)})")
+            elif kind == "genrule":
+                # One source, one output, written under DSERVE_GEN (on every
+                # target's include path) by the same shell command Bazel runs.
+                if len(srcs) != 1 or len(kw["outs"]) != 1:
+                    raise ValueError(f"{p.pkg}:{kw['name']}: genrule needs one src and one out")
+                cmd = (kw["cmd"]
+                       .replace("$<", f"${{CMAKE_SOURCE_DIR}}/{p.pkg}/{srcs[0]}")
+                       .replace("$@", f"${{DSERVE_GEN}}/{p.pkg}/{kw['outs'][0]}"))
+                cmd = cmd.replace("\\", "\\\\").replace('"', '\\"')
+                body.append(f"dserve_genrule({tgt} PKG {p.pkg} OUT {kw['outs'][0]}"
+                            f" SRC {srcs[0]} CMD \"{cmd}\")")
             elif kind == "cc_grpc_library":
                 body.append(f"dserve_cc_grpc({tgt} PKG {p.pkg}"
                             f" PROTO {lst(srcs)} DEPS {lst(deps)})")
             else:
-                continue  # proto_library, alias: nothing to build on their own
+                # proto_library, alias: nothing to build on their own;
+                # sh_binary: a script run from the tree (bazel run), nothing
+                # for CMake to build.
+                continue
+            if kind in ("cc_library", "cc_binary", "cc_test"):
+                for f in kw.get("hdrs", []) + kw.get("srcs", []):
+                    for (gpkg, gname), (gkind, gkw) in rules.items():
+                        if gkind == "genrule" and gpkg == p.pkg and f in gkw["outs"]:
+                            body.append(f"add_dependencies({tgt} {cmake_name(gpkg, gname)})")
             if kw.get("local_defines") and kind in ("cc_binary", "cc_test"):
                 body.append(f"target_compile_definitions({tgt} PRIVATE "
                             f"{lst(kw['local_defines'])})")
