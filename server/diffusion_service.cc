@@ -266,8 +266,6 @@ grpc::ServerUnaryReactor* DiffusionService::SubmitJob(
             CallerPrincipal(context->client_metadata()));
   if (!job.ok()) return FinishUnary(context, job.status());
   *response = (*job)->ToProto(/*include_result=*/true);
-  // A unary reply cannot be chunked: a result over 1 MiB comes without its
-  // media bytes (Media.chunked_size says how many); WatchJob streams them.
   StripLargeResultMedia(response->mutable_result());
   return FinishUnary(context, absl::OkStatus());
 }
@@ -316,8 +314,6 @@ grpc::ServerUnaryReactor* DiffusionService::CancelJob(
                                  "job ", (*job)->id(), " cancelled by CancelJob")));
   }
   *response = (*job)->ToProto(/*include_result=*/true);
-  // A unary reply cannot be chunked: a result over 1 MiB comes without its
-  // media bytes (Media.chunked_size says how many); WatchJob streams them.
   StripLargeResultMedia(response->mutable_result());
   return FinishUnary(context, absl::OkStatus());
 }
