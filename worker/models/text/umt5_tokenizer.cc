@@ -33,13 +33,14 @@ absl::StatusOr<std::unique_ptr<Umt5Tokenizer>> Umt5Tokenizer::Load(
 absl::StatusOr<std::unique_ptr<Umt5Tokenizer>>
 Umt5Tokenizer::FromSerializedModel(std::string_view model_proto,
                                    const std::string& name) {
-  std::string error;
-  std::unique_ptr<SentencePieceModel> model =
-      SentencePieceModel::Create(model_proto, &error);
-  if (model == nullptr) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "umT5 tokenizer: ", name, " is not a SentencePiece model: ", error));
+  absl::StatusOr<std::unique_ptr<SentencePieceModel>> loaded =
+      SentencePieceModel::Load(model_proto);
+  if (!loaded.ok()) {
+    return absl::Status(loaded.status().code(),
+                        absl::StrCat("umT5 tokenizer: ", name, ": ",
+                                     loaded.status().message()));
   }
+  std::unique_ptr<SentencePieceModel> model = *std::move(loaded);
   if (model->eos_id() < 0 || model->IdToPiece(model->eos_id()) != "</s>") {
     return absl::FailedPreconditionError(
         absl::StrCat("umT5 tokenizer: ", name,
