@@ -177,11 +177,15 @@ absl::StatusOr<std::string> ResolveModelDir(const Server::Options& o,
                                             const std::string& worker_binary) {
   std::error_code ec;
   if (!o.model_dir.empty()) {
+    // dserve's own layout and a Wan2.1 release have config.json; a
+    // diffusers directory has model_index.json. The workers check the rest.
     const std::string config = o.model_dir + "/config.json";
-    if (!std::filesystem::is_regular_file(config, ec)) {
+    const std::string index = o.model_dir + "/model_index.json";
+    if (!std::filesystem::is_regular_file(config, ec) &&
+        !std::filesystem::is_regular_file(index, ec)) {
       return absl::FailedPreconditionError(absl::StrCat(
           "--model_dir=", o.model_dir, ": the model's weights are missing (no ",
-          config, "); mount or copy the model there"));
+          config, " or ", index, "); mount or copy the model there"));
     }
     return o.model_dir;
   }

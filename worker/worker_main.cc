@@ -57,6 +57,7 @@
 #include "worker/models/parallel_dit.h"
 #include "worker/models/pipeline.h"
 #include "worker/models/random_weights.h"
+#include "worker/models/wan_pipeline.h"
 #include "worker/models/default_model/weights_path.h"
 #include "worker/rank_loop.h"
 #include "worker/rendezvous.h"
@@ -212,7 +213,8 @@ absl::StatusOr<parallel::DeviceMesh> ResolveMesh(const std::string& spec,
 absl::StatusOr<std::unique_ptr<models::Pipeline>> LoadModel(
     const std::string& model_dir, const models::PipelineOptions& placement) {
   if (!model_dir.empty()) {
-    return models::Pipeline::LoadFromDirectory(model_dir, placement);
+    // dserve's own layout, a Wan2.1 release or a diffusers directory.
+    return models::LoadModelDirectory(model_dir, placement);
   }
   models::PipelineConfig config = models::DefaultModelConfig();
   models::WeightMap weights = models::RandomWeights(config, kDefaultWeightSeed);
