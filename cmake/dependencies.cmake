@@ -136,3 +136,12 @@ if(DSERVE_WITH_CUDA)
   target_include_directories(dserve_tp_nccl SYSTEM INTERFACE ${DSERVE_NCCL_INCLUDE})
   target_link_libraries(dserve_tp_nccl INTERFACE ${DSERVE_NCCL_LIB} dserve_tp_cuda)
 endif()
+
+# SentencePiece: linked only by the umT5 tokenizer's dlopen()ed shim
+# (worker/models/text/spm_shim.cc), never into a binary with libprotobuf.
+add_library(dserve_tp_sentencepiece INTERFACE)
+target_link_libraries(dserve_tp_sentencepiece INTERFACE sentencepiece)
+
+# FFmpeg (Debian libavformat/libavcodec/libswscale/libavutil) for MP4 output.
+add_library(dserve_tp_ffmpeg INTERFACE)
+target_link_libraries(dserve_tp_ffmpeg INTERFACE avformat avcodec swscale avutil)

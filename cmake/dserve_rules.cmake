@@ -191,3 +191,17 @@ function(dserve_genrule tgt)
       VERBATIM)
   add_custom_target(${tgt} DEPENDS "${out}")
 endfunction()
+
+# dserve_cc_shared(<target> PKG <pkg> NAME <libfoo.so> SRCS .. DEPS ..)
+# Bazel's cc_binary(linkshared = 1): a .so for dlopen(), placed at
+# <runfiles>/dserve/<pkg>/<NAME> like Bazel's runfiles tree.
+function(dserve_cc_shared tgt)
+  cmake_parse_arguments(A "" "PKG;NAME" "SRCS;DEPS" ${ARGN})
+  _dserve_sources(srcs ${A_PKG} ${A_SRCS})
+  add_library(${tgt} SHARED ${srcs})
+  _dserve_common(${tgt} PRIVATE)
+  target_link_libraries(${tgt} PRIVATE ${A_DEPS})
+  set_target_properties(${tgt} PROPERTIES
+      PREFIX "" SUFFIX "" OUTPUT_NAME ${A_NAME}
+      LIBRARY_OUTPUT_DIRECTORY "${DSERVE_RUNFILES_MAIN}/${A_PKG}")
+endfunction()

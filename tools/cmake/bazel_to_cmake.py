@@ -219,6 +219,11 @@ def main():
                             f" DEPS {lst(deps)}"
                             + (f" DEFINES {lst(kw['defines'])}" if kw.get("defines") else "")
                             + ")")
+            elif kind == "cc_binary" and kw.get("linkshared"):
+                # A shared library loaded at run time (dlopen), written where
+                # Bazel's runfiles tree has it.
+                body.append(f"dserve_cc_shared({tgt} PKG {p.pkg} NAME {kw['name']}"
+                            f" SRCS {lst(srcs)} DEPS {lst(deps)})")
             elif kind in ("cc_binary", "cc_test"):
                 fn = "dserve_cc_binary" if kind == "cc_binary" else "dserve_cc_test"
                 extra = ""
