@@ -111,7 +111,11 @@ absl::StatusOr<HealthStatus> ServerProcess::CheckHealth(
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() +
                        absl::ToChronoMilliseconds(timeout));
+  // The service's own name, not "": gRPC's default health service answers
+  // SERVING for "" from BuildAndStart until the server sets NOT_SERVING a
+  // moment later, while an unregistered name is NOT_FOUND until then.
   grpc::health::v1::HealthCheckRequest request;
+  request.set_service("dserve.v1.DiffusionService");
   grpc::health::v1::HealthCheckResponse response;
   RETURN_IF_ERROR(
       common::FromGrpcStatus(stub->Check(&context, request, &response)));
