@@ -53,7 +53,9 @@ TEST(RunRanksTest, AHungRankIsKilledAtTheDeadline) {
       [](int rank, int world, auto store) {
         if (rank == 0) std::this_thread::sleep_for(std::chrono::seconds(30));
       },
-      absl::Seconds(3));
+      // Long enough for rank 1 to start and exit on a loaded 2-core machine
+      // (3 s was not, at load average 12-18), far short of rank 0's sleep.
+      absl::Seconds(10));
   EXPECT_EQ(run.code(), absl::StatusCode::kDeadlineExceeded);
   EXPECT_THAT(std::string(run.message()),
               HasSubstr("rank 0: killed at the deadline"));
