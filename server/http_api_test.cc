@@ -16,11 +16,13 @@
 #include "nlohmann/json.hpp"
 #include "proto/dserve/v1/diffusion_service.grpc.pb.h"
 #include "scheduler/testing/fake_replica.h"
+#include "server/testing/service_fixtures.h"
 #include "server/server.h"
 
 namespace dserve::server {
 namespace {
 
+using ::dserve::server::testing::Eventually;
 using ::testing::HasSubstr;
 using json = nlohmann::json;
 using scheduler::testing::FakeReplica;
@@ -47,15 +49,6 @@ dserve::v1::ModelInfo TinyModel() {
   m.set_default_fps(8);
   m.set_default_frames(1);
   return m;
-}
-
-template <typename F>
-bool Eventually(F done) {
-  for (int i = 0; i < 1000; ++i) {
-    if (done()) return true;
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  return done();
 }
 
 class HttpApiTest : public ::testing::Test {

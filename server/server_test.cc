@@ -13,40 +13,17 @@
 #include "gtest/gtest.h"
 #include "proto/dserve/v1/diffusion_service.grpc.pb.h"
 #include "scheduler/testing/fake_replica.h"
+#include "server/testing/service_fixtures.h"
 
 namespace dserve::server {
 namespace {
 
+using ::dserve::server::testing::Eventually;
+using ::dserve::server::testing::TinyModel;
 using ::grpc::health::v1::HealthCheckRequest;
 using ::grpc::health::v1::HealthCheckResponse;
 using ::testing::HasSubstr;
 using scheduler::testing::FakeReplica;
-
-dserve::v1::ModelInfo TinyModel() {
-  dserve::v1::ModelInfo m;
-  m.set_name("tiny");
-  m.set_is_default(true);
-  m.set_default_width(32);
-  m.set_default_height(32);
-  m.set_max_width(128);
-  m.set_max_height(128);
-  m.set_size_step(16);
-  m.set_max_frames(1);
-  m.set_default_steps(3);
-  m.set_default_guidance_scale(3.0f);
-  m.set_default_flow_shift(3.0f);
-  return m;
-}
-
-// Polls `done` for up to 10 s.
-template <typename F>
-bool Eventually(F done) {
-  for (int i = 0; i < 1000; ++i) {
-    if (done()) return true;
-    absl::SleepFor(absl::Milliseconds(10));
-  }
-  return done();
-}
 
 // A Server on 127.0.0.1:<any port> serving one FakeReplica.
 class ServerTest : public ::testing::Test {
