@@ -56,7 +56,30 @@ DiffusionService::DiffusionService(DiffusionServiceOptions options,
       validator_(validator),
       clock_(clock),
       auth_(options_.auth_token),
+      watchdog_(StreamWatchdog::Options{options_.stream_write_timeout},
+                clock),
       job_ids_(options_.instance_id) {}
+
+grpc::ServerWriteReactor<dserve::v1::GenerateEvent>* DiffusionService::NewStream(
+    grpc::CallbackServerContext* context,
+    const std::shared_ptr<scheduler::Job>& job, JobEventWriter::Mode mode,
+    bool creator, std::function<void()> on_client_cancel) {
+  if (!job->AddStream(creator ? 0 : options_.max_streams_per_job)) {
+    return JobEventWriter::Failed(absl::ResourceExhaustedError(absl::StrCat(
+        "job ", job->id(), " already has ", options_.max_streams_per_job,
+        " open streams (--max_watchers_per_job=",
+        options_.max_streams_per_job,
+        "); close one, or poll GetJob instead of watching")));
+  }
+  JobEventWriter::Options writer;
+  writer.on_client_cancel = std::move(on_client_cancel);
+  writer.open_streams = &open_streams_;
+  writer.context = context;
+  writer.watchdog = &watchdog_;
+  writer.clock = clock_;
+  writer.counted_on_job = true;
+  return new JobEventWriter(job, mode, std::move(writer));
+}
 
 void DiffusionService::StartDraining() { draining_.store(true); }
 
@@ -203,14 +226,13 @@ grpc::ServerWriteReactor<dserve::v1::GenerateEvent>* DiffusionService::Generate(
   }
   const std::optional<absl::Time> deadline = ClientDeadline(*context);
   const std::string principal = CallerPrincipal(context->client_metadata());
-  JobEventWriter* writer = nullptr;
-  auto attach = [this, deadline, &writer](
+  grpc::ServerWriteReactor<dserve::v1::GenerateEvent>* writer = nullptr;
+  auto attach = [this, context, deadline, &writer](
                     const std::shared_ptr<scheduler::Job>& job) {
-    writer = new JobEventWriter(job, JobEventWriter::Mode::kGenerate,
-                                [this, job, deadline] {
-                                  CancelForClient(job, deadline);
-                                },
-                                &open_streams_);
+    writer = NewStream(context, job, JobEventWriter::Mode::kGenerate,
+                       /*creator=*/true, [this, job, deadline] {
+                         CancelForClient(job, deadline);
+                       });
   };
   absl::StatusOr<std::shared_ptr<scheduler::Job>> job =
       Admit(*request, deadline, attach, principal);
@@ -221,8 +243,8 @@ grpc::ServerWriteReactor<dserve::v1::GenerateEvent>* DiffusionService::Generate(
   // The same client_request_id as an earlier job: follow that one, as a
   // watcher. This stream does not own the job, so its disconnect or
   // deadline does not cancel it (only the stream that created it does).
-  return new JobEventWriter(*job, JobEventWriter::Mode::kGenerate, nullptr,
-                            &open_streams_);
+  return NewStream(context, *job, JobEventWriter::Mode::kGenerate,
+                   /*creator=*/false, nullptr);
 }
 
 absl::Status DiffusionService::Authorize(
@@ -265,8 +287,7 @@ grpc::ServerUnaryReactor* DiffusionService::SubmitJob(
       Admit(request->request(), std::nullopt, nullptr,
             CallerPrincipal(context->client_metadata()));
   if (!job.ok()) return FinishUnary(context, job.status());
-  *response = (*job)->ToProto(/*include_result=*/true);
-  StripLargeResultMedia(response->mutable_result());
+  *response = JobReply(**job);
   return FinishUnary(context, absl::OkStatus());
 }
 
@@ -279,10 +300,10 @@ grpc::ServerUnaryReactor* DiffusionService::GetJob(
   absl::StatusOr<std::shared_ptr<scheduler::Job>> job =
       FindJob(request->job_id());
   if (!job.ok()) return FinishUnary(context, job.status());
-  *response = (*job)->ToProto(/*include_result=*/true);
   // A unary reply cannot be chunked: a result over 1 MiB comes without its
   // media bytes (Media.chunked_size says how many); WatchJob streams them.
-  StripLargeResultMedia(response->mutable_result());
+  // Only what the reply carries is copied out of the shared result.
+  *response = JobReply(**job);
   return FinishUnary(context, absl::OkStatus());
 }
 
@@ -295,8 +316,8 @@ grpc::ServerWriteReactor<dserve::v1::GenerateEvent>* DiffusionService::WatchJob(
   absl::StatusOr<std::shared_ptr<scheduler::Job>> job =
       FindJob(request->job_id());
   if (!job.ok()) return JobEventWriter::Failed(job.status());
-  return new JobEventWriter(*job, JobEventWriter::Mode::kWatch, nullptr,
-                            &open_streams_);
+  return NewStream(context, *job, JobEventWriter::Mode::kWatch,
+                   /*creator=*/false, nullptr);
 }
 
 grpc::ServerUnaryReactor* DiffusionService::CancelJob(
@@ -313,8 +334,7 @@ grpc::ServerUnaryReactor* DiffusionService::CancelJob(
     scheduler_->Cancel(*job, absl::CancelledError(absl::StrCat(
                                  "job ", (*job)->id(), " cancelled by CancelJob")));
   }
-  *response = (*job)->ToProto(/*include_result=*/true);
-  StripLargeResultMedia(response->mutable_result());
+  *response = JobReply(**job);
   return FinishUnary(context, absl::OkStatus());
 }
 
@@ -371,6 +391,15 @@ grpc::ServerUnaryReactor* DiffusionService::ListModels(
   return FinishUnary(context, absl::OkStatus());
 }
 
+dserve::v1::ReplicaInfo PublicReplicaInfo(dserve::v1::ReplicaInfo info,
+                                          bool expose_internals) {
+  if (!expose_internals) {
+    info.clear_leader_address();
+    info.clear_pids();
+  }
+  return info;
+}
+
 grpc::ServerUnaryReactor* DiffusionService::GetServerInfo(
     grpc::CallbackServerContext* context,
     const dserve::v1::GetServerInfoRequest* /*request*/,
@@ -380,8 +409,9 @@ grpc::ServerUnaryReactor* DiffusionService::GetServerInfo(
   }
   response->set_version(options_.version);
   *response->mutable_mesh() = options_.mesh;
-  for (const auto& replica : scheduler_->ReplicaInfos()) {
-    *response->add_replicas() = replica;
+  for (auto& replica : scheduler_->ReplicaInfos()) {
+    *response->add_replicas() =
+        PublicReplicaInfo(std::move(replica), options_.expose_internals);
   }
   response->set_queue_depth(scheduler_->queue_depth());
   response->set_queue_capacity(scheduler_->queue_capacity());

@@ -28,8 +28,10 @@
 #include "scheduler/job_table.h"
 #include "scheduler/scheduler.h"
 #include "server/bearer_token_auth.h"
+#include "server/job_event_writer.h"
 #include "server/job_id.h"
 #include "server/request_validator.h"
+#include "server/stream_watchdog.h"
 
 namespace dserve::server {
 
@@ -51,7 +53,24 @@ struct DiffusionServiceOptions {
   // replica, bad token), with the status it got; may be empty. Runs on the
   // gRPC thread and must not block (metrics count here).
   std::function<void(const absl::Status&)> on_rejected;
+  // Most open Generate/WatchJob streams per job (--max_watchers_per_job);
+  // one more gets RESOURCE_EXHAUSTED naming the limit. 0 = no limit. The
+  // Generate that created a job always gets its stream.
+  int max_streams_per_job = 0;
+  // A stream whose pending write the client has not read for this long is
+  // ended with RESOURCE_EXHAUSTED (--watcher_write_timeout_s); infinite =
+  // never.
+  absl::Duration stream_write_timeout = absl::InfiniteDuration();
+  // GetServerInfo publishes each replica's leader address and worker pids
+  // only when true (--expose_internals): they name an internal port and
+  // processes a client has no business with (issue 16, finding 6).
+  bool expose_internals = false;
 };
+
+// `info` as GetServerInfo publishes it: without leader_address and pids
+// unless `expose_internals`.
+dserve::v1::ReplicaInfo PublicReplicaInfo(dserve::v1::ReplicaInfo info,
+                                          bool expose_internals);
 
 class DiffusionService final
     : public dserve::v1::DiffusionService::CallbackService {
@@ -135,6 +154,15 @@ class DiffusionService final
       const std::string& principal);
   // on_rejected, when set.
   void ReportRejected(const absl::Status& status) const;
+  // A JobEventWriter for `job` with this service's stream policy, or a
+  // failed stream (RESOURCE_EXHAUSTED) when the job has
+  // max_streams_per_job streams already. `creator`: the Generate that made
+  // the job (never refused; its disconnect cancels the job via
+  // `on_client_cancel`).
+  grpc::ServerWriteReactor<dserve::v1::GenerateEvent>* NewStream(
+      grpc::CallbackServerContext* context,
+      const std::shared_ptr<scheduler::Job>& job, JobEventWriter::Mode mode,
+      bool creator, std::function<void()> on_client_cancel);
 
   const DiffusionServiceOptions options_;
   scheduler::Scheduler* const scheduler_;
@@ -145,6 +173,8 @@ class DiffusionService final
 
   std::atomic<bool> draining_{false};
   std::atomic<int> open_streams_{0};
+  // Ends stalled streams; outlives them (gRPC is shut down first).
+  StreamWatchdog watchdog_;
   // Makes "look up client_request_id, else create the job" atomic.
   absl::Mutex admit_mu_;
   int64_t next_sequence_ ABSL_GUARDED_BY(admit_mu_) = 1;

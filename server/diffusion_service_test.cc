@@ -491,5 +491,38 @@ TEST_F(DiffusionServiceTest, ListJobsCapsStates) {
   grpc::ClientContext context;
   EXPECT_TRUE(stub_->ListJobs(&context, list, &response).ok());
 }
+
+// Issue 16, finding 6: the leader address and the worker pids are internal.
+TEST(PublicReplicaInfoTest, HidesInternalsUnlessExposed) {
+  dserve::v1::ReplicaInfo info;
+  info.set_index(1);
+  info.set_state(dserve::v1::REPLICA_STATE_READY);
+  info.set_world_size(2);
+  info.set_leader_address("127.0.0.1:4242");
+  info.add_pids(101);
+  info.add_pids(102);
+  info.set_jobs_completed(7);
+  const dserve::v1::ReplicaInfo hidden = PublicReplicaInfo(info, false);
+  EXPECT_TRUE(hidden.leader_address().empty());
+  EXPECT_EQ(hidden.pids_size(), 0);
+  EXPECT_EQ(hidden.index(), 1);
+  EXPECT_EQ(hidden.world_size(), 2);
+  EXPECT_EQ(hidden.jobs_completed(), 7);
+  const dserve::v1::ReplicaInfo exposed = PublicReplicaInfo(info, true);
+  EXPECT_EQ(exposed.leader_address(), "127.0.0.1:4242");
+  EXPECT_THAT(exposed.pids(), ::testing::ElementsAre(101, 102));
+}
+
+// GetServerInfo itself goes through PublicReplicaInfo (default: hidden).
+TEST_F(DiffusionServiceTest, ServerInfoHasNoLeaderAddressOrPidsByDefault) {
+  grpc::ClientContext context;
+  dserve::v1::ServerInfo info;
+  ASSERT_TRUE(stub_->GetServerInfo(&context, {}, &info).ok());
+  ASSERT_EQ(info.replicas_size(), 2);
+  for (const auto& replica : info.replicas()) {
+    EXPECT_TRUE(replica.leader_address().empty());
+    EXPECT_EQ(replica.pids_size(), 0);
+  }
+}
 }  // namespace
 }  // namespace dserve::server

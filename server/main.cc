@@ -52,8 +52,15 @@ ABSL_FLAG(std::string, auth_token_file, "",
           "then requires 'authorization: Bearer <token>' (health and "
           "reflection stay open). Empty = no token.");
 ABSL_FLAG(int, metrics_port, 0,
-          "Serve Prometheus metrics over HTTP at :<port>/metrics on --host "
-          "(0 = off).");
+          "Serve Prometheus metrics over HTTP at :<port>/metrics on "
+          "--metrics_host (0 = off).");
+ABSL_FLAG(std::string, metrics_host, "127.0.0.1",
+          "Address the metrics port listens on: loopback by default; "
+          "0.0.0.0 where a scraper outside the pod or host needs it "
+          "(deploy/k8s sets it). Request bodies are refused (413).");
+ABSL_FLAG(bool, expose_internals, false,
+          "GetServerInfo also reports each replica's leader address and "
+          "worker pids (debugging; off: they are internal).");
 ABSL_FLAG(int, http_port, 0,
           "Serve the OpenAI-compatible HTTP API (/v1/images/generations, "
           "/v1/videos, /v1/models, /health, /ready) on --host at this port; "
@@ -129,6 +136,8 @@ Server::Options OptionsFromFlags(const std::string& argv0) {
   o.tls_client_ca = absl::GetFlag(FLAGS_tls_client_ca);
   o.auth_token_file = absl::GetFlag(FLAGS_auth_token_file);
   o.metrics_port = absl::GetFlag(FLAGS_metrics_port);
+  o.metrics_host = absl::GetFlag(FLAGS_metrics_host);
+  o.expose_internals = absl::GetFlag(FLAGS_expose_internals);
   o.http_port = absl::GetFlag(FLAGS_http_port);
   o.max_queue_age_s = absl::GetFlag(FLAGS_max_queue_age_s);
   o.max_batch = absl::GetFlag(FLAGS_max_batch);
@@ -155,12 +164,10 @@ Server::Options OptionsFromFlags(const std::string& argv0) {
 
 int Run(const std::string& argv0) {
   const Server::Options options = OptionsFromFlags(argv0);
-  absl::StatusOr<std::unique_ptr<Server>> server =
-      Server::BuildAndStart(options);
-  if (!server.ok()) {
-    spdlog::error("[server] {}", server.status().ToString());
-    return 1;
-  }
+  // The handlers go in before the server starts: a SIGTERM that arrives
+  // while (or just after) it binds its port must drain it, not kill it with
+  // the default action (issue 16, finding 8). The drain then starts as soon
+  // as BuildAndStart returns.
   absl::Notification drain_requested;
   absl::StatusOr<std::unique_ptr<SignalWatcher>> signals =
       SignalWatcher::Start({SIGTERM, SIGINT}, [&drain_requested](int signo) {
@@ -174,6 +181,12 @@ int Run(const std::string& argv0) {
       });
   if (!signals.ok()) {
     spdlog::error("[server] {}", signals.status().ToString());
+    return 1;
+  }
+  absl::StatusOr<std::unique_ptr<Server>> server =
+      Server::BuildAndStart(options);
+  if (!server.ok()) {
+    spdlog::error("[server] {}", server.status().ToString());
     return 1;
   }
   drain_requested.WaitForNotification();

@@ -22,6 +22,26 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(
     int yes = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
   });
+  // One request per connection: a refused request's body is left unread
+  // on the socket, and must not be read as the next request line (the line
+  // reader would buffer all of it).
+  http->set_keep_alive_max_count(1);
+  http->set_payload_max_length(kMaxMetricsBodyBytes);
+  http->set_pre_routing_handler([](const httplib::Request& request,
+                                   httplib::Response& response) {
+    const bool chunked = request.has_header("Transfer-Encoding");
+    const uint64_t declared = request.get_header_value<uint64_t>("Content-Length");
+    if (!chunked && declared <= kMaxMetricsBodyBytes) {
+      return httplib::Server::HandlerResponse::Unhandled;
+    }
+    response.status = 413;
+    response.set_header("Connection", "close");
+    response.set_content(
+        absl::StrCat("request body refused: the metrics port reads at most ",
+                     kMaxMetricsBodyBytes, " bytes (and no chunked bodies)\n"),
+        "text/plain; charset=utf-8");
+    return httplib::Server::HandlerResponse::Handled;
+  });
   http->Get("/metrics", [registry](const httplib::Request&,
                                    httplib::Response& response) {
     response.set_content(registry->RenderText(),

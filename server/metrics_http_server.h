@@ -5,6 +5,13 @@
 // the Prometheus text format (content type text/plain; version=0.0.4), on
 // its own port, over plain HTTP (cpp-httplib). Any other path is 404.
 //
+// Hostile clients: a scrape needs no body, so a request declaring a body
+// over kMaxMetricsBodyBytes (or any chunked body) gets 413 before a byte of
+// it is read, and every connection closes after one response, so the
+// unread bytes are never parsed as a next request (issue 16, finding 6: a
+// 256 MiB POST once grew the server by 262 MB). Bind it to loopback unless
+// a scraper elsewhere needs it (dserve_server --metrics_host).
+//
 // Ownership: owns the HTTP server and its listening thread; borrows the
 // registry (must outlive this object). Thread-safe: scrapes run on
 // cpp-httplib's worker threads. Start binds before returning; the
@@ -23,6 +30,9 @@ class Server;
 }  // namespace httplib
 
 namespace dserve::server {
+
+// Largest request body the metrics port reads.
+inline constexpr size_t kMaxMetricsBodyBytes = 4096;
 
 class MetricsHttpServer {
  public:

@@ -379,12 +379,26 @@ absl::Status Server::Start(Options options) {
   service_options.mesh = p.mesh;
   service_options.version = kVersion;
   service_options.instance_id = o.instance_id;
+  service_options.expose_internals = o.expose_internals;
   service_options.on_rejected = [&p](const absl::Status& status) {
     p.serving_metrics.RecordRejected(status);
   };
   if (!o.auth_token_file.empty()) {
     ASSIGN_OR_RETURN(service_options.auth_token,
                      ReadTokenFile(o.auth_token_file, "auth_token_file"));
+  }
+  if (!service_options.auth_token.empty() && o.tls_cert.empty()) {
+    // Anyone on the path can read the token and replay it.
+    spdlog::warn(
+        "[server] --auth_token_file is set but the gRPC API is plaintext "
+        "(no --tls_cert/--tls_key): the bearer token crosses the network "
+        "unencrypted; serve TLS here or behind a TLS-terminating proxy");
+  }
+  if (!service_options.auth_token.empty() && o.http_port != 0) {
+    spdlog::warn(
+        "[server] --auth_token_file is set and the HTTP API (--http_port) "
+        "is plaintext HTTP: its bearer token crosses the network "
+        "unencrypted; put it behind a TLS-terminating proxy");
   }
   const TlsFiles tls_files{o.tls_cert, o.tls_key, o.tls_client_ca};
   ASSIGN_OR_RETURN(std::shared_ptr<grpc::ServerCredentials> credentials,
@@ -396,9 +410,9 @@ absl::Status Server::Start(Options options) {
   p.serving_metrics.AddCollectors(p.replicas, p.jobs.get());
   if (o.metrics_port > 0) {
     ASSIGN_OR_RETURN(p.metrics_http,
-                     MetricsHttpServer::Start(o.host, o.metrics_port,
+                     MetricsHttpServer::Start(o.metrics_host, o.metrics_port,
                                               &p.metrics_registry));
-    spdlog::info("[server] metrics on http://{}:{}/metrics", o.host,
+    spdlog::info("[server] metrics on http://{}:{}/metrics", o.metrics_host,
                  p.metrics_http->port());
   }
   p.service = std::make_unique<DiffusionService>(

@@ -63,8 +63,14 @@ class Server {
     // File whose first line is the bearer token the DiffusionService
     // requires; empty = no token.
     std::string auth_token_file;
-    // Prometheus metrics over HTTP on `host`; 0 = off.
+    // Prometheus metrics over HTTP on `metrics_host`:`metrics_port`; 0 =
+    // off. Loopback by default: only a local scraper (or a Kubernetes pod's
+    // Prometheus, with metrics_host = "0.0.0.0") should reach it.
     int metrics_port = 0;
+    std::string metrics_host = "127.0.0.1";
+    // GetServerInfo publishes leader addresses and worker pids (debugging
+    // and the failover tests); off by default (issue 16, finding 6).
+    bool expose_internals = false;
     // OpenAI-compatible HTTP API (server/http_api.h) on `host`; 0 = off,
     // -1 = any free port (see http_port()). Same queue, jobs and token.
     int http_port = 0;
