@@ -6,6 +6,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/generation_limits.h"
 
 namespace dserve::scheduler {
 namespace {
@@ -59,11 +60,12 @@ absl::StatusOr<std::shared_ptr<Job>> JobTable::Find(
   if (it != by_id_.end()) return by_sequence_.at(it->second);
   if (evicted_.contains(job_id)) {
     return absl::NotFoundError(absl::StrCat(
-        "job ", job_id, " expired (finished jobs are kept for ",
+        "job ", common::EchoValue(job_id), " expired (finished jobs are kept for ",
         absl::FormatDuration(options_.finished_ttl), ", at most ",
         options_.max_finished_jobs, " of them)"));
   }
-  return absl::NotFoundError(absl::StrCat("job ", job_id, " not found"));
+  return absl::NotFoundError(
+      absl::StrCat("job ", common::EchoValue(job_id), " not found"));
 }
 
 absl::StatusOr<JobPage> JobTable::List(
@@ -79,7 +81,7 @@ absl::StatusOr<JobPage> JobTable::List(
   int64_t below = INT64_MAX;
   if (!page_token.empty() && (!absl::SimpleAtoi(page_token, &below) || below < 0)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("page_token: \"", page_token,
+        absl::StrCat("page_token: \"", common::EchoValue(page_token),
                      "\" is not a token returned by ListJobs"));
   }
   // Each state once, before the lock: the filter runs for every job under

@@ -1,0 +1,53 @@
+#ifndef DSERVE_WORKER_LEADER_AUTH_H_
+#define DSERVE_WORKER_LEADER_AUTH_H_
+
+// SecretCheckedLeader: the ReplicaLeader service as rank 0 registers it.
+// Every call must carry the replica's secret (common/replica_secret.h) in
+// its metadata, else it ends UNAUTHENTICATED before the wrapped service sees
+// it: a local process that finds the loopback port cannot run a plan no
+// frontend validated (issue 16, finding 6).
+//
+// Borrows the wrapped service (it must outlive this one). Thread-safe (the
+// secret is immutable); calls block as long as the wrapped ones do. A method
+// added to the proto and not forwarded here answers UNIMPLEMENTED: it fails
+// closed.
+
+#include <string>
+
+#include "absl/status/status.h"
+#include "grpcpp/grpcpp.h"
+#include "proto/dserve/internal/v1/replica_leader.grpc.pb.h"
+
+namespace dserve::worker {
+
+// OK when `context` carries common::kReplicaSecretMetadata equal to
+// `secret` (constant-time compare); UNAUTHENTICATED otherwise. The message
+// never repeats what the caller sent.
+absl::Status CheckReplicaSecret(const grpc::ServerContext& context,
+                                const std::string& secret);
+
+class SecretCheckedLeader final
+    : public dserve::internal::v1::ReplicaLeader::Service {
+ public:
+  // `secret` must not be empty.
+  SecretCheckedLeader(dserve::internal::v1::ReplicaLeader::Service* leader,
+                      std::string secret);
+
+  grpc::Status Execute(
+      grpc::ServerContext* context,
+      const dserve::internal::v1::ExecutionPlan* plan,
+      grpc::ServerWriter<dserve::internal::v1::ExecutionEvent>* writer)
+      override;
+  grpc::Status GetStatus(
+      grpc::ServerContext* context,
+      const dserve::internal::v1::GetStatusRequest* request,
+      dserve::internal::v1::ReplicaStatus* response) override;
+
+ private:
+  dserve::internal::v1::ReplicaLeader::Service* const leader_;
+  const std::string secret_;
+};
+
+}  // namespace dserve::worker
+
+#endif  // DSERVE_WORKER_LEADER_AUTH_H_
