@@ -15,7 +15,9 @@
 #include <utility>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 
 namespace dserve::scheduler {
 namespace {
@@ -69,7 +71,7 @@ std::string DescribeWaitStatus(int wait_status) {
 
 absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerProcess::Spawn(
     const std::string& binary, std::vector<std::string> args,
-    bool with_ready_pipe) {
+    bool with_ready_pipe, std::vector<std::string> extra_env) {
   int ready[2] = {-1, -1};
   if (with_ready_pipe && pipe2(ready, O_CLOEXEC) != 0) {
     return absl::InternalError(
@@ -96,6 +98,21 @@ absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerProcess::Spawn(
   argv.push_back(const_cast<char*>(binary.c_str()));
   for (std::string& arg : args) argv.push_back(arg.data());
   argv.push_back(nullptr);
+  // The child's environment: ours, minus the names extra_env sets, plus
+  // extra_env.
+  std::vector<char*> envp;
+  for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
+    const absl::string_view entry(*e);
+    const bool replaced = std::any_of(
+        extra_env.begin(), extra_env.end(), [entry](const std::string& x) {
+          const size_t eq = x.find('=');
+          return eq != std::string::npos &&
+                 absl::StartsWith(entry, absl::string_view(x).substr(0, eq + 1));
+        });
+    if (!replaced) envp.push_back(*e);
+  }
+  for (std::string& entry : extra_env) envp.push_back(entry.data());
+  envp.push_back(nullptr);
   const pid_t parent = getpid();
 
   const pid_t pid = fork();
@@ -130,7 +147,7 @@ absl::StatusOr<std::unique_ptr<WorkerProcess>> WorkerProcess::Spawn(
     signal(SIGTERM, SIG_DFL);
     signal(SIGINT, SIG_DFL);
     signal(SIGPIPE, SIG_DFL);
-    execv(binary.c_str(), argv.data());
+    execve(binary.c_str(), argv.data(), envp.data());
     const int err = errno;
     ssize_t ignored = write(exec_error[1], &err, sizeof(err));
     (void)ignored;

@@ -32,11 +32,15 @@ class WorkerProcess {
  public:
   // Starts `binary` with `args` (argv[1..]). With `with_ready_pipe`, the
   // child gets a pipe's write end and "--ready_fd=<fd>" is appended;
-  // otherwise "--ready_fd=-1" is. Fails (naming the binary and errno) when
-  // the pipe, fork or exec fails.
+  // otherwise "--ready_fd=-1" is. `extra_env` ("NAME=value" entries) is
+  // added to (or replaces the same names in) this process's environment
+  // for the child: the way to hand it a secret, which on the command line
+  // every local user could read in /proc/PID/cmdline (environ is readable
+  // by the owner only). Fails (naming the binary and errno) when the pipe,
+  // fork or exec fails.
   static absl::StatusOr<std::unique_ptr<WorkerProcess>> Spawn(
       const std::string& binary, std::vector<std::string> args,
-      bool with_ready_pipe);
+      bool with_ready_pipe, std::vector<std::string> extra_env = {});
 
   ~WorkerProcess();
   WorkerProcess(const WorkerProcess&) = delete;

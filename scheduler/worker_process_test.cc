@@ -25,6 +25,27 @@ absl::StatusOr<std::unique_ptr<WorkerProcess>> SpawnScript(
       with_pipe);
 }
 
+// A secret goes to the child in its environment (replacing an inherited
+// value of the same name), never on its command line.
+TEST(WorkerProcessTest, ExtraEnvironmentReachesTheChildOffItsCommandLine) {
+  ASSERT_EQ(setenv("DSERVE_TEST_SPAWN_VAR", "inherited", 1), 0);
+  auto process = WorkerProcess::Spawn(
+      "/bin/bash",
+      {"-c",
+       "fd=${0#--ready_fd=}; echo \"$DSERVE_TEST_SPAWN_VAR|$DSERVE_TEST_OTHER|"
+       "$(tr '\\0' ' ' < /proc/$$/cmdline)\" >&$fd; sleep 5"},
+      /*with_ready_pipe=*/true,
+      {"DSERVE_TEST_SPAWN_VAR=s3cret", "DSERVE_TEST_OTHER=two"});
+  unsetenv("DSERVE_TEST_SPAWN_VAR");
+  ASSERT_TRUE(process.ok()) << process.status();
+  absl::StatusOr<std::string> line = (*process)->ReadLine(absl::Seconds(10));
+  ASSERT_TRUE(line.ok()) << line.status();
+  EXPECT_THAT(*line, ::testing::StartsWith("s3cret|two|/bin/bash -c "));
+  EXPECT_THAT(line->substr(11), ::testing::Not(HasSubstr("s3cret")));
+  (*process)->Signal(SIGKILL);
+  (*process)->WaitFor(absl::Seconds(5));
+}
+
 TEST(WorkerProcessTest, ReadsReadyLinesInOrder) {
   auto process = SpawnScript(
       "echo 'store 4242' >&$fd; sleep 0.1; printf 'leader 4' >&$fd; "
