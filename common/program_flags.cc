@@ -9,6 +9,7 @@
 #include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
 #include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
 #include "common/build_info.h"
 
 namespace dserve::common {
@@ -16,6 +17,25 @@ namespace dserve::common {
 bool IsProgramFlagFile(const std::string& filename) {
   // absl registers --flagfile, --fromenv, --help... from absl/flags/*.cc.
   return !absl::StrContains(filename, "absl/");
+}
+
+std::vector<std::string> RepeatedFlagValues(int argc, char** argv,
+                                            const std::string& name) {
+  std::vector<std::string> values;
+  for (int i = 1; i < argc; ++i) {
+    absl::string_view arg = argv[i];
+    if (arg == "--") break;
+    if (!absl::ConsumePrefix(&arg, "--")) {
+      if (!absl::ConsumePrefix(&arg, "-")) continue;
+    }
+    if (!absl::ConsumePrefix(&arg, name)) continue;
+    if (absl::ConsumePrefix(&arg, "=")) {
+      values.emplace_back(arg);
+    } else if (arg.empty() && i + 1 < argc) {
+      values.emplace_back(argv[++i]);
+    }
+  }
+  return values;
 }
 
 std::vector<char*> ParseProgramFlags(int argc, char** argv,

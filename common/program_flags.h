@@ -24,6 +24,13 @@ std::vector<char*> ParseProgramFlags(int argc, char** argv,
                                      const std::string& program,
                                      const std::string& usage);
 
+// Every value of the flag `name` on the command line, in order, for flags
+// that may be given several times (absl keeps only the last): "--name=V",
+// "-name=V", "--name V" and "-name V"; nothing after a bare "--". Pure; call
+// it beside ParseProgramFlags (which still validates the flag's last value).
+std::vector<std::string> RepeatedFlagValues(int argc, char** argv,
+                                            const std::string& name);
+
 // True for flags defined in dserve's own sources (not absl's internals);
 // these are the ones --help lists. Public for tests.
 bool IsProgramFlagFile(const std::string& filename);
