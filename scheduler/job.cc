@@ -23,6 +23,22 @@ bool IsTerminalState(JobState state) {
 
 }  // namespace
 
+dserve::v1::Result SummarizeResult(dserve::v1::Result* result) {
+  // Move the bytes aside, copy what is left, move them back: the summary
+  // costs the metadata only, however large the media.
+  std::vector<std::string> bytes(static_cast<size_t>(result->media_size()));
+  for (int i = 0; i < result->media_size(); ++i) {
+    result->mutable_media(i)->mutable_data()->swap(bytes[i]);
+  }
+  dserve::v1::Result summary = *result;
+  for (int i = 0; i < result->media_size(); ++i) {
+    result->mutable_media(i)->mutable_data()->swap(bytes[i]);
+    summary.mutable_media(i)->set_chunked_size(
+        static_cast<int64_t>(result->media(i).data().size()));
+  }
+  return summary;
+}
+
 std::string JobStateName(JobState state) {
   std::string name = dserve::v1::JobState_Name(state);
   constexpr char kPrefix[] = "JOB_STATE_";
@@ -118,7 +134,6 @@ void Job::ReportProgress(int step, int total, double elapsed_ms,
   progress.set_step(step);
   progress.set_total(total);
   progress.set_elapsed_ms(elapsed_ms);
-  // Replicas report progress after each denoising step only (so far).
   progress.set_stage(dserve::v1::PROGRESS_STAGE_DENOISE);
   if (preview != nullptr) *progress.mutable_preview() = *preview;
   JobEvent event{NewEvent()};
@@ -130,20 +145,69 @@ void Job::ReportProgress(int step, int total, double elapsed_ms,
   EmitLocked(event);
 }
 
-bool Job::Succeed(dserve::v1::Result result, absl::Time now) {
+void Job::ReportStage(dserve::v1::ProgressStage stage, int step, int total,
+                      double elapsed_ms) {
   absl::MutexLock lock(&mu_);
-  if (IsTerminalState(state_)) return false;
-  state_ = dserve::v1::JOB_STATE_SUCCEEDED;
-  result_ = std::move(result);
-  final_status_ = absl::OkStatus();
-  end_time_ = now;
-  step_ = total_steps_;
-  EmitLocked(TerminalEventLocked());
-  listeners_.clear();
+  if (state_ != dserve::v1::JOB_STATE_RUNNING) return;
+  // ENCODE's total is the denoising steps: known before the first step.
+  if (stage == dserve::v1::PROGRESS_STAGE_ENCODE) total_steps_ = total;
+  dserve::v1::Progress progress;
+  progress.set_step(step);
+  progress.set_total(total);
+  progress.set_elapsed_ms(elapsed_ms);
+  progress.set_stage(stage);
+  JobEvent event{NewEvent()};
+  *event.event.mutable_progress() = progress;
+  // A late listener sees where the job is now, whatever the stage.
+  last_progress_ = std::move(progress);
+  EmitLocked(event);
+}
+
+bool Job::Succeed(dserve::v1::Result result, absl::Time now) {
+  // Built before the lock: the summary and the size walk the whole result.
+  auto summary =
+      std::make_shared<const dserve::v1::Result>(SummarizeResult(&result));
+  const int64_t bytes = static_cast<int64_t>(result.ByteSizeLong());
+  auto shared = std::make_shared<const dserve::v1::Result>(std::move(result));
+  {
+    absl::MutexLock lock(&mu_);
+    if (IsTerminalState(state_)) return false;
+    state_ = dserve::v1::JOB_STATE_SUCCEEDED;
+    result_ = std::move(shared);
+    result_summary_ = std::move(summary);
+    result_bytes_ = bytes;
+    final_status_ = absl::OkStatus();
+    end_time_ = now;
+    step_ = total_steps_;
+    EmitLocked(TerminalEventLocked());
+    listeners_.clear();
+  }
+  RunEndHook();
   return true;
 }
 
+std::shared_ptr<const dserve::v1::Result> Job::result() const {
+  absl::MutexLock lock(&mu_);
+  return result_;
+}
+
+std::shared_ptr<const dserve::v1::Result> Job::result_summary() const {
+  absl::MutexLock lock(&mu_);
+  return result_summary_;
+}
+
+int64_t Job::result_bytes() const {
+  absl::MutexLock lock(&mu_);
+  return result_bytes_;
+}
+
 bool Job::Finish(absl::Status status, absl::Time now) {
+  if (!EndWithStatus(std::move(status), now)) return false;
+  RunEndHook();
+  return true;
+}
+
+bool Job::EndWithStatus(absl::Status status, absl::Time now) {
   absl::MutexLock lock(&mu_);
   if (IsTerminalState(state_)) return false;
   if (status.ok()) {
@@ -172,7 +236,8 @@ JobEvent Job::TerminalEventLocked() const {
   event.terminal = true;
   event.status = final_status_;
   if (state_ == dserve::v1::JOB_STATE_SUCCEEDED) {
-    *event.event.mutable_result() = result_;
+    *event.event.mutable_result() = *result_summary_;
+    event.result = result_;
   } else {
     // JobEnded carries the state and the status (code + message) so a
     // watcher learns why the job ended.
@@ -227,6 +292,44 @@ int Job::AddListener(Listener listener) {
   return id;
 }
 
+void Job::SetEndHook(std::function<void(Job&)> hook) {
+  absl::MutexLock lock(&hook_mu_);
+  end_hook_ = std::move(hook);
+  if (end_hook_ && !end_hook_ran_ && is_terminal()) {
+    end_hook_ran_ = true;
+    end_hook_(*this);
+  }
+}
+
+void Job::ClearEndHook() {
+  absl::MutexLock lock(&hook_mu_);
+  end_hook_ = nullptr;
+}
+
+void Job::RunEndHook() {
+  absl::MutexLock lock(&hook_mu_);
+  if (!end_hook_ || end_hook_ran_) return;
+  end_hook_ran_ = true;
+  end_hook_(*this);
+}
+
+bool Job::AddStream(int max_streams) {
+  absl::MutexLock lock(&mu_);
+  if (max_streams > 0 && open_streams_ >= max_streams) return false;
+  ++open_streams_;
+  return true;
+}
+
+void Job::RemoveStream() {
+  absl::MutexLock lock(&mu_);
+  if (open_streams_ > 0) --open_streams_;
+}
+
+int Job::open_streams() const {
+  absl::MutexLock lock(&mu_);
+  return open_streams_;
+}
+
 void Job::RemoveListener(int listener_id) {
   absl::MutexLock lock(&mu_);
   listeners_.erase(listener_id);
@@ -246,8 +349,12 @@ dserve::v1::Job Job::ToProto(bool include_result) const {
   job.set_step(step_);
   job.set_total_steps(total_steps_);
   if (state_ == dserve::v1::JOB_STATE_SUCCEEDED) {
-    *job.mutable_result() = result_;
-    if (!include_result) job.mutable_result()->clear_media();
+    if (include_result) {
+      *job.mutable_result() = *result_;
+    } else {
+      *job.mutable_result() = *result_summary_;
+      job.mutable_result()->clear_media();
+    }
   }
   if (IsTerminalState(state_)) {
     job.set_status_code(static_cast<int>(final_status_.code()));

@@ -17,6 +17,10 @@
 //    or Started plus the latest Progress, or the terminal event), then
 //    follows.
 //
+// A succeeded job's result is one immutable buffer (result()), shared by
+// the job, every listener's terminal event, GetJob replies and every stream
+// that sends it: watchers never copy it.
+//
 // Thread-safe. No call blocks, but listeners run synchronously on the caller's
 // thread while the job's lock is held (this keeps events in order), so a
 // listener must not call back into its Job and must not block.
@@ -24,6 +28,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -38,7 +43,12 @@ namespace dserve::scheduler {
 struct JobEvent {
   // job_id is always set. For a terminal event without result, `event` holds
   // `ended` (WatchJob writes it; Generate ends its stream with `status`).
+  // For a succeeded job, `event.result` is the result's summary (every field
+  // but the media bytes: each media's data is empty and its chunked_size
+  // says how many bytes it has) and `result` is the full result.
   dserve::v1::GenerateEvent event;
+  // The job's shared result on a succeeded job's terminal event, else null.
+  std::shared_ptr<const dserve::v1::Result> result;
   // True for the last event a listener will ever get.
   bool terminal = false;
   // OK unless the job ended without a result.
@@ -101,8 +111,21 @@ class Job {
   // null.
   void ReportProgress(int step, int total, double elapsed_ms,
                       const dserve::v1::Media* preview);
-  // -> SUCCEEDED with `result`. False if the job already ended.
+  // Progress outside the denoising loop: ENCODE (step 0, total = denoising
+  // steps) or DECODE (decode chunks done of total). Emits a Progress of that
+  // stage; the job's step count (ToProto's step) stays the denoising one.
+  // Ignored unless RUNNING.
+  void ReportStage(dserve::v1::ProgressStage stage, int step, int total,
+                   double elapsed_ms);
+  // -> SUCCEEDED with `result`, which becomes the job's shared result. False
+  // if the job already ended.
   bool Succeed(dserve::v1::Result result, absl::Time now);
+  // The shared result once SUCCEEDED, else null. Never copied by the job.
+  std::shared_ptr<const dserve::v1::Result> result() const;
+  // The result without media bytes (see JobEvent) once SUCCEEDED, else null.
+  std::shared_ptr<const dserve::v1::Result> result_summary() const;
+  // Serialized size of the result once SUCCEEDED, else 0.
+  int64_t result_bytes() const;
   // -> terminal state chosen by the status code: CANCELLED, DEADLINE_EXCEEDED,
   // otherwise FAILED (an OK status is turned into INTERNAL, as a job cannot
   // "fail successfully"). False if the job already ended.
@@ -121,6 +144,21 @@ class Job {
   bool RequestCancel(absl::Status reason);
   std::optional<absl::Status> cancel_reason() const;
 
+  // Runs `hook` once when the job ends (Succeed or Finish), on the thread
+  // that ended it and after the job's lock is released, so the hook may call
+  // any method of this job (the job table uses it to enforce its result
+  // budget). Runs at once if the job already ended. Replaces an earlier
+  // hook. ClearEndHook removes it and waits for a running call to return.
+  void SetEndHook(std::function<void(Job&)> hook);
+  void ClearEndHook();
+
+  // Open streams (Generate/WatchJob) of this job. AddStream counts one more
+  // and returns true, or returns false (and counts nothing) when
+  // `max_streams` (> 0) are already open; RemoveStream undoes one AddStream.
+  bool AddStream(int max_streams);
+  void RemoveStream();
+  int open_streams() const;
+
   // Adds a listener and replays the current state to it before returning.
   // Returns an id for RemoveListener. After RemoveListener returns, the
   // listener is never called again.
@@ -135,6 +173,9 @@ class Job {
   void EmitLocked(const JobEvent& event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   JobEvent TerminalEventLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   dserve::v1::GenerateEvent NewEvent() const;
+  void RunEndHook();
+  // Finish, without running the end hook.
+  bool EndWithStatus(absl::Status status, absl::Time now);
 
   const JobSpec spec_;
 
@@ -150,14 +191,27 @@ class Job {
   int step_ ABSL_GUARDED_BY(mu_) = 0;
   int retries_ ABSL_GUARDED_BY(mu_) = 0;
   int total_steps_ ABSL_GUARDED_BY(mu_) = 0;
-  dserve::v1::Result result_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const dserve::v1::Result> result_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const dserve::v1::Result> result_summary_
+      ABSL_GUARDED_BY(mu_);
+  int64_t result_bytes_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Status final_status_ ABSL_GUARDED_BY(mu_);
   std::optional<absl::Status> cancel_reason_ ABSL_GUARDED_BY(mu_);
   std::optional<absl::Time> start_time_ ABSL_GUARDED_BY(mu_);
   std::optional<absl::Time> end_time_ ABSL_GUARDED_BY(mu_);
   int next_listener_id_ ABSL_GUARDED_BY(mu_) = 1;
   std::map<int, Listener> listeners_ ABSL_GUARDED_BY(mu_);
+  int open_streams_ ABSL_GUARDED_BY(mu_) = 0;
+
+  // Taken after mu_ is released, never while holding it.
+  absl::Mutex hook_mu_;
+  std::function<void(Job&)> end_hook_ ABSL_GUARDED_BY(hook_mu_);
+  bool end_hook_ran_ ABSL_GUARDED_BY(hook_mu_) = false;
 };
+
+// `result` without media bytes: each media keeps its other fields, its data
+// is empty and chunked_size is its byte count. Does not copy the bytes.
+dserve::v1::Result SummarizeResult(dserve::v1::Result* result);
 
 // "JOB_STATE_RUNNING" -> "RUNNING", for logs and messages.
 std::string JobStateName(dserve::v1::JobState state);

@@ -26,20 +26,35 @@ std::string ClientKey(const Job& job) {
 JobTable::JobTable(JobTableOptions options, const Clock* clock)
     : options_(options), clock_(clock) {}
 
+JobTable::~JobTable() {
+  std::vector<std::shared_ptr<Job>> jobs;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [sequence, job] : by_sequence_) jobs.push_back(job);
+  }
+  // ClearEndHook waits for a running hook, which may need mu_: not held.
+  for (const auto& job : jobs) job->ClearEndHook();
+}
+
 std::shared_ptr<Job> JobTable::InsertOrGet(std::shared_ptr<Job> job) {
   EvictFinished();
-  absl::MutexLock lock(&mu_);
-  if (!job->request().client_request_id().empty()) {
-    const std::string key = ClientKey(*job);
-    auto it = by_client_request_id_.find(key);
-    if (it != by_client_request_id_.end()) {
-      auto seq = by_id_.find(it->second);
-      if (seq != by_id_.end()) return by_sequence_.at(seq->second);
+  {
+    absl::MutexLock lock(&mu_);
+    if (!job->request().client_request_id().empty()) {
+      const std::string key = ClientKey(*job);
+      auto it = by_client_request_id_.find(key);
+      if (it != by_client_request_id_.end()) {
+        auto seq = by_id_.find(it->second);
+        if (seq != by_id_.end()) return by_sequence_.at(seq->second);
+      }
+      by_client_request_id_[key] = job->id();
     }
-    by_client_request_id_[key] = job->id();
+    by_id_[job->id()] = job->sequence();
+    by_sequence_[job->sequence()] = job;
   }
-  by_id_[job->id()] = job->sequence();
-  by_sequence_[job->sequence()] = job;
+  // Outside mu_: the hook runs at once if the job already ended, and it
+  // takes mu_.
+  job->SetEndHook([this](Job&) { EvictFinished(); });
   return job;
 }
 
@@ -62,7 +77,13 @@ absl::StatusOr<std::shared_ptr<Job>> JobTable::Find(
     return absl::NotFoundError(absl::StrCat(
         "job ", common::EchoValue(job_id), " expired (finished jobs are kept for ",
         absl::FormatDuration(options_.finished_ttl), ", at most ",
-        options_.max_finished_jobs, " of them)"));
+        options_.max_finished_jobs, " of them",
+        options_.max_result_bytes > 0
+            ? absl::StrCat(", their results within ",
+                           options_.max_result_bytes / (1 << 20),
+                           " MiB in all (--result_store_mb); oldest go first")
+            : "",
+        ")"));
   }
   return absl::NotFoundError(
       absl::StrCat("job ", common::EchoValue(job_id), " not found"));
@@ -116,25 +137,39 @@ void JobTable::EvictFinished() {
   const absl::Time now = clock_->Now();
   absl::MutexLock lock(&mu_);
   int finished = 0;
-  // Newest first, so the count limit keeps the most recent finished jobs.
+  int64_t kept_bytes = 0;
+  // Newest first, so the count and byte limits keep the most recent
+  // finished jobs.
   std::vector<std::map<int64_t, std::shared_ptr<Job>>::iterator> doomed;
   for (auto it = by_sequence_.end(); it != by_sequence_.begin();) {
     --it;
     std::optional<absl::Time> end = it->second->end_time();
     if (!end.has_value()) continue;
     ++finished;
+    const int64_t bytes = it->second->result_bytes();
     if (finished > options_.max_finished_jobs ||
-        now - *end > options_.finished_ttl) {
+        now - *end > options_.finished_ttl ||
+        (options_.max_result_bytes > 0 &&
+         kept_bytes + bytes > options_.max_result_bytes)) {
       doomed.push_back(it);
+      continue;
     }
+    kept_bytes += bytes;
   }
+  result_bytes_ = kept_bytes;
   // Oldest first, so the bounded evicted-id set forgets the oldest ids.
   for (auto it = doomed.rbegin(); it != doomed.rend(); ++it) EvictLocked(*it);
+}
+
+int64_t JobTable::result_bytes() const {
+  absl::MutexLock lock(&mu_);
+  return result_bytes_;
 }
 
 void JobTable::EvictLocked(
     std::map<int64_t, std::shared_ptr<Job>>::iterator it) {
   const std::shared_ptr<Job> job = std::move(it->second);
+  // Its end hook already ran (it ended); nothing of the table stays on it.
   by_sequence_.erase(it);
   by_id_.erase(job->id());
   if (!job->request().client_request_id().empty()) {
@@ -152,10 +187,19 @@ void JobTable::EvictLocked(
 }
 
 void JobTable::Erase(const std::string& job_id) {
-  absl::MutexLock lock(&mu_);
+  std::shared_ptr<Job> job;
+  {
+    absl::MutexLock lock(&mu_);
+    job = EraseLocked(job_id);
+  }
+  // Outside mu_ (a running hook takes it).
+  if (job != nullptr) job->ClearEndHook();
+}
+
+std::shared_ptr<Job> JobTable::EraseLocked(const std::string& job_id) {
   auto it = by_id_.find(job_id);
-  if (it == by_id_.end()) return;
-  const std::shared_ptr<Job> job = std::move(by_sequence_.at(it->second));
+  if (it == by_id_.end()) return nullptr;
+  std::shared_ptr<Job> job = std::move(by_sequence_.at(it->second));
   by_sequence_.erase(it->second);
   by_id_.erase(it);
   const bool has_client_id = !job->request().client_request_id().empty();
@@ -164,6 +208,7 @@ void JobTable::Erase(const std::string& job_id) {
       c->second == job_id) {
     by_client_request_id_.erase(c);
   }
+  return job;
 }
 
 int JobTable::size() const {

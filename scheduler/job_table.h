@@ -8,8 +8,12 @@
 // client_request_id) -> job id,
 // and a bounded set of ids it evicted (so a late GetJob says "expired"
 // rather than "not found"). Finished jobs are evicted when older than
-// `finished_ttl` or beyond `max_finished_jobs` (oldest first); eviction runs
-// on every Insert, so the table needs no thread of its own.
+// `finished_ttl`, beyond `max_finished_jobs`, or when the results of the
+// finished jobs it keeps add up to more than `max_result_bytes` (oldest
+// first). Eviction runs on every Insert and whenever one of its jobs ends
+// (Job::SetEndHook, on the ending thread), so the table needs no thread of
+// its own and the result budget holds at all times. An evicted job's result
+// lives on only while a stream that already holds it is still sending it.
 //
 // Thread-safe (one absl::Mutex). No call blocks.
 
@@ -39,6 +43,10 @@ struct JobTableOptions {
   int max_finished_jobs = 1000;
   // Evicted ids remembered for the "expired" message.
   int max_evicted_ids = 10000;
+  // Total serialized size of the results of the finished jobs kept (the
+  // result store, --result_store_mb); 0 = no budget. A single result larger
+  // than the budget is evicted as soon as its job ends.
+  int64_t max_result_bytes = 0;
 };
 
 struct JobPage {
@@ -51,6 +59,10 @@ class JobTable {
  public:
   // `clock` is not owned and must outlive the table.
   JobTable(JobTableOptions options, const Clock* clock);
+  // Detaches from the jobs it still holds (they may outlive the table).
+  ~JobTable();
+  JobTable(const JobTable&) = delete;
+  JobTable& operator=(const JobTable&) = delete;
 
   // Adds `job` (evicting old finished jobs first). If the job has a
   // client_request_id that a remembered job of the same principal already
@@ -77,14 +89,20 @@ class JobTable {
   // never admitted. No-op for unknown ids.
   void Erase(const std::string& job_id);
 
-  // Evicts finished jobs by age and count. Called by InsertOrGet; public so
-  // tests (and a future janitor) can run it.
+  // Evicts finished jobs by age, count and result bytes. Called by
+  // InsertOrGet and when a job ends; public so tests (and a future janitor)
+  // can run it.
   void EvictFinished();
 
   int size() const;
+  // Serialized bytes of the results of the finished jobs kept.
+  int64_t result_bytes() const;
 
  private:
   void EvictLocked(std::map<int64_t, std::shared_ptr<Job>>::iterator it)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Erase's work; returns the erased job or null.
+  std::shared_ptr<Job> EraseLocked(const std::string& job_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const JobTableOptions options_;
@@ -98,6 +116,7 @@ class JobTable {
       ABSL_GUARDED_BY(mu_);
   std::deque<std::string> evicted_order_ ABSL_GUARDED_BY(mu_);
   absl::flat_hash_set<std::string> evicted_ ABSL_GUARDED_BY(mu_);
+  int64_t result_bytes_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace dserve::scheduler

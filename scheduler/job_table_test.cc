@@ -179,5 +179,60 @@ TEST_F(JobTableTest, ListCollapsesRepeatedStates) {
   ASSERT_TRUE(page.ok());
   EXPECT_THAT(Ids(*page), ElementsAre(done->id()));
 }
+// Issue 16, finding 3: the result store has a total budget. A job that ends
+// evicts the oldest finished results beyond it at once (no Insert needed),
+// and an evicted job answers NOT_FOUND "expired" naming the budget flag.
+TEST_F(JobTableTest, ResultBudgetEvictsOldestResultsWhenAJobEnds) {
+  JobTableOptions options;
+  options.max_result_bytes = 5 << 20;
+  JobTable table(options, &clock_);
+  auto succeed = [&](const std::shared_ptr<Job>& job) {
+    dserve::v1::Result result;
+    result.add_media()->set_data(std::string(2 << 20, 'r'));
+    job->MarkStarted(0, dserve::v1::MeshLayout(), 1, clock_.Now());
+    ASSERT_TRUE(job->Succeed(std::move(result), clock_.Now()));
+    clock_.Advance(absl::Seconds(1));
+  };
+  auto a = MakeJob(), b = MakeJob(), c = MakeJob(), failed = MakeJob();
+  for (const auto& job : {a, b, c, failed}) table.InsertOrGet(job);
+  succeed(a);
+  succeed(b);
+  EXPECT_TRUE(table.Find(a->id()).ok());
+  EXPECT_GT(table.result_bytes(), 4 << 20);
+  succeed(c);  // 6 MiB > 5 MiB: the oldest result goes, now
+  absl::StatusOr<std::shared_ptr<Job>> gone = table.Find(a->id());
+  EXPECT_EQ(gone.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(gone.status().message(), HasSubstr("expired"));
+  EXPECT_THAT(gone.status().message(), HasSubstr("--result_store_mb"));
+  EXPECT_TRUE(table.Find(b->id()).ok());
+  EXPECT_TRUE(table.Find(c->id()).ok());
+  EXPECT_LE(table.result_bytes(), 5 << 20);
+  // A failed job holds no result and costs nothing.
+  failed->Finish(absl::InternalError("x"), clock_.Now());
+  EXPECT_TRUE(table.Find(failed->id()).ok());
+  EXPECT_TRUE(table.Find(b->id()).ok());
+  // A result larger than the whole budget is not kept at all.
+  auto huge = MakeJob();
+  table.InsertOrGet(huge);
+  dserve::v1::Result result;
+  result.add_media()->set_data(std::string(6 << 20, 'h'));
+  ASSERT_TRUE(huge->Succeed(std::move(result), clock_.Now()));
+  EXPECT_EQ(table.Find(huge->id()).status().code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_TRUE(table.Find(c->id()).ok());
+}
+
+TEST_F(JobTableTest, JobsOutlivingTheTableDoNotCallIt) {
+  auto job = MakeJob();
+  {
+    JobTableOptions options;
+    options.max_result_bytes = 1;
+    JobTable table(options, &clock_);
+    table.InsertOrGet(job);
+  }
+  // The table is gone; its end hook must be too.
+  EXPECT_TRUE(job->Finish(absl::CancelledError("late"), clock_.Now()));
+}
+
 }  // namespace
 }  // namespace dserve::scheduler

@@ -186,5 +186,84 @@ TEST(JobTest, ProgressPreviewIsForwardedButNotReplayed) {
   EXPECT_FALSE(late.events.back().event.progress().has_preview());
 }
 
+// Issue 16, finding 3: every listener and reader of a finished job shares
+// its one result buffer; nothing copies the media bytes per watcher.
+TEST(JobTest, ResultIsOneSharedBufferForEveryListener) {
+  auto job = MakeJob();
+  job->MarkStarted(0, Mesh(), 1, kT0);
+  Recorder live;
+  job->AddListener(live.listener());
+  dserve::v1::Result result;
+  result.add_media()->set_data(std::string(3 << 20, 'x'));
+  result.add_media()->set_data("small");
+  result.set_seed(7);
+  ASSERT_TRUE(job->Succeed(std::move(result), kT0));
+
+  std::shared_ptr<const dserve::v1::Result> shared = job->result();
+  ASSERT_NE(shared, nullptr);
+  const char* bytes = shared->media(0).data().data();
+  std::vector<Recorder> late(5);
+  for (Recorder& r : late) job->AddListener(r.listener());
+  ASSERT_EQ(live.events.back().result, shared);
+  for (const Recorder& r : late) {
+    ASSERT_EQ(r.events.size(), 1u);
+    ASSERT_EQ(r.events[0].result, shared);  // same object, not an equal copy
+    EXPECT_EQ(r.events[0].result->media(0).data().data(), bytes);
+    // The event's own Result is the summary: no bytes, sizes in
+    // chunked_size, everything else as in the result.
+    const dserve::v1::Result& summary = r.events[0].event.result();
+    EXPECT_EQ(summary.seed(), 7u);
+    ASSERT_EQ(summary.media_size(), 2);
+    EXPECT_TRUE(summary.media(0).data().empty());
+    EXPECT_EQ(summary.media(0).chunked_size(), 3 << 20);
+    EXPECT_EQ(summary.media(1).chunked_size(), 5);
+  }
+  // The job, `shared`, the live recorder and the five late ones.
+  EXPECT_EQ(shared.use_count(), 1 + 1 + 1 + 5);
+  EXPECT_EQ(job->result_summary()->media(0).chunked_size(), 3 << 20);
+  EXPECT_GE(job->result_bytes(), 3 << 20);
+  EXPECT_LT(job->result_bytes(), (3 << 20) + 1024);
+}
+
+TEST(JobTest, EndHookRunsOnceAfterTheJobEndsOrAtOnceIfItHad) {
+  auto job = MakeJob();
+  int calls = 0;
+  job->SetEndHook([&](Job& j) {
+    ++calls;
+    // The job's lock is released: its methods may be called.
+    EXPECT_TRUE(j.is_terminal());
+    EXPECT_TRUE(j.end_time().has_value());
+  });
+  EXPECT_EQ(calls, 0);
+  job->MarkStarted(0, Mesh(), 1, kT0);
+  ASSERT_TRUE(job->Finish(absl::InternalError("boom"), kT0));
+  EXPECT_EQ(calls, 1);
+  EXPECT_FALSE(job->Finish(absl::InternalError("again"), kT0));
+  EXPECT_EQ(calls, 1);
+
+  auto ended = MakeJob();
+  ASSERT_TRUE(ended->Succeed(dserve::v1::Result(), kT0));
+  int late_calls = 0;
+  ended->SetEndHook([&](Job&) { ++late_calls; });
+  EXPECT_EQ(late_calls, 1);
+  auto cleared = MakeJob();
+  cleared->SetEndHook([&](Job&) { ADD_FAILURE() << "cleared hook ran"; });
+  cleared->ClearEndHook();
+  cleared->Finish(absl::CancelledError("bye"), kT0);
+}
+
+TEST(JobTest, StreamCountStopsAtTheLimit) {
+  auto job = MakeJob();
+  EXPECT_TRUE(job->AddStream(2));
+  EXPECT_TRUE(job->AddStream(2));
+  EXPECT_FALSE(job->AddStream(2));
+  EXPECT_EQ(job->open_streams(), 2);
+  EXPECT_TRUE(job->AddStream(0));  // 0 = no limit (the creating Generate)
+  job->RemoveStream();
+  job->RemoveStream();
+  EXPECT_TRUE(job->AddStream(2));
+  EXPECT_EQ(job->open_streams(), 2);
+}
+
 }  // namespace
 }  // namespace dserve::scheduler

@@ -97,7 +97,9 @@ TEST_F(SchedulerBatchingTest, FourCompatibleJobsRunAsOnePlan) {
     EXPECT_EQ(jobs[i]->state(), dserve::v1::JOB_STATE_SUCCEEDED);
     ASSERT_TRUE(streams[i]->ended());
     ASSERT_TRUE(streams[i]->last().event.has_result());
-    const auto& result = streams[i]->last().event.result();
+    // The event carries the summary; the bytes are in the shared result.
+    ASSERT_NE(streams[i]->last().result, nullptr);
+    const auto& result = *streams[i]->last().result;
     EXPECT_EQ(result.seed(), jobs[i]->effective_request().seed());
     // FakeReplica's media byte is the item's seed: each job got its own.
     ASSERT_EQ(result.media_size(), 1);

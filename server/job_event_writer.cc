@@ -3,7 +3,10 @@
 #include <algorithm>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/rpc_status.h"
+#include "grpc/grpc.h"
 
 namespace dserve::server {
 namespace {
@@ -29,19 +32,49 @@ bool StripLargeResultMedia(dserve::v1::Result* result) {
   return true;
 }
 
+dserve::v1::Job JobReply(const scheduler::Job& job) {
+  dserve::v1::Job reply = job.ToProto(/*include_result=*/false);
+  // A SUCCEEDED snapshot implies the result is set (Succeed sets both under
+  // one lock and neither changes again).
+  if (reply.state() != dserve::v1::JOB_STATE_SUCCEEDED) return reply;
+  std::shared_ptr<const dserve::v1::Result> result = job.result();
+  if (result == nullptr) return reply;
+  if (result->ByteSizeLong() <= kMaxInlineResultBytes) {
+    *reply.mutable_result() = *result;
+  } else {
+    *reply.mutable_result() = *job.result_summary();
+  }
+  return reply;
+}
+
 grpc::ServerWriteReactor<dserve::v1::GenerateEvent>* JobEventWriter::Failed(
     const absl::Status& status) {
   return new FailedWriter(status);
 }
 
+namespace {
+
+JobEventWriter::Options LegacyOptions(std::function<void()> on_client_cancel,
+                                      std::atomic<int>* open_streams) {
+  JobEventWriter::Options options;
+  options.on_client_cancel = std::move(on_client_cancel);
+  options.open_streams = open_streams;
+  return options;
+}
+
+}  // namespace
+
 JobEventWriter::JobEventWriter(std::shared_ptr<scheduler::Job> job, Mode mode,
                                std::function<void()> on_client_cancel,
                                std::atomic<int>* open_streams)
-    : job_(std::move(job)),
-      mode_(mode),
-      on_client_cancel_(std::move(on_client_cancel)),
-      open_streams_(open_streams) {
-  if (open_streams_ != nullptr) open_streams_->fetch_add(1);
+    : JobEventWriter(std::move(job), mode,
+                     LegacyOptions(std::move(on_client_cancel), open_streams)) {}
+
+JobEventWriter::JobEventWriter(std::shared_ptr<scheduler::Job> job, Mode mode,
+                               Options options)
+    : job_(std::move(job)), mode_(mode), options_(std::move(options)) {
+  if (options_.open_streams != nullptr) options_.open_streams->fetch_add(1);
+  if (options_.watchdog != nullptr) options_.watchdog->Register(this);
   // Replays the current state synchronously, which starts the first write.
   listener_id_ =
       job_->AddListener([this](const scheduler::JobEvent& e) { OnJobEvent(e); });
@@ -52,12 +85,17 @@ void JobEventWriter::OnJobEvent(const scheduler::JobEvent& event) {
   if (finished_ || job_ended_) return;
   if (event.terminal) {
     job_ended_ = true;
-    if (event.event.has_result()) {
-      if (event.event.ByteSizeLong() > kMaxInlineResultBytes) {
+    if (event.result != nullptr) {
+      if (event.result->ByteSizeLong() > kMaxInlineResultBytes) {
+        // Shared, not copied: chunks are cut from the job's buffer.
         chunking_ = true;
-        chunked_ = event.event;
+        chunked_ = event.result;
+        chunked_summary_ = event.event;
       } else {
-        pending_.push_back(event.event);
+        dserve::v1::GenerateEvent inline_result;
+        inline_result.set_job_id(event.event.job_id());
+        *inline_result.mutable_result() = *event.result;
+        pending_.push_back(std::move(inline_result));
       }
       end_status_ = absl::OkStatus();
     } else if (mode_ == Mode::kWatch) {
@@ -72,34 +110,35 @@ void JobEventWriter::OnJobEvent(const scheduler::JobEvent& event) {
   PumpLocked();
 }
 
+void JobEventWriter::StartWriteLocked() {
+  writing_ = true;
+  write_started_ =
+      options_.clock != nullptr ? options_.clock->Now() : absl::Now();
+  StartWrite(&in_flight_);
+}
+
 void JobEventWriter::PumpLocked() {
   if (writing_ || finished_) return;
   if (!pending_.empty()) {
     in_flight_ = std::move(pending_.front());
     pending_.pop_front();
-    writing_ = true;
-    StartWrite(&in_flight_);
+    StartWriteLocked();
     return;
   }
   if (chunking_) {
     NextChunkLocked();
-    writing_ = true;
-    StartWrite(&in_flight_);
+    StartWriteLocked();
     return;
   }
   if (job_ended_) FinishLocked(end_status_);
 }
 
 void JobEventWriter::NextChunkLocked() {
-  dserve::v1::Result* result = chunked_.mutable_result();
-  while (chunk_media_ < result->media_size()) {
-    dserve::v1::Media* media = result->mutable_media(chunk_media_);
-    if (chunk_offset_ == 0) {
-      media->set_chunked_size(static_cast<int64_t>(media->data().size()));
-    }
-    const int64_t total = media->chunked_size();
+  const dserve::v1::Result& result = *chunked_;
+  while (chunk_media_ < result.media_size()) {
+    const std::string& data = result.media(chunk_media_).data();
+    const int64_t total = static_cast<int64_t>(data.size());
     if (chunk_offset_ >= total) {
-      media->clear_data();
       ++chunk_media_;
       chunk_offset_ = 0;
       continue;
@@ -107,20 +146,19 @@ void JobEventWriter::NextChunkLocked() {
     const int64_t n =
         std::min<int64_t>(kMediaChunkBytes, total - chunk_offset_);
     in_flight_.Clear();
-    in_flight_.set_job_id(chunked_.job_id());
+    in_flight_.set_job_id(chunked_summary_.job_id());
     dserve::v1::MediaChunk* chunk = in_flight_.mutable_media_chunk();
     chunk->set_media_index(chunk_media_);
     chunk->set_offset(chunk_offset_);
     chunk->set_total_bytes(total);
-    // media->data() keeps its full length until the last chunk of it, so
-    // offsets index the original bytes.
-    chunk->set_data(media->data().substr(static_cast<size_t>(chunk_offset_),
-                                         static_cast<size_t>(n)));
+    chunk->set_data(data.data() + chunk_offset_, static_cast<size_t>(n));
     chunk_offset_ += n;
     return;
   }
-  in_flight_ = std::move(chunked_);
-  chunked_.Clear();
+  // The summary: every media's data empty, chunked_size its byte count.
+  in_flight_ = std::move(chunked_summary_);
+  chunked_summary_.Clear();
+  chunked_.reset();
   chunking_ = false;
 }
 
@@ -141,9 +179,34 @@ void JobEventWriter::OnWriteDone(bool ok) {
   PumpLocked();
 }
 
+std::function<void()> JobEventWriter::CheckStall(absl::Time now,
+                                                 absl::Duration timeout) {
+  absl::MutexLock lock(&mu_);
+  if (!writing_ || finished_ || stalled_ || now - write_started_ < timeout ||
+      options_.context == nullptr) {
+    return nullptr;
+  }
+  stalled_ = true;
+  // The call outlives this reactor while the action holds a reference, and
+  // the action runs without locks (its reactions may run inline).
+  grpc_call* call = options_.context->c_call();
+  grpc_call_ref(call);
+  std::string message = absl::StrCat(
+      "job ", job_->id(), ": the client did not read for ",
+      absl::FormatDuration(timeout),
+      " (--watcher_write_timeout_s); the stream was ended so a slow reader "
+      "holds no server memory. Read the stream continuously, or fetch the "
+      "result later with WatchJob/GetJob");
+  return [call, message = std::move(message)] {
+    grpc_call_cancel_with_status(call, GRPC_STATUS_RESOURCE_EXHAUSTED,
+                                 message.c_str(), nullptr);
+    grpc_call_unref(call);
+  };
+}
+
 void JobEventWriter::OnCancel() {
   // Outside our lock: cancelling may end the job, which calls OnJobEvent.
-  if (on_client_cancel_) on_client_cancel_();
+  if (options_.on_client_cancel) options_.on_client_cancel();
   absl::MutexLock lock(&mu_);
   // A write in flight completes with ok=false and finishes from there.
   if (!writing_) {
@@ -152,9 +215,12 @@ void JobEventWriter::OnCancel() {
 }
 
 void JobEventWriter::OnDone() {
-  // After RemoveListener returns the job never calls this reactor again.
+  // After these return neither the job nor the watchdog calls this reactor
+  // again.
   job_->RemoveListener(listener_id_);
-  if (open_streams_ != nullptr) open_streams_->fetch_sub(1);
+  if (options_.watchdog != nullptr) options_.watchdog->Unregister(this);
+  if (options_.counted_on_job) job_->RemoveStream();
+  if (options_.open_streams != nullptr) options_.open_streams->fetch_sub(1);
   delete this;
 }
 

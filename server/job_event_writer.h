@@ -19,7 +19,15 @@
 // MediaChunk events of at most kMediaChunkBytes (media order, then offset
 // order), produced one at a time as the client reads, then the Result with
 // those media's data moved out (Media.chunked_size set), so no message
-// exceeds gRPC's default 4 MiB receive limit.
+// exceeds gRPC's default 4 MiB receive limit. Chunks are cut from the job's
+// shared result (Job::result()): a stream holds a reference to it, never a
+// copy, and at most one chunk of its own at a time.
+//
+// Slow consumers: with a StreamWatchdog, a write the client has not taken
+// for the watchdog's timeout ends the call with RESOURCE_EXHAUSTED (the
+// trailers travel outside HTTP/2 flow control, so even a client that never
+// reads again learns why). A Generate stream ended so cancels its job like a
+// disconnect would.
 //
 // Lifetime: created with new, owned by gRPC, deletes itself in OnDone
 // (after removing its listener from the job, so the job never calls a dead
@@ -36,7 +44,9 @@
 #include "absl/synchronization/mutex.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/dserve/v1/diffusion_service.pb.h"
+#include "scheduler/clock.h"
 #include "scheduler/job.h"
+#include "server/stream_watchdog.h"
 
 namespace dserve::server {
 
@@ -50,16 +60,43 @@ inline constexpr size_t kMediaChunkBytes = 1 << 20;
 // whether it did.
 bool StripLargeResultMedia(dserve::v1::Result* result);
 
+// The job as a unary reply (GetJob, SubmitJob, CancelJob): the result's
+// media bytes inline when the result is at most kMaxInlineResultBytes, else
+// its summary (data empty, chunked_size set). Copies only what the reply
+// carries, never a large result.
+dserve::v1::Job JobReply(const scheduler::Job& job);
+
 class JobEventWriter final
-    : public grpc::ServerWriteReactor<dserve::v1::GenerateEvent> {
+    : public grpc::ServerWriteReactor<dserve::v1::GenerateEvent>,
+      public StallableStream {
  public:
   enum class Mode { kGenerate, kWatch };
 
+  struct Options {
+    // Runs (on a gRPC thread) when the client cancels or disconnects; may
+    // be empty.
+    std::function<void()> on_client_cancel;
+    // Counts this stream from construction until OnDone (may be null; must
+    // outlive the reactor), so a draining server knows when every stream
+    // has flushed.
+    std::atomic<int>* open_streams = nullptr;
+    // The call, to end it with RESOURCE_EXHAUSTED when it stalls; with a
+    // null context or watchdog a stalled stream waits forever.
+    grpc::CallbackServerContext* context = nullptr;
+    // Not owned; must outlive the reactor.
+    StreamWatchdog* watchdog = nullptr;
+    // Clock of write start times (the watchdog's); null = real time.
+    const scheduler::Clock* clock = nullptr;
+    // The caller counted this stream on the job (Job::AddStream); OnDone
+    // calls Job::RemoveStream.
+    bool counted_on_job = false;
+  };
+
   // Starts streaming `job` at once (its current state first).
-  // `on_client_cancel` runs (on a gRPC thread) when the client cancels or
-  // disconnects; may be empty. `open_streams` (may be null; must outlive
-  // the reactor) counts this stream from construction until OnDone, so a
-  // draining server knows when every stream has flushed.
+  JobEventWriter(std::shared_ptr<scheduler::Job> job, Mode mode,
+                 Options options);
+
+  // The same with only Options::on_client_cancel and open_streams.
   JobEventWriter(std::shared_ptr<scheduler::Job> job, Mode mode,
                  std::function<void()> on_client_cancel,
                  std::atomic<int>* open_streams = nullptr);
@@ -73,7 +110,13 @@ class JobEventWriter final
   void OnCancel() override;
   void OnDone() override;
 
+  // StallableStream.
+  std::function<void()> CheckStall(absl::Time now,
+                                   absl::Duration timeout) override;
+
  private:
+  // StartWrite of in_flight_, noting when it started.
+  void StartWriteLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void OnJobEvent(const scheduler::JobEvent& event);
   // Starts the next write, or finishes once the last event was written.
   void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -85,8 +128,7 @@ class JobEventWriter final
 
   const std::shared_ptr<scheduler::Job> job_;
   const Mode mode_;
-  const std::function<void()> on_client_cancel_;
-  std::atomic<int>* const open_streams_;
+  const Options options_;
   int listener_id_ = 0;
 
   absl::Mutex mu_;
@@ -99,10 +141,15 @@ class JobEventWriter final
   bool job_ended_ ABSL_GUARDED_BY(mu_) = false;
   absl::Status end_status_ ABSL_GUARDED_BY(mu_);
   bool finished_ ABSL_GUARDED_BY(mu_) = false;
-  // A large Result being sent in chunks; its media's data is consumed from
-  // the front as chunks go out.
+  // When the write in flight started (valid while writing_).
+  absl::Time write_started_ ABSL_GUARDED_BY(mu_);
+  // Set once the watchdog ended this stream.
+  bool stalled_ ABSL_GUARDED_BY(mu_) = false;
+  // A large Result being sent in chunks: the job's shared result (read
+  // only) and the summary event written after the last chunk.
   bool chunking_ ABSL_GUARDED_BY(mu_) = false;
-  dserve::v1::GenerateEvent chunked_ ABSL_GUARDED_BY(mu_);
+  std::shared_ptr<const dserve::v1::Result> chunked_ ABSL_GUARDED_BY(mu_);
+  dserve::v1::GenerateEvent chunked_summary_ ABSL_GUARDED_BY(mu_);
   int chunk_media_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t chunk_offset_ ABSL_GUARDED_BY(mu_) = 0;
 };
