@@ -158,11 +158,42 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> DiTWeightShapes(
   return s;
 }
 
+bool IsFp32DiTWeight(const std::string& key) {
+  return key.find("modulation") != std::string::npos ||
+         key.find("norm") != std::string::npos;
+}
+
 absl::StatusOr<DiT> DiT::Create(const DiTConfig& config,
                                 const WeightMap& weights,
-                                const DiTNumerics& numerics) {
+                                const DiTNumerics& numerics,
+                                const DiTPart& part) {
+  DiTPart held = part;
+  if (held.last_layer < 0) held.last_layer = config.num_layers;
+  if (held.first_layer < 0 || held.first_layer > held.last_layer ||
+      held.last_layer > config.num_layers) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "DiT: layers [", held.first_layer, ", ", held.last_layer,
+        ") are outside the model's [0, ", config.num_layers, ")"));
+  }
+  const std::string head_prefix = "head.";
+  auto wanted = [&](const std::string& key) {
+    if (key.compare(0, 7, "blocks.") == 0) {
+      const int layer = std::stoi(key.substr(7));
+      return layer >= held.first_layer && layer < held.last_layer;
+    }
+    if (key.compare(0, head_prefix.size(), head_prefix) == 0) return held.head;
+    return true;
+  };
+  const at::TensorOptions compute = at::TensorOptions()
+                                        .device(numerics.device)
+                                        .dtype(numerics.compute_dtype);
+  const at::TensorOptions fp32 =
+      at::TensorOptions().device(numerics.device).dtype(at::kFloat);
+  // One tensor at a time, straight to its target dtype and device: the
+  // peak is what the DiT keeps plus one tensor, not a second fp32 copy.
   WeightMap w;
   for (const auto& [key, shape] : DiTWeightShapes(config)) {
+    if (!wanted(key)) continue;
     auto it = weights.find(key);
     if (it == weights.end() || !it->second.defined()) {
       return absl::InvalidArgumentError(
@@ -180,32 +211,28 @@ absl::StatusOr<DiT> DiT::Create(const DiTConfig& config,
                        c10::toString(it->second.scalar_type()),
                        ", expected a floating-point dtype"));
     }
-    w[key] = it->second.to(at::kFloat).contiguous();
+    w[key] = it->second.to(IsFp32DiTWeight(key) ? fp32 : compute).contiguous();
   }
-  const at::TensorOptions compute = at::TensorOptions()
-                                        .device(numerics.device)
-                                        .dtype(numerics.compute_dtype);
-  const at::TensorOptions fp32 =
-      at::TensorOptions().device(numerics.device).dtype(at::kFloat);
   auto lin = [&](const std::string& name) {
-    return Linear{w.at(name + ".weight").to(compute),
-                  w.at(name + ".bias").to(compute)};
+    return Linear{w.at(name + ".weight"), w.at(name + ".bias")};
   };
-  auto f32 = [&](const std::string& name) { return w.at(name).to(fp32); };
+  auto f32 = [&](const std::string& name) { return w.at(name); };
   DiT dit;
   dit.config_ = config;
   dit.numerics_ = numerics;
-  dit.patch_embedding_ = {
-      w.at("patch_embedding.weight").flatten(1).to(compute),
-      w.at("patch_embedding.bias").to(compute)};
+  dit.part_ = held;
+  dit.patch_embedding_ = {w.at("patch_embedding.weight").flatten(1),
+                          w.at("patch_embedding.bias")};
   dit.text0_ = lin("text_embedding.0");
   dit.text2_ = lin("text_embedding.2");
   dit.time0_ = lin("time_embedding.0");
   dit.time2_ = lin("time_embedding.2");
   dit.time_projection_ = lin("time_projection.1");
-  dit.head_modulation_ = f32("head.modulation");
-  dit.head_ = lin("head.head");
-  for (int i = 0; i < config.num_layers; ++i) {
+  if (held.head) {
+    dit.head_modulation_ = f32("head.modulation");
+    dit.head_ = lin("head.head");
+  }
+  for (int i = held.first_layer; i < held.last_layer; ++i) {
     const std::string p = absl::StrCat("blocks.", i, ".");
     auto attn = [&](const std::string& a) {
       return AttnWeights{lin(p + a + ".q"), lin(p + a + ".k"),
@@ -224,6 +251,35 @@ absl::StatusOr<DiT> DiT::Create(const DiTConfig& config,
     dit.blocks_.push_back(std::move(blk));
   }
   return dit;
+}
+
+int64_t DiT::weight_bytes() const {
+  int64_t bytes = 0;
+  auto add = [&](const at::Tensor& t) {
+    if (t.defined()) bytes += static_cast<int64_t>(t.nbytes());
+  };
+  auto add_linear = [&](const Linear& l) {
+    add(l.weight);
+    add(l.bias);
+  };
+  for (const Linear* l : {&patch_embedding_, &text0_, &text2_, &time0_,
+                          &time2_, &time_projection_, &head_}) {
+    add_linear(*l);
+  }
+  add(head_modulation_);
+  for (const Block& b : blocks_) {
+    add(b.modulation);
+    for (const AttnWeights* a : {&b.self_attn, &b.cross_attn}) {
+      for (const Linear* l : {&a->q, &a->k, &a->v, &a->o}) add_linear(*l);
+      add(a->norm_q);
+      add(a->norm_k);
+    }
+    add(b.norm3_weight);
+    add(b.norm3_bias);
+    add_linear(b.ffn0);
+    add_linear(b.ffn2);
+  }
+  return bytes;
 }
 
 DiTActivations DiT::Embed(const at::Tensor& latents,
@@ -315,14 +371,24 @@ void DiT::RunBlock(const Block& blk, DiTActivations& a,
 
 void DiT::RunBlocks(DiTActivations& a, int first, int last,
                     const AttentionCore& core) const {
-  TORCH_CHECK(0 <= first && first <= last &&
-                  last <= static_cast<int>(blocks_.size()),
+  if (first == last) return;
+  TORCH_CHECK(part_.first_layer <= first && first <= last &&
+                  last <= part_.last_layer &&
+                  last - part_.first_layer <=
+                      static_cast<int>(blocks_.size()),
               "DiT::RunBlocks: range [", first, ", ", last,
-              ") is outside [0, ", blocks_.size(), "]");
-  for (int i = first; i < last; ++i) RunBlock(blocks_[i], a, core);
+              ") is outside the blocks this DiT holds [", part_.first_layer,
+              ", ", part_.first_layer + static_cast<int>(blocks_.size()),
+              ")");
+  for (int i = first; i < last; ++i) {
+    RunBlock(blocks_[i - part_.first_layer], a, core);
+  }
 }
 
 at::Tensor DiT::HeadTokens(const DiTActivations& a) const {
+  TORCH_CHECK(part_.head,
+              "DiT::HeadTokens: this DiT does not hold the head (it is a "
+              "pipeline stage before the last)");
   at::Tensor m = head_modulation_ + a.e.unsqueeze(1);  // [B, 2, dim]
   at::Tensor shift = m.select(1, 0).unsqueeze(1);
   at::Tensor scale = m.select(1, 1).unsqueeze(1);

@@ -111,28 +111,53 @@ struct DiTActivations {
   at::Tensor key_padding_mask;
 };
 
+// Which weights a DiT materialises: the embeddings (patch, text, time and
+// the time projection; every rank runs Embed) always, blocks
+// [first_layer, last_layer) whole, and the head if `head`. The default is
+// the whole DiT; a pipeline stage holds its blocks (and the head on the last
+// stage); a tensor-parallel rank holds no whole block (its slices live in
+// TensorParallelBlocks). dit_share.h derives it from a rank's place in the
+// mesh.
+struct DiTPart {
+  int first_layer = 0;
+  int last_layer = -1;  // -1 = num_layers
+  bool head = true;
+};
+
+// Whether DiT weight `key` is kept in fp32 (modulation vectors and norm
+// gains/biases) rather than in the compute dtype (linear and patch
+// embedding weights and biases).
+bool IsFp32DiTWeight(const std::string& key);
+
 class DiT {
  public:
-  // Checks every key of DiTWeightShapes(config) exists in `weights` with
-  // that shape (INVALID_ARGUMENT names the first bad key); other keys are
-  // ignored. Linear weights are converted to numerics.compute_dtype, the
-  // rest to fp32, all moved to numerics.device.
+  // Checks every key of DiTWeightShapes(config) that `part` holds exists in
+  // `weights` with that shape (INVALID_ARGUMENT names the first bad key);
+  // other keys are ignored. Linear weights are converted to
+  // numerics.compute_dtype, the rest to fp32, all moved to numerics.device,
+  // one tensor at a time (a tensor already in its target dtype, device and
+  // layout is kept as it is, not copied).
   static absl::StatusOr<DiT> Create(const DiTConfig& config,
                                     const WeightMap& weights,
-                                    const DiTNumerics& numerics = {});
+                                    const DiTNumerics& numerics = {},
+                                    const DiTPart& part = {});
 
   const DiTConfig& config() const { return config_; }
   const DiTNumerics& numerics() const { return numerics_; }
+  // What this DiT holds (last_layer resolved) and its weights' bytes.
+  const DiTPart& part() const { return part_; }
+  int64_t weight_bytes() const;
 
   // latents: [B, in_channels, F, H, W] with F, H, W multiples of the patch;
   // timesteps: [B] (σ·1000, any float dtype); context: [B, text_len,
   // text_dim]; all on numerics().device. The result (Head) is fp32.
   DiTActivations Embed(const at::Tensor& latents, const at::Tensor& timesteps,
                        const at::Tensor& context) const;
-  // Runs blocks [first, last) in place. `core` null = models::Attention.
+  // Runs blocks [first, last) in place; they must be held (part()), else
+  // c10::Error. `core` null = models::Attention.
   void RunBlocks(DiTActivations& a, int first, int last,
                  const AttentionCore& core = nullptr) const;
-  // Head output per token: [B, S, pt·ph·pw·out_channels].
+  // Head output per token: [B, S, pt·ph·pw·out_channels]. Needs part().head.
   at::Tensor HeadTokens(const DiTActivations& a) const;
   // HeadTokens + Unpatchify: [B, out_channels, F, H, W].
   at::Tensor Head(const DiTActivations& a) const;
@@ -163,13 +188,14 @@ class DiT {
 
   DiTConfig config_;
   DiTNumerics numerics_;
+  DiTPart part_;
   Linear patch_embedding_;  // weight flattened to [dim, C·pt·ph·pw]
   Linear text0_, text2_;
   Linear time0_, time2_;
   Linear time_projection_;
   at::Tensor head_modulation_;  // [1, 2, dim]
   Linear head_;
-  std::vector<Block> blocks_;
+  std::vector<Block> blocks_;  // layers [part_.first_layer, last_layer)
 };
 
 }  // namespace dserve::models

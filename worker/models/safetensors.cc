@@ -324,4 +324,8 @@ absl::Status WriteSafetensors(const WeightMap& weights,
   return absl::OkStatus();
 }
 
+void ReleaseMappedPages(const WeightMap& weights) {
+  for (const auto& [key, t] : weights) checkpoint::ReleaseMappedPages(t);
+}
+
 }  // namespace dserve::models

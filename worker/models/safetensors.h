@@ -58,6 +58,12 @@ absl::Status WriteSafetensors(
 absl::StatusOr<WeightMap> ReadSafetensorsIndex(const std::string& index_path,
                                                const KeyFilter& keep = nullptr);
 
+// checkpoint::ReleaseMappedPages for every tensor of `weights`: the pages
+// of memory-mapped views that were read leave this process's RSS (the views
+// stay valid and re-read on use); other tensors are not touched. Call once
+// what is kept has been materialised from them.
+void ReleaseMappedPages(const WeightMap& weights);
+
 // The "__metadata__" entry of `path` (empty if absent).
 absl::StatusOr<std::map<std::string, std::string>> ReadSafetensorsMetadata(
     const std::string& path);

@@ -30,7 +30,21 @@ ShardRange TensorParallelShard(int64_t total, int rank, int parts) {
 
 absl::StatusOr<TensorParallelBlocks> TensorParallelBlocks::Create(
     const DiTConfig& config, const WeightMap& weights, int tp_rank,
-    int tp_size) {
+    int tp_size, int first_layer, int last_layer) {
+  TensorParallelSliceReader read = [&weights](const std::string& key, int dim,
+                                              const ShardRange& r) {
+    auto it = weights.find(key);
+    if (it == weights.end() || !it->second.defined()) return at::Tensor();
+    at::Tensor t = it->second;
+    if (dim >= 0) t = t.narrow(dim, r.begin, r.size);
+    return t.to(at::kFloat).contiguous();
+  };
+  return Create(config, read, tp_rank, tp_size, first_layer, last_layer);
+}
+
+absl::StatusOr<TensorParallelBlocks> TensorParallelBlocks::Create(
+    const DiTConfig& config, const TensorParallelSliceReader& read,
+    int tp_rank, int tp_size, int first_layer, int last_layer) {
   if (tp_size < 1 || tp_rank < 0 || tp_rank >= tp_size) {
     return absl::InvalidArgumentError(absl::StrCat(
         "tensor parallel: tp rank ", tp_rank, " is outside [0, ", tp_size,
@@ -48,53 +62,54 @@ absl::StatusOr<TensorParallelBlocks> TensorParallelBlocks::Create(
         " is not divisible by tp = ", tp_size,
         "; choose tp among the divisors of ffn_dim"));
   }
+  if (last_layer < 0) last_layer = config.num_layers;
+  if (first_layer < 0 || first_layer > last_layer ||
+      last_layer > config.num_layers) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "tensor parallel: layers [", first_layer, ", ", last_layer,
+        ") are outside the model's [0, ", config.num_layers, ")"));
+  }
   std::string missing;
-  auto get = [&](const std::string& key) -> at::Tensor {
-    auto it = weights.find(key);
-    if (it == weights.end() || !it->second.defined()) {
-      if (missing.empty()) missing = key;
-      return at::Tensor();
-    }
-    return it->second.to(at::kFloat);
+  auto slice = [&](const std::string& key, int dim, const ShardRange& r) {
+    at::Tensor t = read(key, dim, r);
+    if (!t.defined() && missing.empty()) missing = key;
+    return t;
   };
+  auto whole = [&](const std::string& key) { return slice(key, -1, {}); };
   const ShardRange d = TensorParallelShard(config.dim, tp_rank, tp_size);
   const ShardRange f = TensorParallelShard(config.ffn_dim, tp_rank, tp_size);
-  auto rows = [&](const at::Tensor& t, const ShardRange& r) {
-    return t.defined() ? t.narrow(0, r.begin, r.size).contiguous() : t;
-  };
-  auto cols = [&](const at::Tensor& t, const ShardRange& r) {
-    return t.defined() ? t.narrow(1, r.begin, r.size).contiguous() : t;
-  };
   auto column_parallel = [&](const std::string& name, const ShardRange& r) {
-    return Linear{rows(get(name + ".weight"), r), rows(get(name + ".bias"), r)};
+    return Linear{slice(name + ".weight", 0, r), slice(name + ".bias", 0, r)};
   };
   TensorParallelBlocks tpb;
   tpb.config_ = config;
   tpb.tp_rank_ = tp_rank;
   tpb.tp_size_ = tp_size;
-  for (int i = 0; i < config.num_layers; ++i) {
+  tpb.first_layer_ = first_layer;
+  for (int i = first_layer; i < last_layer; ++i) {
     const std::string p = absl::StrCat("blocks.", i, ".");
     auto attn = [&](const std::string& a) {
       Attn w;
       w.q = column_parallel(p + a + ".q", d);
       w.k = column_parallel(p + a + ".k", d);
       w.v = column_parallel(p + a + ".v", d);
-      w.o_weight = cols(get(p + a + ".o.weight"), d);
-      w.o_bias = get(p + a + ".o.bias");
-      w.norm_q = rows(get(p + a + ".norm_q.weight"), d);
-      w.norm_k = rows(get(p + a + ".norm_k.weight"), d);
+      w.o_weight = slice(p + a + ".o.weight", 1, d);
+      w.o_bias = whole(p + a + ".o.bias");
+      w.norm_q = slice(p + a + ".norm_q.weight", 0, d);
+      w.norm_k = slice(p + a + ".norm_k.weight", 0, d);
       return w;
     };
     Block blk;
-    blk.modulation = get(p + "modulation");
+    blk.modulation = whole(p + "modulation");
     blk.self_attn = attn("self_attn");
     blk.cross_attn = attn("cross_attn");
-    blk.norm3_weight = get(p + "norm3.weight");
-    blk.norm3_bias = get(p + "norm3.bias");
+    blk.norm3_weight = whole(p + "norm3.weight");
+    blk.norm3_bias = whole(p + "norm3.bias");
     blk.ffn0 = column_parallel(p + "ffn.0", f);
-    blk.ffn2_weight = cols(get(p + "ffn.2.weight"), f);
-    blk.ffn2_bias = get(p + "ffn.2.bias");
+    blk.ffn2_weight = slice(p + "ffn.2.weight", 1, f);
+    blk.ffn2_bias = whole(p + "ffn.2.bias");
     tpb.blocks_.push_back(std::move(blk));
+    if (!missing.empty()) break;
   }
   if (!missing.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -103,17 +118,47 @@ absl::StatusOr<TensorParallelBlocks> TensorParallelBlocks::Create(
   return tpb;
 }
 
+int64_t TensorParallelBlocks::weight_bytes() const {
+  int64_t bytes = 0;
+  auto add = [&](const at::Tensor& t) {
+    if (t.defined()) bytes += static_cast<int64_t>(t.nbytes());
+  };
+  for (const Block& b : blocks_) {
+    add(b.modulation);
+    for (const Attn* a : {&b.self_attn, &b.cross_attn}) {
+      for (const Linear* l : {&a->q, &a->k, &a->v}) {
+        add(l->weight);
+        add(l->bias);
+      }
+      add(a->o_weight);
+      add(a->o_bias);
+      add(a->norm_q);
+      add(a->norm_k);
+    }
+    add(b.norm3_weight);
+    add(b.norm3_bias);
+    add(b.ffn0.weight);
+    add(b.ffn0.bias);
+    add(b.ffn2_weight);
+    add(b.ffn2_bias);
+  }
+  return bytes;
+}
+
 void TensorParallelBlocks::RunBlocks(DiTActivations& a, int first, int last,
                                      parallel::Communicator& tp) const {
-  TORCH_CHECK(0 <= first && first <= last &&
-                  last <= static_cast<int>(blocks_.size()),
+  if (first == last) return;
+  TORCH_CHECK(first_layer_ <= first && first <= last && last <= last_layer(),
               "TensorParallelBlocks::RunBlocks: range [", first, ", ", last,
-              ") is outside [0, ", blocks_.size(), "]");
+              ") is outside the blocks held [", first_layer_, ", ",
+              last_layer(), ")");
   TORCH_CHECK(tp.size() == tp_size_ && tp.rank() == tp_rank_,
               "TensorParallelBlocks: built for tp rank ", tp_rank_, " of ",
               tp_size_, ", given a group where this is rank ", tp.rank(),
               " of ", tp.size());
-  for (int i = first; i < last; ++i) RunBlock(blocks_[i], a, tp);
+  for (int i = first; i < last; ++i) {
+    RunBlock(blocks_[i - first_layer_], a, tp);
+  }
 }
 
 void TensorParallelBlocks::RunBlock(const Block& blk, DiTActivations& a,

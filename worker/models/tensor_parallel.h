@@ -18,10 +18,13 @@
 // modulation and head stay replicated (they are cheap and token-local).
 //
 // Ownership: a TensorParallelBlocks owns (refcounted) fp32 slices of the
-// block weights; immutable after Create; RunBlocks is const but drives the
-// borrowed tp Communicator, so one thread at a time. Calls block.
+// weights of its blocks (a pipeline stage's layers, or all); immutable
+// after Create; RunBlocks is const but drives the borrowed tp Communicator,
+// so one thread at a time. Calls block.
 
 #include <cstdint>
+#include <functional>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -40,13 +43,29 @@ struct ShardRange {
 };
 ShardRange TensorParallelShard(int64_t total, int rank, int parts);
 
+// Reads one block weight for TensorParallelBlocks: rows (dim 0) or columns
+// (dim 1) `range` of weight `key`, or all of it (dim -1), as a contiguous
+// fp32 tensor on the device the blocks run on; undefined if there is no such
+// key (or, with a status the reader keeps, if it cannot be read).
+using TensorParallelSliceReader = std::function<at::Tensor(
+    const std::string& key, int dim, const ShardRange& range)>;
+
 class TensorParallelBlocks {
  public:
+  // Blocks [first_layer, last_layer) (-1 = num_layers; a pipeline stage's
+  // layers) of tp rank `tp_rank`, each slice read through `read` (so a
+  // loader can cut it straight from a memory-mapped checkpoint).
   // INVALID_ARGUMENT if num_heads or ffn_dim is not divisible by `tp_size`
-  // (naming the field, the value and tp), or a block key is missing.
-  static absl::StatusOr<TensorParallelBlocks> Create(const DiTConfig& config,
-                                                     const WeightMap& weights,
-                                                     int tp_rank, int tp_size);
+  // (naming the field, the value and tp), the layers are out of range, or a
+  // block key is missing.
+  static absl::StatusOr<TensorParallelBlocks> Create(
+      const DiTConfig& config, const TensorParallelSliceReader& read,
+      int tp_rank, int tp_size, int first_layer = 0, int last_layer = -1);
+  // The same, slicing the full tensors of `weights` (kept on their device,
+  // converted to fp32).
+  static absl::StatusOr<TensorParallelBlocks> Create(
+      const DiTConfig& config, const WeightMap& weights, int tp_rank,
+      int tp_size, int first_layer = 0, int last_layer = -1);
 
   // Runs blocks [first, last) on `a` (full sequence, replicated on every tp
   // rank) and leaves the same a.x on every tp rank. Every rank of `tp` must
@@ -57,6 +76,12 @@ class TensorParallelBlocks {
 
   int tp_rank() const { return tp_rank_; }
   int tp_size() const { return tp_size_; }
+  int first_layer() const { return first_layer_; }
+  int last_layer() const {
+    return first_layer_ + static_cast<int>(blocks_.size());
+  }
+  // Bytes of the slices held.
+  int64_t weight_bytes() const;
 
  private:
   struct Linear {
@@ -86,7 +111,8 @@ class TensorParallelBlocks {
   DiTConfig config_;
   int tp_rank_ = 0;
   int tp_size_ = 1;
-  std::vector<Block> blocks_;
+  int first_layer_ = 0;
+  std::vector<Block> blocks_;  // layers [first_layer_, last_layer())
 };
 
 }  // namespace dserve::models

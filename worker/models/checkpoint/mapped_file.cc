@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -95,6 +96,32 @@ at::Tensor TensorView(const std::shared_ptr<const MappedFile>& file,
                        std::move(data_ptr), /*allocator=*/nullptr,
                        /*resizable=*/false);
   return at::empty({0}, options).set_(storage, 0, sizes, strides);
+}
+
+uint64_t ReleaseMappedPages(const at::Tensor& t) {
+  if (!t.defined() || !t.has_storage() || !t.device().is_cpu()) return 0;
+  const c10::Storage& storage = t.storage();
+  const c10::DataPtr& ptr = storage.data_ptr();
+  if (ptr.get_deleter() != &DeleteKeepAlive || ptr.get_context() == nullptr) {
+    return 0;
+  }
+  const MappedFile& file =
+      *static_cast<const KeepAlive*>(ptr.get_context())->file;
+  const uintptr_t map_begin = reinterpret_cast<uintptr_t>(file.data());
+  const uintptr_t map_end = map_begin + file.size();
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  uintptr_t begin = reinterpret_cast<uintptr_t>(ptr.get());
+  uintptr_t end = begin + storage.nbytes();
+  begin = std::max(map_begin, begin / page * page);
+  end = std::min(map_end, (end + page - 1) / page * page);
+  // The mapping's start is page-aligned; its end may not be, and madvise
+  // takes a length that it rounds up to whole pages itself.
+  if (end <= begin) return 0;
+  if (::madvise(reinterpret_cast<void*>(begin), end - begin,
+                MADV_DONTNEED) != 0) {
+    return 0;
+  }
+  return end - begin;
 }
 
 }  // namespace dserve::models::checkpoint

@@ -62,6 +62,18 @@ at::Tensor TensorView(const std::shared_ptr<const MappedFile>& file,
                       const std::vector<int64_t>& sizes,
                       const std::vector<int64_t>& strides);
 
+// If `t` is a view made by TensorView (or a view of one), drops the pages of
+// the mapping under its storage from this process (madvise MADV_DONTNEED):
+// they stop counting in its RSS, the tensor stays valid, and a later read
+// faults them in again from the page cache. A loader calls it once it has
+// materialised what it keeps from a weight, so the rank's peak RSS is what
+// it keeps, not the file it read. The range is widened to whole pages, which
+// may drop neighbouring weights' pages too (re-read on use). Copy-on-write
+// pages (a weight written in place) would revert to the file's bytes, so
+// call it only on weights nobody writes. Returns the bytes advised; 0 for
+// any tensor that is not a mapped view (owned memory is never touched).
+uint64_t ReleaseMappedPages(const at::Tensor& t);
+
 }  // namespace dserve::models::checkpoint
 
 #endif  // DSERVE_WORKER_MODELS_CHECKPOINT_MAPPED_FILE_H_
