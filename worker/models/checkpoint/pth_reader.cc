@@ -537,9 +537,12 @@ absl::StatusOr<WeightMap> ReadPth(const std::string& path,
     }
     if (keep && !keep(key.s)) continue;
     const TensorRef& t = *value.tensor;
-    auto bad = [&](const std::string& detail) {
+    // A plain reference: C++17 (and clang) do not let a lambda capture a
+    // structured binding.
+    const std::string& name = key.s;
+    auto bad = [&path, &name](const std::string& detail) {
       return absl::DataLossError(
-          absl::StrCat(path, ": tensor \"", key.s, "\": ", detail));
+          absl::StrCat(path, ": tensor \"", name, "\": ", detail));
     };
     auto record = entries.find(prefix + "data/" + t.storage_key);
     if (record == entries.end()) {
