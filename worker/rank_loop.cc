@@ -80,6 +80,7 @@ absl::StatusOr<PlanOutput> RankLoop::RunPlan(const ExecutionPlan& plan,
   const models::GenerationSpec spec = SpecFromPlan(plan);
 
   PlanOutput out;
+  if (observer != nullptr) observer->OnEncodeStart(spec.num_steps);
   absl::Time start = now_();
   absl::StatusOr<models::DenoiseState> prepared = pipeline_.Prepare(spec);
   if (!prepared.ok()) return prepared.status();
@@ -106,7 +107,12 @@ absl::StatusOr<PlanOutput> RankLoop::RunPlan(const ExecutionPlan& plan,
   if (is_leader()) {
     start = now_();
     try {
-      out.pixels = pipeline_.Decode(state);
+      out.pixels = pipeline_.Decode(
+          state, [observer](int item, int done, int chunks) {
+            if (observer != nullptr) {
+              observer->OnDecodeProgress(item, done, chunks);
+            }
+          });
     } catch (const std::exception& e) {
       return absl::InternalError(absl::StrCat("Decode: ", e.what()));
     }

@@ -9,9 +9,10 @@
 // waiting inside a collective that its peers have abandoned.
 //
 //   RunPlan: spec ← plan (the leader validated it once, in Execute),
-//            Prepare (text encode + noise)
-//            for each step: RunStep  (control word → Pipeline::Step)
-//            leader only: Decode
+//            OnEncodeStart, Prepare (text encode + noise)
+//            for each step: RunStep  (control word → Pipeline::Step),
+//                           OnStepDone
+//            leader only: Decode (OnDecodeProgress per chunk)
 //
 // Ownership: borrows the Pipeline and the world Communicator, which must
 // outlive it. Not thread-safe: the thread that drives the Communicator
@@ -42,6 +43,12 @@ class PlanObserver {
   // After each finished step (`state.step` steps are done, 1-based).
   virtual void OnStepDone(const models::DenoiseState& state, int total_steps,
                           double step_ms) = 0;
+  // As the plan starts encoding its prompts, before step 1.
+  virtual void OnEncodeStart(int /*total_steps*/) {}
+  // While the leader decodes: item `item` has `chunks_done` of its
+  // `chunks_total` decode chunks done (0 as it starts; latent_decoder.h).
+  virtual void OnDecodeProgress(int /*item*/, int /*chunks_done*/,
+                                int /*chunks_total*/) {}
 };
 
 struct PlanOutput {

@@ -48,7 +48,8 @@ std::string UnknownWordWarning(const std::string& word) {
 }
 
 // Leader-side view of one running plan: asks about cancellation before
-// every step and streams StepDone (with previews) after it.
+// every step, streams StepDone (with previews) after it, and StageProgress
+// for the prompt encoding and each item's decode chunks.
 class CallObserver final : public PlanObserver {
  public:
   CallObserver(PlanCall& call, const models::Pipeline& pipeline,
@@ -90,9 +91,31 @@ class CallObserver final : public PlanObserver {
     call_.Push(std::move(event));
   }
 
+  void OnEncodeStart(int total_steps) override {
+    PushStage(dserve::v1::PROGRESS_STAGE_ENCODE, "", 0, total_steps);
+  }
+
+  void OnDecodeProgress(int item, int chunks_done, int chunks_total) override {
+    const ExecutionPlan& plan = call_.plan();
+    if (item < 0 || item >= plan.items_size()) return;
+    PushStage(dserve::v1::PROGRESS_STAGE_DECODE, plan.items(item).job_id(),
+              chunks_done, chunks_total);
+  }
+
   bool stopped_by_shutdown() const { return stopped_by_shutdown_; }
 
  private:
+  void PushStage(dserve::v1::ProgressStage stage, const std::string& job_id,
+                 int step, int total) {
+    ExecutionEvent event;
+    auto* progress = event.mutable_stage();
+    progress->set_stage(stage);
+    progress->set_step(step);
+    progress->set_total(total);
+    progress->set_job_id(job_id);
+    call_.Push(std::move(event));
+  }
+
   absl::StatusOr<dserve::v1::Media> EncodePreview(
       const models::DenoiseState& state, int item) {
     try {

@@ -11,9 +11,10 @@
 //    GetStatus answers from immutable data plus the busy flag.
 //  * Serve (the tier's one loop, on the thread that owns the Communicator):
 //    wait up to one heartbeat interval for a plan → broadcast IDLE, PLAN or
-//    SHUTDOWN → run the plan in lockstep (RankLoop), streaming StepDone and
-//    PlanDone. The heartbeat keeps followers' collectives short and turns a
-//    dead peer into a failed broadcast within seconds.
+//    SHUTDOWN → run the plan in lockstep (RankLoop), streaming StageProgress
+//    ENCODE, a StepDone per step, StageProgress DECODE per item and chunk,
+//    then PlanDone. The heartbeat keeps followers' collectives short and
+//    turns a dead peer into a failed broadcast within seconds.
 //
 // Ownership: borrows the RankLoop, Communicator and Pipeline (they must
 // outlive it); owns the queue. The service methods are thread-safe; Serve

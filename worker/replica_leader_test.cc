@@ -10,6 +10,8 @@
 #include <thread>
 
 #include "absl/synchronization/notification.h"
+#include "common/png.h"
+#include "common/testing/png_compare.h"
 #include "gtest/gtest.h"
 #include "parallel/local_communicator.h"
 #include "worker/models/model_config.h"
@@ -145,12 +147,55 @@ TEST_F(ReplicaLeaderTest, StatusDescribesTheReplica) {
   EXPECT_FALSE(status.busy());
 }
 
+// A video job's preview is one PNG of the video's size: the first frame of
+// the current x0 estimate. At the last step that estimate is the final
+// sample, so the preview is the result's frame 0 (up to float rounding) and
+// not another frame.
+TEST_F(ReplicaLeaderTest, VideoPreviewIsTheFirstFrameAsPng) {
+  ExecutionPlan plan = Plan(16, 3, "video");
+  plan.set_num_frames(5);
+  plan.mutable_items(0)->set_preview_every_n_steps(1);
+  Result r = Execute(plan);
+  ASSERT_TRUE(r.status.ok()) << r.status.error_message();
+  std::vector<std::string> previews;
+  for (const ExecutionEvent& e : r.events) {
+    if (!e.has_step()) {
+      continue;
+    }
+    ASSERT_EQ(e.step().previews_size(), 1) << "step " << e.step().step();
+    const dserve::v1::Media& preview = e.step().previews().at("video");
+    EXPECT_EQ(preview.mime_type(), "image/png");
+    EXPECT_EQ(preview.width(), 16);
+    EXPECT_EQ(preview.height(), 16);
+    absl::StatusOr<common::DecodedImage> png =
+        common::DecodePng(preview.data());
+    ASSERT_TRUE(png.ok()) << png.status();
+    EXPECT_EQ(png->width, 16);
+    EXPECT_EQ(png->height, 16);
+    previews.push_back(preview.data());
+  }
+  ASSERT_EQ(previews.size(), 3u);
+  const auto& media = r.events.back().done().items(0).media();
+  ASSERT_EQ(media.size(), 5);
+  auto last = common::DecodePng(previews.back());
+  auto first_frame = common::DecodePng(media[0].data());
+  auto last_frame = common::DecodePng(media[4].data());
+  ASSERT_TRUE(last.ok() && first_frame.ok() && last_frame.ok());
+  auto same = common::testing::ComparePixels(*last, *first_frame);
+  ASSERT_TRUE(same.ok()) << same.status();
+  EXPECT_LE(same->max_abs, 1) << same->differing << " bytes differ";
+  auto other = common::testing::ComparePixels(*last, *last_frame);
+  ASSERT_TRUE(other.ok()) << other.status();
+  EXPECT_GT(other->max_abs, 1) << "frames 0 and 4 should differ";
+}
+
 TEST_F(ReplicaLeaderTest, RawTensorPlanMatchesTheDecodedPixels) {
   ExecutionPlan plan = Plan(16, 2, "raw");
   plan.set_output_format(2);
   Result r = Execute(plan);
   ASSERT_TRUE(r.status.ok()) << r.status.error_message();
-  ASSERT_EQ(r.events.size(), 3u);
+  // ENCODE, 2 steps, DECODE 0/1 and 1/1, PlanDone.
+  ASSERT_EQ(r.events.size(), 6u);
   const auto& done = r.events.back().done();
   ASSERT_EQ(done.items_size(), 1);
   EXPECT_EQ(done.items(0).job_id(), "raw");

@@ -306,17 +306,31 @@ TEST(WorkerReplicaTest, TwoRanksServePlansCancelAndDieWithAPeer) {
     EXPECT_FALSE(status.busy());
   }
 
-  // A small plan: one StepDone per step (a preview every 2nd), then a PNG
-  // identical to 1 rank's and a warning per prompt word the model lacks.
+  // A small plan: ENCODE, one StepDone per step (a preview every 2nd),
+  // DECODE as the item's one chunk starts and ends, then a PNG identical to
+  // 1 rank's and a warning per prompt word the model lacks.
   {
     ExecutionPlan plan = Plan(32, 4, 7);
     plan.mutable_items(0)->set_preview_every_n_steps(2);
     ExecuteResult r = Execute(replica.stub(), plan);
     ASSERT_TRUE(r.status.ok()) << r.status.error_message();
-    ASSERT_EQ(r.events.size(), 5u);
+    ASSERT_EQ(r.events.size(), 8u);
+    ASSERT_TRUE(r.events[0].has_stage());
+    EXPECT_EQ(r.events[0].stage().stage(), dserve::v1::PROGRESS_STAGE_ENCODE);
+    EXPECT_EQ(r.events[0].stage().step(), 0);
+    EXPECT_EQ(r.events[0].stage().total(), 4);
+    EXPECT_EQ(r.events[0].stage().job_id(), "");
+    for (int d = 0; d < 2; ++d) {
+      const ExecutionEvent& e = r.events[5 + d];
+      ASSERT_TRUE(e.has_stage()) << "event " << 5 + d;
+      EXPECT_EQ(e.stage().stage(), dserve::v1::PROGRESS_STAGE_DECODE);
+      EXPECT_EQ(e.stage().step(), d);
+      EXPECT_EQ(e.stage().total(), 1);
+      EXPECT_EQ(e.stage().job_id(), "job-7");
+    }
     for (int i = 0; i < 4; ++i) {
-      ASSERT_TRUE(r.events[i].has_step());
-      const auto& step = r.events[i].step();
+      ASSERT_TRUE(r.events[1 + i].has_step());
+      const auto& step = r.events[1 + i].step();
       EXPECT_EQ(step.step(), i + 1);
       EXPECT_EQ(step.total(), 4);
       EXPECT_GT(step.step_ms(), 0.0);

@@ -21,8 +21,18 @@ class PixelDecoder : public LatentDecoder {
                                    int width) const override {
     return {channels, frames, height, width};
   }
-  at::Tensor Decode(const at::Tensor& latents) const override {
-    return ToUnitRange(latents.permute({0, 2, 3, 4, 1})).contiguous();
+  at::Tensor Decode(const at::Tensor& latents,
+                    const DecodeProgress& progress) const override {
+    const int items = static_cast<int>(latents.size(0));
+    if (progress) {
+      for (int i = 0; i < items; ++i) progress(i, 0, 1);
+    }
+    at::Tensor pixels =
+        ToUnitRange(latents.permute({0, 2, 3, 4, 1})).contiguous();
+    if (progress) {
+      for (int i = 0; i < items; ++i) progress(i, 1, 1);
+    }
+    return pixels;
   }
   at::Tensor DecodeFirstFrame(const at::Tensor& latents) const override {
     return ToUnitRange(latents.select(1, 0).permute({1, 2, 0})).contiguous();
@@ -44,12 +54,34 @@ class WanVaeDecoder : public LatentDecoder {
     return {channels, (frames - 1) / c.temporal_factor() + 1,
             height / c.spatial_factor(), width / c.spatial_factor()};
   }
-  at::Tensor Decode(const at::Tensor& latents) const override {
+  at::Tensor Decode(const at::Tensor& latents,
+                    const DecodeProgress& progress) const override {
     // One item at a time: the VAE's activations dominate decode memory.
+    // One latent frame at a time through a stream (what WanVae::Decode
+    // does inside), so each chunk can be reported.
     std::vector<at::Tensor> videos;
+    const int chunks = static_cast<int>(latents.size(2));
     for (int64_t i = 0; i < latents.size(0); ++i) {
-      at::Tensor video = ValueOrThrow(
-          vae_.Decode(latents.narrow(0, i, 1).to(at::kFloat)), "WanVae::Decode");
+      const int item = static_cast<int>(i);
+      if (progress) progress(item, 0, chunks);
+      const at::Tensor z = latents.narrow(0, i, 1).to(at::kFloat);
+      WanVaeDecodeStream stream = vae_.NewDecodeStream();
+      at::Tensor video;  // [1, 3, F, H, W], allocated at the first chunk
+      int64_t frame = 0;
+      for (int t = 0; t < chunks; ++t) {
+        const at::Tensor part =
+            ValueOrThrow(stream.Push(z.narrow(2, t, 1)), "WanVae::Decode");
+        if (!video.defined()) {
+          video = at::empty({1, 3, vae_.config().VideoFrames(chunks),
+                             part.size(3), part.size(4)},
+                            part.options());
+        }
+        video.narrow(2, frame, part.size(2)).copy_(part);
+        frame += part.size(2);
+        if (progress) progress(item, t + 1, chunks);
+      }
+      TORCH_CHECK(frame == video.size(2), "Wan VAE decoded ", frame,
+                  " frames; expected ", video.size(2));
       videos.push_back(ToUnitRange(video.select(0, 0).permute({1, 2, 3, 0})));
     }
     return at::stack(videos).contiguous();

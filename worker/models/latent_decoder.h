@@ -15,6 +15,7 @@
 // Errors (bad shapes) throw c10::Error, as Pipeline::Decode documents.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -25,6 +26,13 @@
 
 namespace dserve::models {
 
+// Told about decode progress, on the decoding thread: (item, 0, chunks) as
+// item `item`'s decoding starts, then (item, k, chunks) after its k-th
+// chunk. A decoder of the whole batch at once reports every item's start,
+// then every item's end. May be empty (nobody listens).
+using DecodeProgress =
+    std::function<void(int item, int chunks_done, int chunks_total)>;
+
 class LatentDecoder {
  public:
   virtual ~LatentDecoder() = default;
@@ -32,8 +40,11 @@ class LatentDecoder {
   // video (sizes already validated).
   virtual std::vector<int64_t> LatentShape(int channels, int frames,
                                            int height, int width) const = 0;
-  // [B, C, T, h, w] -> [B, F, H, W, 3].
-  virtual at::Tensor Decode(const at::Tensor& latents) const = 0;
+  // [B, C, T, h, w] -> [B, F, H, W, 3]; `progress` (may be empty) hears
+  // each item's chunks: the Wan VAE's latent frames, the pixel decoder's
+  // whole batch as one chunk.
+  virtual at::Tensor Decode(const at::Tensor& latents,
+                            const DecodeProgress& progress) const = 0;
   // The first video frame of one item's [C, T, h, w] latents: [H, W, 3]
   // (decodes only what frame 0 depends on).
   virtual at::Tensor DecodeFirstFrame(const at::Tensor& latents) const = 0;

@@ -299,7 +299,13 @@ absl::Status Pipeline::Step(DenoiseState& state,
 }
 
 at::Tensor Pipeline::Decode(const DenoiseState& state) const {
-  return impl_->decoder->Decode(state.latents);
+  return impl_->decoder->Decode(state.latents, nullptr);
+}
+
+at::Tensor Pipeline::Decode(
+    const DenoiseState& state,
+    const std::function<void(int, int, int)>& progress) const {
+  return impl_->decoder->Decode(state.latents, progress);
 }
 
 at::Tensor Pipeline::Preview(const DenoiseState& state, int item) const {

@@ -143,6 +143,12 @@ class Pipeline {
   // Decodes the final latents: [B, F, H, W, 3] float32 in [0, 1], on the
   // CPU (what the image/video encoders read) whatever options().device is.
   at::Tensor Decode(const DenoiseState& state) const;
+  // Same, telling `progress` (may be empty) about each item's decode chunks
+  // (latent_decoder.h).
+  at::Tensor Decode(const DenoiseState& state,
+                    const std::function<void(int item, int chunks_done,
+                                             int chunks_total)>& progress)
+      const;
   // Decodes the current x0 estimate of item `item`, frame 0: [H, W, 3],
   // float32 in [0, 1] on the CPU.
   at::Tensor Preview(const DenoiseState& state, int item) const;
