@@ -131,6 +131,47 @@ TEST(JobTest, LateListenerGetsCurrentStateThenFollows) {
   EXPECT_EQ(rec.events[2].event.progress().step(), 3);
 }
 
+// ENCODE and DECODE progress reach listeners with their stage but never move
+// the job's step count (denoising steps); a late listener sees the latest.
+TEST(JobTest, EncodeAndDecodeStagesLeaveTheStepCountAlone) {
+  auto job = MakeJob();
+  job->MarkQueued(0);
+  Recorder rec;
+  job->AddListener(rec.listener());
+  job->MarkStarted(0, Mesh(), 1, kT0);
+  job->ReportStage(dserve::v1::PROGRESS_STAGE_ENCODE, 0, 4, 1.0);
+  EXPECT_EQ(job->ToProto(false).total_steps(), 4);
+  EXPECT_EQ(job->ToProto(false).step(), 0);
+  for (int s = 1; s <= 4; ++s) job->ReportProgress(s, 4, 2.0 * s, nullptr);
+  job->ReportStage(dserve::v1::PROGRESS_STAGE_DECODE, 0, 3, 9.0);
+  job->ReportStage(dserve::v1::PROGRESS_STAGE_DECODE, 2, 3, 10.0);
+  EXPECT_EQ(job->ToProto(false).step(), 4);
+  EXPECT_EQ(job->ToProto(false).total_steps(), 4);
+
+  // Queued, Started, ENCODE, 4 x DENOISE, 2 x DECODE.
+  ASSERT_EQ(rec.events.size(), 9u);
+  EXPECT_EQ(rec.events[2].event.progress().stage(),
+            dserve::v1::PROGRESS_STAGE_ENCODE);
+  EXPECT_EQ(rec.events[3].event.progress().stage(),
+            dserve::v1::PROGRESS_STAGE_DENOISE);
+  const dserve::v1::Progress& decode = rec.events[8].event.progress();
+  EXPECT_EQ(decode.stage(), dserve::v1::PROGRESS_STAGE_DECODE);
+  EXPECT_EQ(decode.step(), 2);
+  EXPECT_EQ(decode.total(), 3);
+
+  Recorder late;
+  job->AddListener(late.listener());
+  ASSERT_EQ(late.events.size(), 2u);
+  EXPECT_EQ(late.events[1].event.progress().stage(),
+            dserve::v1::PROGRESS_STAGE_DECODE);
+  EXPECT_EQ(late.events[1].event.progress().step(), 2);
+
+  // Not running: ignored.
+  ASSERT_TRUE(job->Succeed(dserve::v1::Result(), kT0 + absl::Seconds(1)));
+  job->ReportStage(dserve::v1::PROGRESS_STAGE_DECODE, 3, 3, 11.0);
+  EXPECT_TRUE(rec.events.back().terminal);
+}
+
 TEST(JobTest, ListenerAfterEndGetsTerminalEventWithStatus) {
   auto job = MakeJob();
   job->Finish(absl::UnavailableError("replica 1: rank 0 died"), kT0);

@@ -247,6 +247,8 @@ void Scheduler::RouteEvents(absl::Time now) {
     if (in.event.has_value()) {
       if (in.event->has_step()) {
         RouteStep(plan, in.event->step(), now);
+      } else if (in.event->has_stage()) {
+        RouteStage(plan, in.event->stage(), now);
       } else if (in.event->has_done()) {
         plan.done = in.event->done();
       }
@@ -259,6 +261,21 @@ void Scheduler::RouteEvents(absl::Time now) {
   }
   // A freed replica may take the next queued job: run another pass.
   if (freed_replica && queue_.size() > 0) Wake();
+}
+
+void Scheduler::RouteStage(RunningPlan& plan,
+                           const dserve::internal::v1::StageProgress& stage,
+                           absl::Time now) {
+  if (stage.stage() != dserve::v1::PROGRESS_STAGE_ENCODE &&
+      stage.stage() != dserve::v1::PROGRESS_STAGE_DECODE) {
+    return;  // DENOISE comes as StepDone; nothing else is defined.
+  }
+  for (const auto& job : plan.jobs) {
+    if (job->is_terminal()) continue;  // Cancelled inside its batch.
+    if (!stage.job_id().empty() && stage.job_id() != job->id()) continue;
+    job->ReportStage(stage.stage(), stage.step(), stage.total(),
+                     Millis(now - plan.start));
+  }
 }
 
 void Scheduler::RouteStep(RunningPlan& plan,

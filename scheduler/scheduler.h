@@ -138,6 +138,11 @@ class Scheduler {
   void DispatchQueued(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RouteEvents(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  // ENCODE (every job of the plan) or DECODE (one job, or all when
+  // job_id is empty) progress of a running plan.
+  void RouteStage(RunningPlan& plan,
+                  const dserve::internal::v1::StageProgress& stage,
+                  absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RouteStep(RunningPlan& plan, const dserve::internal::v1::StepDone& step,
                  absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void FinishPlan(int replica, RunningPlan& plan, const absl::Status& status,
