@@ -66,6 +66,24 @@ int SaveResult(const dserve::v1::Result& result, const std::string& out_path,
   return kExitOk;
 }
 
+// The bar counts denoising steps only. ENCODE and DECODE count other units
+// (proto Progress), so drawing them as steps would move the bar backwards:
+// they replace it with a line saying what the replica is doing.
+void DrawProgress(const dserve::v1::Progress& progress, ProgressBar& bar) {
+  switch (progress.stage()) {
+    case dserve::v1::PROGRESS_STAGE_ENCODE:
+      bar.SetMessage("encoding the prompt");
+      break;
+    case dserve::v1::PROGRESS_STAGE_DECODE:
+      bar.SetMessage("decoding " + std::to_string(progress.step()) + "/" +
+                     std::to_string(progress.total()));
+      break;
+    default:  // DENOISE, or UNSPECIFIED from an older server.
+      bar.Update(progress.step(), progress.total(), progress.elapsed_ms());
+      break;
+  }
+}
+
 // Reads a Generate or WatchJob stream to its end: draws progress, prints the
 // job id, replica, seed and timings, and saves the media. Returns the exit
 // code, taking the job's outcome from a JobEnded event (WatchJob) or from the
@@ -99,10 +117,7 @@ int ConsumeEvents(grpc::ClientReaderInterface<GenerateEvent>* reader,
         env.out->flush();
         break;
       case GenerateEvent::kProgress:
-        if (bar) {
-          bar->Update(event.progress().step(), event.progress().total(),
-                      event.progress().elapsed_ms());
-        }
+        if (bar) DrawProgress(event.progress(), *bar);
         break;
       case GenerateEvent::kResult:
         result = event.result();

@@ -180,6 +180,51 @@ TEST_F(CommandsTest, WatchWithoutOutWritesNothing) {
   EXPECT_EQ(err_.str(), "");
 }
 
+// ENCODE and DECODE progress count other units than denoising steps: the bar
+// shows denoising steps only, never moving backwards, and says what the
+// replica does around them.
+TEST_F(CommandsTest, ProgressBarCountsDenoisingStepsOnly) {
+  ScriptSuccess(1);
+  auto progress = [](dserve::v1::ProgressStage stage, int step, int total) {
+    GenerateEvent event = Event("j1");
+    event.mutable_progress()->set_stage(stage);
+    event.mutable_progress()->set_step(step);
+    event.mutable_progress()->set_total(total);
+    event.mutable_progress()->set_elapsed_ms(10.0 * (step + 1));
+    return event;
+  };
+  const GenerateEvent result = service_.events.back();
+  service_.events.resize(2);  // queued, started
+  for (const GenerateEvent& e :
+       {progress(dserve::v1::PROGRESS_STAGE_ENCODE, 0, 2),
+        progress(dserve::v1::PROGRESS_STAGE_DENOISE, 1, 2),
+        progress(dserve::v1::PROGRESS_STAGE_DENOISE, 2, 2),
+        progress(dserve::v1::PROGRESS_STAGE_DECODE, 0, 3),
+        progress(dserve::v1::PROGRESS_STAGE_DECODE, 1, 3),
+        progress(dserve::v1::PROGRESS_STAGE_DECODE, 3, 3), result}) {
+    service_.events.push_back(e);
+  }
+  EXPECT_EQ(RunGenerate(*stub_, dserve::v1::GenerateRequest(),
+                        TempDir() + "/stages.png", env_),
+            0)
+      << err_.str();
+  const std::string err = err_.str();
+  EXPECT_THAT(err, HasSubstr("encoding the prompt"));
+  EXPECT_THAT(err, HasSubstr("decoding 1/3"));
+  EXPECT_THAT(err, HasSubstr("decoding 3/3"));
+  // Every drawn bar ("[###---] k/2 ...") counts denoising steps, in order.
+  std::vector<int> bar_steps;
+  size_t pos = 0;
+  while ((pos = err.find(']', pos)) != std::string::npos) {
+    ++pos;
+    const size_t slash = err.find('/', pos);
+    ASSERT_NE(slash, std::string::npos);
+    bar_steps.push_back(std::stoi(err.substr(pos, slash - pos)));
+    EXPECT_EQ(err.substr(slash, 2), "/2") << err;
+  }
+  EXPECT_EQ(bar_steps, (std::vector<int>{1, 2})) << err;
+}
+
 TEST_F(CommandsTest, CancelAndListJobs) {
   EXPECT_EQ(RunCancel(*stub_, "j1", env_), 0);
   EXPECT_EQ(out_.str(), "job_id: j1\nstate: cancelled\n");

@@ -105,23 +105,33 @@ TEST_F(GenerateE2eTest, EventsArriveInDataPathOrder) {
   const GenerateOutcome outcome =
       GenerateToEnd(*stub_, request, kShortJobTimeout);
   ASSERT_TRUE(outcome.status.ok()) << outcome.status.error_message();
-  // Queued, Started, Progress 1..3, Result.
+  // Queued, Started, Progress ENCODE 0/3, DENOISE 1/3..3/3, DECODE 0/1 and
+  // 1/1 (the built-in model decodes in one chunk), Result.
   std::vector<GenerateEvent::EventCase> kinds;
-  std::vector<int> steps;
+  std::vector<std::string> progress;
+  double last_elapsed_ms = 0;
   for (const GenerateEvent& event : outcome.events) {
     EXPECT_EQ(event.job_id(), outcome.job_id());
     kinds.push_back(event.event_case());
     if (event.has_progress()) {
-      steps.push_back(event.progress().step());
-      EXPECT_EQ(event.progress().total(), 3);
+      const dserve::v1::Progress& p = event.progress();
+      progress.push_back(dserve::v1::ProgressStage_Name(p.stage()) + " " +
+                         std::to_string(p.step()) + "/" +
+                         std::to_string(p.total()));
+      EXPECT_GE(p.elapsed_ms(), last_elapsed_ms);
+      last_elapsed_ms = p.elapsed_ms();
     }
   }
   ASSERT_FALSE(outcome.job_id().empty());
-  ASSERT_EQ(kinds.size(), 6u);
+  ASSERT_EQ(kinds.size(), 9u);
   EXPECT_EQ(kinds[0], GenerateEvent::kQueued);
   EXPECT_EQ(kinds[1], GenerateEvent::kStarted);
-  EXPECT_EQ(kinds[5], GenerateEvent::kResult);
-  EXPECT_EQ(steps, (std::vector<int>{1, 2, 3}));
+  EXPECT_EQ(kinds[8], GenerateEvent::kResult);
+  EXPECT_EQ(progress,
+            (std::vector<std::string>{
+                "PROGRESS_STAGE_ENCODE 0/3", "PROGRESS_STAGE_DENOISE 1/3",
+                "PROGRESS_STAGE_DENOISE 2/3", "PROGRESS_STAGE_DENOISE 3/3",
+                "PROGRESS_STAGE_DECODE 0/1", "PROGRESS_STAGE_DECODE 1/1"}));
   EXPECT_THAT(outcome.replica(), ::testing::AllOf(Ge(0), ::testing::Lt(2)));
   // The finished job is visible through the job API too.
   absl::StatusOr<dserve::v1::Job> job = GetJob(*stub_, outcome.job_id());

@@ -148,16 +148,24 @@ def main():
         h = model.size_step * 4
         w = 2 * h
         steps = []
+        stages = []
+
+        def on_progress(p):
+            stages.append(p.stage)
+            if p.stage == pb.PROGRESS_STAGE_DENOISE:
+                steps.append(p.step)
+
         gen = client.generate("a red circle on a blue background, top left",
                               width=w, height=h, steps=2, seed=11,
-                              on_progress=lambda p: steps.append(p.step),
-                              timeout=120)
+                              on_progress=on_progress, timeout=120)
         check(png_size(gen.data) == (w, h) and gen.mime_type == "image/png",
               "generate() returns a %dx%d PNG (got %r)" % (
                   w, h, png_size(gen.data)))
         check(gen.seed == 11 and gen.job_id, "seed and job id reported")
-        check(steps and steps[-1] == 2,
-              "on_progress saw the steps: %r" % steps)
+        check(steps == [1, 2], "on_progress saw the steps: %r" % steps)
+        check(stages[0] == pb.PROGRESS_STAGE_ENCODE and
+              stages[-1] == pb.PROGRESS_STAGE_DECODE,
+              "ENCODE first, DECODE last: %r" % stages)
 
         video = client.generate("a red circle moving right", width=w,
                                 height=h, num_frames=3, fps=4, steps=2,
