@@ -1,14 +1,18 @@
 // The dserve CLI against the real server: generate writes a valid PNG of the
 // requested size and prints the seed; a bad request exits with the
 // documented code for its status (clients/cli_status.h); the job commands
-// work end to end.
+// work end to end; a video request writes an MP4 that ffprobe reads back
+// (--out clip.mp4 or --format mp4) and a multi-frame PNG request numbered
+// PNGs, never PNG bytes under an .mp4 name.
 
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/png.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -34,6 +38,30 @@ std::string ReadFile(const std::string& path) {
   std::stringstream data;
   data << file.rdbuf();
   return data.str();
+}
+
+bool Exists(const std::string& path) { return std::ifstream(path).good(); }
+
+// ffprobe's view of the first video stream of `path`: codec_name, width,
+// height, pix_fmt, r_frame_rate and nb_read_frames (frames decoded), or an
+// empty map (and a test failure) when ffprobe cannot read it.
+std::map<std::string, std::string> Probe(const std::string& path) {
+  absl::StatusOr<CapturedRun> run = RunAndCapture(
+      {"/usr/bin/ffprobe", "-v", "error", "-select_streams", "v:0",
+       "-count_frames", "-show_entries",
+       "stream=codec_name,width,height,pix_fmt,r_frame_rate,nb_read_frames",
+       "-of", "default=noprint_wrappers=1", path},
+      absl::Seconds(30));
+  EXPECT_TRUE(run.ok()) << run.status();
+  if (!run.ok()) return {};
+  EXPECT_EQ(run->exit_code, 0) << "ffprobe " << path << ": "
+                               << run->stderr_text;
+  std::map<std::string, std::string> fields;
+  for (absl::string_view line : absl::StrSplit(run->stdout_text, '\n')) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(line, '=');
+    if (!kv.first.empty()) fields[kv.first] = kv.second;
+  }
+  return fields;
 }
 
 ServerProcess* server = nullptr;
@@ -180,6 +208,82 @@ TEST_F(CliE2eTest, SubmitWatchStatusAndListJobs) {
   const CapturedRun models = Run({"models"});
   ASSERT_EQ(models.exit_code, kExitOk) << models.stderr_text;
   EXPECT_THAT(models.stdout_text, HasSubstr("(default)"));
+}
+
+// --out clip.mp4 asks for an MP4: one H.264 file of the requested frames,
+// size and fps, and the CLI says what it wrote. --format mp4 asks the same
+// whatever the file is called.
+TEST_F(CliE2eTest, VideoRequestWritesAnMp4ThatFfprobeReads) {
+  const std::string dir = TestTempDir();
+  struct Case {
+    std::vector<std::string> args;
+    std::string out;
+  };
+  const Case cases[] = {
+      {{"--out", dir + "/clip.mp4"}, dir + "/clip.mp4"},
+      {{"--format", "mp4", "--out", dir + "/clip.video"}, dir + "/clip.video"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.out);
+    std::vector<std::string> args = {
+        "generate", "--prompt", "a red circle moving right", "--width", "48",
+        "--height", "32", "--frames", "5", "--steps", "2", "--seed", "21",
+        "--fps", "8"};
+    args.insert(args.end(), c.args.begin(), c.args.end());
+    const CapturedRun run = Run(args);
+    ASSERT_EQ(run.exit_code, kExitOk) << run.stderr_text;
+    EXPECT_THAT(run.stdout_text, HasSubstr("wrote: " + c.out + "\n"));
+    EXPECT_THAT(run.stdout_text,
+                HasSubstr("video: 5 frames at 8 fps, 48x32, H.264 in MP4\n"));
+    const std::string mp4 = ReadFile(c.out);
+    ASSERT_GT(mp4.size(), 8u);
+    EXPECT_EQ(mp4.substr(4, 4), "ftyp") << "an MP4 starts with its ftyp box";
+    const std::map<std::string, std::string> probe = Probe(c.out);
+    EXPECT_EQ(probe.count("codec_name") ? probe.at("codec_name") : "", "h264");
+    EXPECT_EQ(probe.count("width") ? probe.at("width") : "", "48");
+    EXPECT_EQ(probe.count("height") ? probe.at("height") : "", "32");
+    EXPECT_EQ(probe.count("pix_fmt") ? probe.at("pix_fmt") : "", "yuv420p");
+    EXPECT_EQ(probe.count("r_frame_rate") ? probe.at("r_frame_rate") : "",
+              "8/1");
+    EXPECT_EQ(probe.count("nb_read_frames") ? probe.at("nb_read_frames") : "",
+              "5");
+    // One file: no numbered per-frame files beside it.
+    EXPECT_FALSE(Exists(dir + "/clip_0000.mp4"));
+    EXPECT_FALSE(Exists(dir + "/clip_0000.video"));
+  }
+}
+
+// Several PNG frames are numbered files; PNG bytes never land under an .mp4
+// name (asking for PNG into x.mp4 fails and writes nothing).
+TEST_F(CliE2eTest, MultiFramePngWritesNumberedPngsNeverAnMp4Name) {
+  const std::string dir = TestTempDir();
+  const std::vector<std::string> request = {
+      "generate", "--prompt", "a blue square", "--width", "32", "--height",
+      "32",       "--frames", "3",             "--steps", "2",  "--seed",
+      "4"};
+  std::vector<std::string> args = request;
+  args.insert(args.end(), {"--out", dir + "/frames.png"});
+  const CapturedRun run = Run(args);
+  ASSERT_EQ(run.exit_code, kExitOk) << run.stderr_text;
+  for (int i = 0; i < 3; ++i) {
+    const std::string path = dir + "/frames_000" + std::to_string(i) + ".png";
+    EXPECT_THAT(run.stdout_text, HasSubstr("wrote: " + path + "\n"));
+    absl::StatusOr<common::DecodedImage> png =
+        common::DecodePng(ReadFile(path));
+    ASSERT_TRUE(png.ok()) << path << ": " << png.status();
+    EXPECT_EQ(png->width, 32);
+  }
+  EXPECT_FALSE(Exists(dir + "/frames.png"));
+  EXPECT_THAT(run.stdout_text, ::testing::Not(HasSubstr("video:")));
+
+  args = request;
+  args.insert(args.end(), {"--format", "png", "--out", dir + "/wrong.mp4"});
+  const CapturedRun refused = Run(args);
+  EXPECT_NE(refused.exit_code, kExitOk) << refused.stdout_text;
+  EXPECT_THAT(refused.stderr_text, HasSubstr(".mp4"));
+  EXPECT_THAT(refused.stdout_text, ::testing::Not(HasSubstr("wrote:")));
+  EXPECT_FALSE(Exists(dir + "/wrong.mp4"));
+  EXPECT_FALSE(Exists(dir + "/wrong_0000.mp4"));
 }
 
 }  // namespace
