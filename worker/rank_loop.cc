@@ -4,6 +4,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/generation_limits.h"
 #include "worker/plan_codec.h"
 #include <ATen/ATen.h>
 
@@ -20,28 +22,51 @@ double Ms(absl::Duration d) { return absl::ToDoubleMilliseconds(d); }
 
 }  // namespace
 
+RankLoop::RankLoop(std::vector<LoopModel> models, std::string default_model,
+                   parallel::Communicator& world,
+                   std::function<absl::Time()> now)
+    : models_(std::move(models)),
+      default_model_(default_model.empty() && !models_.empty()
+                         ? models_.front().pipeline->config().name
+                         : std::move(default_model)),
+      world_(world),
+      now_(std::move(now)) {
+  absl::StatusOr<const LoopModel*> found = FindModel("");
+  current_ = found.ok() ? *found : nullptr;
+}
+
 RankLoop::RankLoop(const models::Pipeline& pipeline,
                    parallel::Communicator& world,
                    std::function<absl::Time()> now,
                    models::GuidedPredictor predictor)
-    : pipeline_(pipeline),
-      world_(world),
-      now_(std::move(now)),
-      predictor_(std::move(predictor)) {}
+    : RankLoop({LoopModel{&pipeline, std::move(predictor)}},
+               pipeline.config().name, world, std::move(now)) {}
+
+absl::StatusOr<const LoopModel*> RankLoop::FindModel(
+    const std::string& name) const {
+  const std::string& wanted = name.empty() ? default_model_ : name;
+  std::vector<std::string> names;
+  for (const LoopModel& m : models_) {
+    if (m.pipeline->config().name == wanted) return &m;
+    names.push_back(absl::StrCat("'", m.pipeline->config().name, "'"));
+  }
+  return absl::NotFoundError(absl::StrCat(
+      "model '", common::EchoValue(wanted),
+      "' is not served by this replica; it serves ",
+      names.empty() ? "none" : absl::StrJoin(names, ", ")));
+}
 
 absl::StatusOr<models::GenerationSpec> RankLoop::ResolveSpec(
     const ExecutionPlan& plan) const {
-  if (!plan.model().empty() && plan.model() != pipeline_.config().name) {
-    return absl::NotFoundError(absl::StrCat("model '", plan.model(),
-                                            "' is not served by this replica; "
-                                            "it serves '",
-                                            pipeline_.config().name, "'"));
-  }
+  absl::StatusOr<const LoopModel*> model = FindModel(plan.model());
+  if (!model.ok()) return model.status();
   if (plan.items_size() == 0) {
     return absl::InvalidArgumentError("plan.items is empty; need at least 1");
   }
   models::GenerationSpec spec = SpecFromPlan(plan);
-  if (absl::Status s = pipeline_.ValidateSpec(spec); !s.ok()) return s;
+  if (absl::Status s = (*model)->pipeline->ValidateSpec(spec); !s.ok()) {
+    return s;
+  }
   return spec;
 }
 
@@ -66,10 +91,10 @@ absl::Status RankLoop::RunStep(models::DenoiseState& state,
     return absl::DataLossError(
         absl::StrCat("unknown control word ", word, " from the leader"));
   }
-  absl::Status stepped = pipeline_.Step(state, predictor_);
+  absl::Status stepped = current_->pipeline->Step(state, current_->predictor);
   // A step that failed on one rank of a mesh leaves its peers inside (or
   // past) collectives they can no longer match: the replica is broken.
-  if (!stepped.ok() && predictor_) healthy_ = false;
+  if (!stepped.ok() && current_->predictor) healthy_ = false;
   return stepped;
 }
 
@@ -78,11 +103,21 @@ absl::StatusOr<PlanOutput> RankLoop::RunPlan(const ExecutionPlan& plan,
   // The leader checked this plan once (ResolveSpec in Execute) before it
   // broadcast it; every rank trusts the broadcast plan.
   const models::GenerationSpec spec = SpecFromPlan(plan);
+  // Every rank runs the plan's model; the default again once it is over.
+  absl::StatusOr<const LoopModel*> model = FindModel(plan.model());
+  if (!model.ok()) return model.status();
+  struct RestoreDefault {
+    RankLoop& loop;
+    const LoopModel* previous;
+    ~RestoreDefault() { loop.current_ = previous; }
+  } restore{*this, current_};
+  current_ = *model;
+  const models::Pipeline& pipeline = *current_->pipeline;
 
   PlanOutput out;
   if (observer != nullptr) observer->OnEncodeStart(spec.num_steps);
   absl::Time start = now_();
-  absl::StatusOr<models::DenoiseState> prepared = pipeline_.Prepare(spec);
+  absl::StatusOr<models::DenoiseState> prepared = pipeline.Prepare(spec);
   if (!prepared.ok()) return prepared.status();
   models::DenoiseState state = *std::move(prepared);
   out.text_encode_ms = Ms(now_() - start);
@@ -107,7 +142,7 @@ absl::StatusOr<PlanOutput> RankLoop::RunPlan(const ExecutionPlan& plan,
   if (is_leader()) {
     start = now_();
     try {
-      out.pixels = pipeline_.Decode(
+      out.pixels = pipeline.Decode(
           state, [observer](int item, int done, int chunks) {
             if (observer != nullptr) {
               observer->OnDecodeProgress(item, done, chunks);

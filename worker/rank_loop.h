@@ -14,7 +14,11 @@
 //                           OnStepDone
 //            leader only: Decode (OnDecodeProgress per chunk)
 //
-// Ownership: borrows the Pipeline and the world Communicator, which must
+// Several models: a replica serves every model of the server; each plan
+// names one (ExecutionPlan.model, empty = the default) and every rank runs
+// that model's pipeline and predictor for the whole plan.
+//
+// Ownership: borrows the Pipelines and the world Communicator, which must
 // outlive it. Not thread-safe: the thread that drives the Communicator
 // drives the RankLoop. Every call blocks until its compute and collectives
 // are done.
@@ -63,14 +67,33 @@ struct PlanOutput {
   double decode_ms = 0;
 };
 
+// One model a replica serves, under its pipeline's config().name.
+struct LoopModel {
+  // Borrowed; outlives the RankLoop.
+  const models::Pipeline* pipeline = nullptr;
+  // Computes each step's model prediction across the replica's mesh
+  // (ParallelDiT::GuidedPrediction); null = this process alone (1 rank).
+  models::GuidedPredictor predictor;
+};
+
 class RankLoop {
  public:
-  // `now` is injected so tests control the reported timings. `predictor`
-  // computes each step's model prediction across the replica's mesh
-  // (ParallelDiT::GuidedPrediction); null = this process alone (1 rank).
+  // `models`: every served model, names unique (worker_main checks them);
+  // `default_model` names the one a plan with an empty model runs ("" = the
+  // first). `now` is injected so tests control the reported timings.
+  RankLoop(std::vector<LoopModel> models, std::string default_model,
+           parallel::Communicator& world,
+           std::function<absl::Time()> now = &absl::Now);
+  // One model, the default.
   RankLoop(const models::Pipeline& pipeline, parallel::Communicator& world,
            std::function<absl::Time()> now = &absl::Now,
            models::GuidedPredictor predictor = nullptr);
+
+  // The model `name` names ("" = the default); NOT_FOUND listing the served
+  // names otherwise. Pure.
+  absl::StatusOr<const LoopModel*> FindModel(const std::string& name) const;
+  const std::vector<LoopModel>& models() const { return models_; }
+  const std::string& default_model() const { return default_model_; }
 
   // The pipeline's view of `plan`, validated: INVALID_ARGUMENT naming the
   // field, value and allowed range; NOT_FOUND for a model this replica does
@@ -85,7 +108,8 @@ class RankLoop {
   absl::StatusOr<PlanOutput> RunPlan(
       const dserve::internal::v1::ExecutionPlan& plan, PlanObserver* observer);
 
-  // One lockstep step: the leader's control word, then Pipeline::Step.
+  // One lockstep step of the running plan's model (the default outside a
+  // plan): the leader's control word, then Pipeline::Step.
   // CANCELLED (state untouched) if the leader cancels.
   absl::Status RunStep(models::DenoiseState& state, PlanObserver* observer);
 
@@ -94,10 +118,12 @@ class RankLoop {
   bool is_leader() const { return world_.rank() == 0; }
 
  private:
-  const models::Pipeline& pipeline_;
+  const std::vector<LoopModel> models_;
+  const std::string default_model_;
   parallel::Communicator& world_;
   std::function<absl::Time()> now_;
-  models::GuidedPredictor predictor_;
+  // The model of the plan RunPlan is running; the default between plans.
+  const LoopModel* current_;
   bool healthy_ = true;
 };
 

@@ -116,6 +116,50 @@ TEST_F(RankLoopTest, CancelAtStepKStopsAfterKSteps) {
   }
 }
 
+// Two models on one loop: each plan runs the model it names, an empty name
+// runs the default, and an unknown one is NOT_FOUND naming both.
+TEST_F(RankLoopTest, EachPlanRunsTheModelItNames) {
+  models::PipelineConfig config = models::DefaultModelConfig();
+  config.name = "other";
+  auto other = models::Pipeline::Create(config, models::RandomWeights(config, 8));
+  ASSERT_TRUE(other.ok()) << other.status();
+  parallel::LocalCommunicator local;
+  RankLoop loop({LoopModel{pipeline_, nullptr}, LoopModel{other->get(), nullptr}},
+                "other", local);
+  EXPECT_EQ(loop.default_model(), "other");
+  ASSERT_EQ(loop.models().size(), 2u);
+
+  auto run_directly = [](const models::Pipeline& p, const ExecutionPlan& plan) {
+    parallel::LocalCommunicator alone;
+    RankLoop single(p, alone);
+    absl::StatusOr<PlanOutput> out = single.RunPlan(plan, nullptr);
+    EXPECT_TRUE(out.ok()) << out.status();
+    return out.ok() ? out->pixels : at::Tensor();
+  };
+  ExecutionPlan plan = SmallPlan(2);
+  const at::Tensor want_first = run_directly(*pipeline_, plan);
+  const at::Tensor want_other = run_directly(**other, plan);
+  ASSERT_FALSE(at::equal(want_first, want_other));
+
+  plan.set_model(pipeline_->config().name);
+  absl::StatusOr<PlanOutput> out = loop.RunPlan(plan, nullptr);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_TRUE(at::equal(out->pixels, want_first));
+  plan.set_model("");  // The default: "other".
+  out = loop.RunPlan(plan, nullptr);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_TRUE(at::equal(out->pixels, want_other));
+  plan.set_model("other");
+  EXPECT_TRUE(loop.ResolveSpec(plan).ok());
+
+  plan.set_model("nope");
+  absl::Status unknown = loop.ResolveSpec(plan).status();
+  EXPECT_EQ(unknown.code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(unknown.message(),
+            "model 'nope' is not served by this replica; it serves '" +
+                pipeline_->config().name + "', 'other'");
+}
+
 TEST_F(RankLoopTest, FailedCollectiveMarksTheLoopUnhealthy) {
   parallel::LocalCommunicator local;
   testing::FaultInjectingCommunicator comm(local);

@@ -133,14 +133,17 @@ class CallObserver final : public PlanObserver {
 
 }  // namespace
 
-ReplicaLeader::ReplicaLeader(const models::Pipeline& pipeline, RankLoop& loop,
-                             parallel::Communicator& world,
+ReplicaLeader::ReplicaLeader(RankLoop& loop, parallel::Communicator& world,
                              ReplicaLeaderOptions options)
-    : pipeline_(pipeline),
-      loop_(loop),
+    : loop_(loop),
       world_(world),
       options_(std::move(options)),
       queue_(options_.max_pending_plans) {}
+
+ReplicaLeader::ReplicaLeader(const models::Pipeline& /*pipeline*/,
+                             RankLoop& loop, parallel::Communicator& world,
+                             ReplicaLeaderOptions options)
+    : ReplicaLeader(loop, world, std::move(options)) {}
 
 ReplicaLeader::~ReplicaLeader() {
   queue_.Close(absl::UnavailableError("replica leader is gone"));
@@ -207,8 +210,11 @@ grpc::Status ReplicaLeader::GetStatus(grpc::ServerContext* /*context*/,
   response->set_world_size(world_.size());
   response->set_mesh(options_.mesh);
   for (int pid : options_.pids) response->add_pids(pid);
-  *response->add_models() =
-      ModelInfoFromConfig(pipeline_.config(), /*is_default=*/true);
+  for (const LoopModel& served : loop_.models()) {
+    const models::PipelineConfig& config = served.pipeline->config();
+    *response->add_models() =
+        ModelInfoFromConfig(config, config.name == loop_.default_model());
+  }
   response->set_busy(busy_.load());
   if (options_.rank_devices) {
     for (dserve::v1::RankDevice& d : options_.rank_devices()) {
@@ -274,7 +280,13 @@ absl::Status ReplicaLeader::RunCall(PlanCall& call) {
         absl::StrCat("plan broadcast failed: ", s.message()));
   }
 
-  CallObserver observer(call, pipeline_, options_.stop_requested);
+  // Enqueue resolved the plan's model, so this finds it.
+  absl::StatusOr<const LoopModel*> model = loop_.FindModel(plan.model());
+  if (!model.ok()) {
+    call.Finish(model.status());
+    return absl::OkStatus();
+  }
+  CallObserver observer(call, *(*model)->pipeline, options_.stop_requested);
   absl::StatusOr<PlanOutput> out = loop_.RunPlan(plan, &observer);
   if (!loop_.healthy()) {
     call.Finish(absl::UnavailableError(absl::StrCat(

@@ -62,6 +62,11 @@ struct ReplicaLeaderOptions {
 class ReplicaLeader final
     : public dserve::internal::v1::ReplicaLeader::Service {
  public:
+  // Serves every model of `loop` (RankLoop::models(); GetStatus lists them
+  // all, the default one marked).
+  ReplicaLeader(RankLoop& loop, parallel::Communicator& world,
+                ReplicaLeaderOptions options);
+  // The one-model form: `pipeline` must be `loop`'s only model.
   ReplicaLeader(const models::Pipeline& pipeline, RankLoop& loop,
                 parallel::Communicator& world, ReplicaLeaderOptions options);
   ~ReplicaLeader() override;
@@ -92,7 +97,6 @@ class ReplicaLeader final
   // when the replica can no longer continue.
   absl::Status RunCall(PlanCall& call);
 
-  const models::Pipeline& pipeline_;
   RankLoop& loop_;
   parallel::Communicator& world_;
   const ReplicaLeaderOptions options_;

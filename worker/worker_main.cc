@@ -25,6 +25,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -43,6 +44,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/blas_kernels.h"
 #include "common/program_flags.h"
+#include "common/served_models.h"
 #include "grpcpp/grpcpp.h"
 #include "parallel/device_mesh.h"
 #include "parallel/devices.h"
@@ -86,6 +88,13 @@ ABSL_FLAG(std::string, mesh, "",
 ABSL_FLAG(std::string, model_dir, "",
           "Directory with config.json + model.safetensors; empty = built-in "
           "default model with deterministic random weights.");
+ABSL_FLAG(std::string, model, "",
+          "NAME=DIR: serve the model in DIR as NAME; repeat for several "
+          "models (every rank loads every one). DIR empty = the built-in "
+          "model under NAME. Exclusive with --model_dir.");
+ABSL_FLAG(std::string, default_model, "",
+          "With --model: the model a plan with an empty model runs; empty = "
+          "the first --model.");
 ABSL_FLAG(int, threads, 1, "LibTorch intra-op threads.");
 ABSL_FLAG(int, ready_fd, -1,
           "Rank 0 writes 'store <port>' and 'leader <port>' lines here.");
@@ -156,7 +165,9 @@ absl::Status WriteReadyLine(int fd, const std::string& line) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<WorkerOptions> OptionsFromFlags() {
+// `model_flags`: every --model value (absl keeps only the last).
+absl::StatusOr<WorkerOptions> OptionsFromFlags(
+    const std::vector<std::string>& model_flags) {
   WorkerOptions o;
   o.replica = absl::GetFlag(FLAGS_replica);
   o.rank = absl::GetFlag(FLAGS_rank);
@@ -171,6 +182,12 @@ absl::StatusOr<WorkerOptions> OptionsFromFlags() {
   o.probe_devices = absl::GetFlag(FLAGS_probe_devices);
   o.mesh = absl::GetFlag(FLAGS_mesh);
   o.model_dir = absl::GetFlag(FLAGS_model_dir);
+  for (const std::string& text : model_flags) {
+    absl::StatusOr<common::ModelSpec> spec = common::ParseWorkerModelFlag(text);
+    if (!spec.ok()) return spec.status();
+    o.models.push_back(*std::move(spec));
+  }
+  o.default_model = absl::GetFlag(FLAGS_default_model);
   o.threads = absl::GetFlag(FLAGS_threads);
   o.ready_fd = absl::GetFlag(FLAGS_ready_fd);
   absl::StatusOr<HostPort> leader =
@@ -210,16 +227,34 @@ absl::StatusOr<parallel::DeviceMesh> ResolveMesh(const std::string& spec,
   return parallel::DeviceMesh::Create(*degrees, devices);
 }
 
+// `spec.dir` empty = the built-in model with deterministic random weights
+// (main() already swapped in its shipped weights' directory when found);
+// `spec.name` empty = the name in the model's config.
 absl::StatusOr<std::unique_ptr<models::Pipeline>> LoadModel(
-    const std::string& model_dir, const models::PipelineOptions& placement) {
-  if (!model_dir.empty()) {
+    const common::ModelSpec& spec, const models::PipelineOptions& placement) {
+  if (!spec.dir.empty()) {
     // dserve's own layout, a Wan2.1 release or a diffusers directory.
-    return models::LoadModelDirectory(model_dir, placement);
+    return models::LoadModelDirectory(spec.dir, placement, spec.name);
   }
   models::PipelineConfig config = models::DefaultModelConfig();
+  if (!spec.name.empty()) config.name = spec.name;
   models::WeightMap weights = models::RandomWeights(config, kDefaultWeightSeed);
   return models::Pipeline::Create(std::move(config), std::move(weights),
                                   placement);
+}
+
+// A start-up failure the server should report as the reason its replica
+// did not start: logged, and rank 0 also writes "error <message>" on
+// --ready_fd (scheduler/replica.cc reads it instead of "leader <port>").
+// Returns the exit code 2.
+int FailStart(const WorkerOptions& options, const std::string& message) {
+  spdlog::error("[job -] {}", message);
+  if (options.rank == 0) {
+    std::string line = absl::StrCat("error ", message);
+    std::replace(line.begin(), line.end(), '\n', ' ');
+    (void)WriteReadyLine(options.ready_fd, line);
+  }
+  return 2;
 }
 
 int Main(const WorkerOptions& options) {
@@ -273,30 +308,49 @@ int Main(const WorkerOptions& options) {
   spdlog::info("[job -] rendezvous done: {} ranks, backend {}", options.world,
                replica->world->backend_name());
 
-  const absl::Time load_start = absl::Now();
-  absl::StatusOr<std::unique_ptr<models::Pipeline>> pipeline =
-      LoadModel(options.model_dir, models::PipelineOptions{*device, *dtype});
-  if (!pipeline.ok()) {
-    spdlog::error("[job -] model did not load: {}",
-                  pipeline.status().ToString());
-    return 2;
+  // Every served model, in the order given; every rank holds them all.
+  std::vector<std::unique_ptr<models::Pipeline>> pipelines;
+  for (const common::ModelSpec& spec : options.models) {
+    const absl::Time load_start = absl::Now();
+    const std::string what =
+        spec.name.empty()
+            ? absl::StrCat("model from --model_dir=", spec.dir)
+            : absl::StrCat("model '", spec.name, "' (",
+                           spec.dir.empty() ? std::string("built-in")
+                                            : spec.dir,
+                           ")");
+    absl::StatusOr<std::unique_ptr<models::Pipeline>> pipeline =
+        LoadModel(spec, models::PipelineOptions{*device, *dtype});
+    if (!pipeline.ok()) {
+      return FailStart(options, absl::StrCat(what, " did not load: ",
+                                             pipeline.status().ToString()));
+    }
+    if (absl::Status s =
+            models::ValidateMeshForModel(*mesh, (*pipeline)->config().dit);
+        !s.ok()) {
+      return FailStart(options, absl::StrCat("--mesh does not fit ", what,
+                                             ": ", s.ToString()));
+    }
+    spdlog::info("[job -] model '{}' loaded in {}", (*pipeline)->config().name,
+                 absl::FormatDuration(absl::Now() - load_start));
+    pipelines.push_back(*std::move(pipeline));
   }
-  const models::Pipeline& model = **pipeline;
-  if (absl::Status s = models::ValidateMeshForModel(*mesh, model.config().dit);
-      !s.ok()) {
-    spdlog::error("[job -] --mesh does not fit model '{}': {}",
-                  model.config().name, s.ToString());
-    return 2;
+  const models::Pipeline* default_pipeline = pipelines.front().get();
+  for (const auto& p : pipelines) {
+    if (p->config().name == options.default_model) default_pipeline = p.get();
   }
+  // The default model (COST's calibration and the one-model paths use it).
+  const models::Pipeline& model = *default_pipeline;
   const std::string mesh_spec = parallel::FormatMeshSpec(mesh->degrees());
-  spdlog::info("[job -] model '{}' loaded in {}, mesh {}", model.config().name,
-               absl::FormatDuration(absl::Now() - load_start), mesh_spec);
+  spdlog::info("[job -] {} model(s) loaded, default '{}', mesh {}",
+               pipelines.size(), model.config().name, mesh_spec);
 
   // Every rank builds its mesh groups (same order on every rank) and runs
   // the DiT through them; a 1-rank replica keeps the plain local path.
   std::optional<parallel::MeshCommunicators> comms;
-  std::unique_ptr<models::ParallelDiT> parallel_dit;
-  models::GuidedPredictor predictor;
+  std::vector<std::unique_ptr<models::ParallelDiT>> parallel_dits;
+  std::vector<LoopModel> loop_models;
+  for (const auto& p : pipelines) loop_models.push_back(LoopModel{p.get(), {}});
   if (options.world > 1) {
     absl::StatusOr<parallel::CommunicatorFactory> factory =
         MeshCommunicatorFactory(*comm_backend, *device,
@@ -313,23 +367,29 @@ int Main(const WorkerOptions& options) {
       return 1;
     }
     comms = *std::move(made);
-    absl::StatusOr<std::unique_ptr<models::ParallelDiT>> pdit =
-        models::ParallelDiT::Create(model.dit(), model.weights(),
-                                    model.config().coordinate_planes,
-                                    models::ParallelContext{*mesh, &*comms},
-                                    models::ParallelDiTOptions{
-                                        options.async_ulysses});
-    if (!pdit.ok()) {
-      spdlog::error("[job -] parallel model: {}", pdit.status().ToString());
-      return 2;
+    // One ParallelDiT per model over the same mesh groups: plans run one
+    // at a time, so the models take turns on them.
+    for (LoopModel& served : loop_models) {
+      const models::Pipeline& p = *served.pipeline;
+      absl::StatusOr<std::unique_ptr<models::ParallelDiT>> pdit =
+          models::ParallelDiT::Create(p.dit(), p.weights(),
+                                      p.config().coordinate_planes,
+                                      models::ParallelContext{*mesh, &*comms},
+                                      models::ParallelDiTOptions{
+                                          options.async_ulysses});
+      if (!pdit.ok()) {
+        return FailStart(options,
+                         absl::StrCat("parallel model '", p.config().name,
+                                      "': ", pdit.status().ToString()));
+      }
+      parallel_dits.push_back(*std::move(pdit));
+      served.predictor = [dit = parallel_dits.back().get()](
+                             const at::Tensor& x, const at::Tensor& t,
+                             const at::Tensor& cond, const at::Tensor& uncond,
+                             const std::vector<float>& guidance) {
+        return dit->GuidedPrediction(x, t, cond, uncond, guidance);
+      };
     }
-    parallel_dit = *std::move(pdit);
-    predictor = [dit = parallel_dit.get()](
-                    const at::Tensor& x, const at::Tensor& t,
-                    const at::Tensor& cond, const at::Tensor& uncond,
-                    const std::vector<float>& guidance) {
-      return dit->GuidedPrediction(x, t, cond, uncond, guidance);
-    };
     spdlog::info("[job -] mesh groups ready; attention {}{}",
                  mesh->attention_strategy(),
                  mesh->degree(parallel::MeshDim::kUlysses) > 1
@@ -371,7 +431,7 @@ int Main(const WorkerOptions& options) {
                    e.what());
     }
   }
-  RankLoop loop(model, *replica->world, &absl::Now, predictor);
+  RankLoop loop(std::move(loop_models), model.config().name, *replica->world);
   if (options.rank != 0) {
     FollowerOptions follower;
     follower.stop_requested = stop_requested;
@@ -413,7 +473,7 @@ int Main(const WorkerOptions& options) {
         }
         return ranks;
       };
-  ReplicaLeader leader(model, loop, *replica->world, leader_options);
+  ReplicaLeader leader(loop, *replica->world, leader_options);
 
   grpc::ServerBuilder builder;
   int leader_port = 0;
@@ -496,33 +556,43 @@ int main(int argc, char** argv) {
   }
 
   absl::StatusOr<dserve::worker::WorkerOptions> options =
-      dserve::worker::OptionsFromFlags();
+      dserve::worker::OptionsFromFlags(
+          dserve::common::RepeatedFlagValues(argc, argv, "model"));
   if (!options.ok()) {
     spdlog::error("[job -] {}", options.status().ToString());
     dserve::worker::Exit(2);
   }
   at::set_num_threads(options->threads);
-  if (options->model_dir.empty()) {
+  // From here on `models` lists every model; the --model_dir form is one
+  // entry without a name (the model keeps the name in its config).
+  if (options->models.empty()) {
+    options->models.push_back({"", options->model_dir, ""});
+    options->model_dir.clear();
+  }
+  for (dserve::common::ModelSpec& spec : options->models) {
+    if (!spec.dir.empty()) continue;
     // The shipped default model travels in the runfiles of the binary (or of
     // the server that spawned it); without them the deterministic random
     // weights keep the worker usable, but draw noise-like pictures.
     absl::StatusOr<std::string> dir =
         dserve::default_model::DefaultModelDirectory(argv[0]);
     if (dir.ok()) {
-      options->model_dir = *dir;
+      spec.dir = *dir;
     } else if (!absl::GetFlag(FLAGS_allow_random_weights)) {
       // Never a silent fallback: a worker without its weights would draw
       // noise while health says SERVING.
-      spdlog::error(
-          "[job -] {}; pass --model_dir=DIR, or --allow_random_weights to "
-          "serve untrained random weights on purpose",
-          dir.status().ToString());
-      dserve::worker::Exit(2);
+      dserve::worker::Exit(dserve::worker::FailStart(
+          *options,
+          absl::StrCat(dir.status().ToString(),
+                       "; pass --model_dir=DIR, or --allow_random_weights to "
+                       "serve untrained random weights on purpose")));
     } else {
       spdlog::warn(
           "[job -] shipped default model not found ({}); serving untrained "
-          "random weights (seed {}). Pass --model_dir to choose a model.",
-          dir.status().ToString(), dserve::worker::kDefaultWeightSeed);
+          "random weights (seed {}) as '{}'. Pass --model_dir to choose a "
+          "model.",
+          dir.status().ToString(), dserve::worker::kDefaultWeightSeed,
+          spec.name.empty() ? "the default model" : spec.name);
     }
   }
   dserve::worker::Exit(dserve::worker::Main(*options));

@@ -94,6 +94,19 @@ absl::Status ValidateWorkerOptions(const WorkerOptions& o) {
         " is out of range; allowed 10 to half of --collective_timeout_ms (",
         o.collective_timeout.count() / 2, ")"));
   }
+  if (!o.model_dir.empty() && !o.models.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--model_dir=", o.model_dir,
+        " and --model are exclusive; name every model with --model"));
+  }
+  if (!o.default_model.empty() && o.models.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--default_model=", o.default_model, " needs --model=NAME=DIR"));
+  }
+  if (absl::Status s = common::CheckModelList(o.models, o.default_model);
+      !s.ok()) {
+    return s;
+  }
   if (o.rendezvous_timeout.count() < 1000) {
     return absl::InvalidArgumentError(
         absl::StrCat("--rendezvous_timeout_ms=", o.rendezvous_timeout.count(),

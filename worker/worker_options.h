@@ -12,10 +12,12 @@
 
 #include <chrono>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/served_models.h"
 
 namespace dserve::worker {
 
@@ -58,6 +60,11 @@ struct WorkerOptions {
   // Model directory (config.json + model.safetensors); empty = the built-in
   // default config with deterministic random weights.
   std::string model_dir;
+  // Several models (--model=NAME=DIR, repeatable; DIR empty = the built-in
+  // model under NAME); exclusive with model_dir. Every rank loads every one.
+  std::vector<common::ModelSpec> models;
+  // The model a plan with an empty model runs; "" = the first of `models`.
+  std::string default_model;
   // Intra-op threads of LibTorch in this process.
   int threads = 1;
   // File descriptor to which rank 0 reports "store <port>\n" and

@@ -105,6 +105,32 @@ TEST(ValidateWorkerOptionsTest, RejectsBadThreadCounts) {
             absl::string_view::npos);
 }
 
+TEST(ValidateWorkerOptionsTest, ModelsAreUniqueValidAndHoldTheDefault) {
+  WorkerOptions o = Valid();
+  o.models = {{"tiny", "", ""}, {"wan", "/m/wan", ""}};
+  o.default_model = "wan";
+  EXPECT_TRUE(ValidateWorkerOptions(o).ok());
+  o.default_model = "big";
+  EXPECT_NE(ValidateWorkerOptions(o).message().find(
+                "--default_model=big is not a served model (served: tiny, "
+                "wan)"),
+            absl::string_view::npos);
+  o.default_model = "";
+  o.models.push_back({"wan", "/m/other", ""});
+  EXPECT_NE(ValidateWorkerOptions(o).message().find("served twice"),
+            absl::string_view::npos);
+  o.models = {{"tiny", "", ""}};
+  o.model_dir = "/m/x";
+  EXPECT_NE(ValidateWorkerOptions(o).message().find(
+                "--model_dir=/m/x and --model are exclusive"),
+            absl::string_view::npos);
+  o.models.clear();
+  o.default_model = "tiny";
+  EXPECT_NE(ValidateWorkerOptions(o).message().find(
+                "--default_model=tiny needs --model"),
+            absl::string_view::npos);
+}
+
 TEST(ValidateWorkerOptionsTest, HeartbeatMustFitTwiceInTheCollectiveTimeout) {
   WorkerOptions o = Valid();
   o.collective_timeout = std::chrono::milliseconds(1000);
