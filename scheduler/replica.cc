@@ -1,12 +1,19 @@
 #include "scheduler/replica.h"
 
 #include <signal.h>
+#include <stdlib.h>
 
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <system_error>
 #include <utility>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "common/replica_secret.h"
 #include "common/rpc_status.h"
 #include "common/status_macros.h"
 #include "spdlog/spdlog.h"
@@ -54,6 +61,23 @@ absl::StatusOr<int> ParseReadyLine(const std::string& line,
   return port;
 }
 
+// A fresh directory only this user can enter (mkdtemp makes it 0700), for
+// the replica's FileStore: no other local user can read or write the store
+// the ranks rendezvous through.
+absl::StatusOr<std::string> MakePrivateDir(int replica) {
+  std::error_code ec;
+  std::filesystem::path base = std::filesystem::temp_directory_path(ec);
+  if (ec) base = "/tmp";
+  std::string path =
+      (base / absl::StrCat("dserve-replica", replica, "-XXXXXX")).string();
+  if (mkdtemp(path.data()) == nullptr) {
+    return absl::InternalError(absl::StrCat(
+        "replica ", replica, ": cannot create a private directory for its "
+        "store under ", base.string(), ": ", std::strerror(errno)));
+  }
+  return path;
+}
+
 }  // namespace
 
 std::string WorkerMeshSpec(const dserve::v1::MeshLayout& mesh) {
@@ -70,7 +94,29 @@ int ReplicaWorldSize(const dserve::v1::MeshLayout& mesh) {
 }
 
 LocalReplica::LocalReplica(LocalReplicaOptions options)
-    : options_(std::move(options)), world_size_(ReplicaWorldSize(options_.mesh)) {}
+    : options_(std::move(options)), world_size_(ReplicaWorldSize(options_.mesh)) {
+  absl::StatusOr<std::string> secret = common::NewReplicaSecret();
+  if (secret.ok()) {
+    secret_ = *std::move(secret);
+  } else {
+    secret_status_ = secret.status();
+  }
+}
+
+void LocalReplica::AddSecret(grpc::ClientContext& context) const {
+  context.AddMetadata(common::kReplicaSecretMetadata, secret_);
+}
+
+void LocalReplica::RemoveStoreDir() {
+  if (store_dir_.empty()) return;
+  std::error_code ec;
+  std::filesystem::remove_all(store_dir_, ec);
+  if (ec) {
+    spdlog::warn("[replica {}] cannot remove {}: {}", options_.index,
+                 store_dir_, ec.message());
+  }
+  store_dir_.clear();
+}
 
 LocalReplica::~LocalReplica() { Shutdown(absl::ZeroDuration()); }
 
@@ -172,6 +218,12 @@ bool LocalReplica::PrepareRestart() {
 
 absl::Status LocalReplica::StartProcesses() {
   const absl::Time give_up = absl::Now() + options_.startup_timeout;
+  RETURN_IF_ERROR(secret_status_);
+  // A fresh store per start: a restarted replica must not find the dead
+  // ranks' keys.
+  RemoveStoreDir();
+  ASSIGN_OR_RETURN(store_dir_, MakePrivateDir(options_.index));
+  const std::string store_file = store_dir_ + "/store";
   if (!options_.rank_devices.empty() &&
       static_cast<int>(options_.rank_devices.size()) != world_size_) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -184,7 +236,7 @@ absl::Status LocalReplica::StartProcesses() {
         absl::StrCat("--replica=", options_.index),
         absl::StrCat("--rank=", rank),
         absl::StrCat("--world=", world_size_),
-        absl::StrCat("--store=", store),
+        absl::StrCat("--store_file=", store),
         absl::StrCat("--device=", options_.rank_devices.empty()
                                       ? std::string("cpu")
                                       : options_.rank_devices[rank]),
@@ -201,8 +253,10 @@ absl::Status LocalReplica::StartProcesses() {
   auto spawn = [&](int rank, const std::string& store) -> absl::Status {
     ASSIGN_OR_RETURN(
         std::unique_ptr<WorkerProcess> process,
-        WorkerProcess::Spawn(options_.worker_binary, args_for(rank, store),
-                             /*with_ready_pipe=*/rank == 0));
+        WorkerProcess::Spawn(
+            options_.worker_binary, args_for(rank, store),
+            /*with_ready_pipe=*/rank == 0,
+            {absl::StrCat(common::kReplicaSecretEnv, "=", secret_)}));
     spdlog::info("[replica {}] rank {} started as pid {}", options_.index,
                  rank, process->pid());
     {
@@ -213,20 +267,18 @@ absl::Status LocalReplica::StartProcesses() {
     return absl::OkStatus();
   };
 
-  RETURN_IF_ERROR(spawn(0, "127.0.0.1:0"));
-  absl::StatusOr<std::string> line = ReadReadyLine(give_up);
-  if (!line.ok()) {
-    return absl::Status(line.status().code(),
-                        absl::StrCat("rank 0: ", line.status().message()));
-  }
-  ASSIGN_OR_RETURN(const int store_port, ParseReadyLine(*line, "store"));
-  for (int rank = 1; rank < world_size_; ++rank) {
-    RETURN_IF_ERROR(spawn(rank, absl::StrCat("127.0.0.1:", store_port)));
+  // Every rank opens the same FileStore, so all start at once.
+  for (int rank = 0; rank < world_size_; ++rank) {
+    RETURN_IF_ERROR(spawn(rank, store_file));
   }
   // Rank 0 says "leader" only after every rank rendezvoused and loaded the
   // model; a rank that dies meanwhile shows up as rank 0 failing or timing
-  // out, so check the others too for a precise message.
-  line = ReadReadyLine(give_up);
+  // out, so check the others too for a precise message. A "store <port>"
+  // line (a worker hosting a TCPStore) is not needed here.
+  absl::StatusOr<std::string> line = ReadReadyLine(give_up);
+  while (line.ok() && absl::StartsWith(*line, "store ")) {
+    line = ReadReadyLine(give_up);
+  }
   if (!line.ok()) {
     for (size_t rank = 1; rank < processes_.size(); ++rank) {
       if (std::optional<std::string> how = processes_[rank]->Poll()) {
@@ -271,6 +323,7 @@ absl::Status LocalReplica::ConnectToLeader(int port, absl::Time give_up) {
   auto stub = std::shared_ptr<dserve::internal::v1::ReplicaLeader::Stub>(
       dserve::internal::v1::ReplicaLeader::NewStub(MakeLeaderChannel(address)));
   grpc::ClientContext context;
+  AddSecret(context);
   context.set_deadline(absl::ToChronoTime(
       std::max(give_up, absl::Now() + absl::Seconds(5))));
   context.set_wait_for_ready(true);
@@ -302,6 +355,7 @@ void LocalReplica::RefreshRankDevices() {
   }
   if (stub == nullptr) return;
   grpc::ClientContext context;
+  AddSecret(context);
   context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(1)));
   dserve::internal::v1::ReplicaStatus status;
   if (!stub->GetStatus(&context, dserve::internal::v1::GetStatusRequest(),
@@ -383,6 +437,7 @@ void LocalReplica::StopProcesses(absl::Duration grace) {
     spdlog::info("[replica {}] rank {} (pid {}) {}", options_.index, rank,
                  processes_[rank]->pid(), how.value_or("did not exit"));
   }
+  RemoveStoreDir();
 }
 
 dserve::v1::ReplicaInfo LocalReplica::Info() const {
@@ -442,6 +497,7 @@ void LocalReplica::ExecutePlan(dserve::internal::v1::ExecutionPlan plan,
   const std::string job_id =
       plan.items_size() > 0 ? plan.items(0).job_id() : "-";
   grpc::ClientContext context;
+  AddSecret(context);
   std::shared_ptr<dserve::internal::v1::ReplicaLeader::Stub> stub;
   {
     absl::MutexLock lock(&mu_);
@@ -528,6 +584,7 @@ void LocalReplica::WaitUntilLeaderIdle(
       if (failure_.has_value() || shutdown_requested_) return;
     }
     grpc::ClientContext context;
+    AddSecret(context);
     context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(2)));
     dserve::internal::v1::ReplicaStatus status;
     grpc::Status rpc = stub.GetStatus(

@@ -5,10 +5,14 @@
 // processes spawned on this host (fork/exec, no MPI).
 //
 // Start-up (on the replica's supervisor thread):
-//   spawn rank 0 with --store=127.0.0.1:0 and a ready pipe -> read
-//   "store <port>" -> spawn ranks 1..W-1 with --store=127.0.0.1:<port> ->
-//   read "leader <port>" -> connect a ReplicaLeader stub -> GetStatus (the
-//   worker's ModelInfo list is what the frontend validates against) -> READY.
+//   make a fresh directory only this user can enter (mkdtemp, 0700) ->
+//   spawn ranks 0..W-1 with --store_file=<dir>/store (a c10d FileStore: no
+//   listening port) and the replica's secret in their environment, rank 0
+//   with a ready pipe -> read "leader <port>" -> connect a ReplicaLeader
+//   stub on 127.0.0.1 -> GetStatus (the worker's ModelInfo list is what the
+//   frontend validates against) -> READY. Every call to the leader carries
+//   the secret (common/replica_secret.h), drawn once per replica; nothing
+//   else on the host can drive the replica (issue 16, finding 6).
 // After that the supervisor polls its children (waitpid). A rank that dies
 // tears the replica down: the other ranks are killed, the replica becomes
 // FAILED, and a running plan ends with UNAVAILABLE naming the replica, the
@@ -139,9 +143,17 @@ class LocalReplica final : public ReplicaHandle {
 
   void SetState(dserve::v1::ReplicaState state);
   void NotifyObserver();
+  // Puts the replica's secret on a call to the leader.
+  void AddSecret(grpc::ClientContext& context) const;
+  // Removes the store directory of the last start, if any.
+  void RemoveStoreDir();
 
   const LocalReplicaOptions options_;
   const int world_size_;
+  // The secret every leader call carries; empty when the kernel could not
+  // give random bytes (then the replica fails to start).
+  std::string secret_;
+  absl::Status secret_status_;
 
   mutable absl::Mutex mu_;
   dserve::v1::ReplicaState state_ ABSL_GUARDED_BY(mu_) =
@@ -172,6 +184,8 @@ class LocalReplica final : public ReplicaHandle {
 
   // Supervisor-thread only.
   std::vector<std::unique_ptr<WorkerProcess>> processes_;
+  // The private directory holding this start's FileStore; "" = none.
+  std::string store_dir_;
   std::thread supervisor_;
   bool shut_down_ = false;  // Shutdown's caller only.
 };

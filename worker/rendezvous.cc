@@ -11,6 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "parallel/gloo_communicator.h"
+#include <torch/csrc/distributed/c10d/FileStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
 namespace dserve::worker {
@@ -24,6 +25,45 @@ std::vector<uint8_t> ToBytes(const std::string& s) {
   return std::vector<uint8_t>(s.begin(), s.end());
 }
 
+// The replica's store; `port` gets a TCPStore's bound port.
+absl::StatusOr<c10::intrusive_ptr<c10d::Store>> OpenStore(
+    const RendezvousOptions& options, int* port) {
+  const int rank = options.rank;
+  if (!options.store_file.empty()) {
+    try {
+      // One file all ranks share; opening it creates it, so no rank waits
+      // for another here (the pid keys are the barrier).
+      auto store = c10::make_intrusive<c10d::FileStore>(options.store_file,
+                                                        options.world);
+      store->setTimeout(options.timeout);
+      return c10::intrusive_ptr<c10d::Store>(store);
+    } catch (const std::exception& e) {
+      return absl::UnavailableError(absl::StrCat(
+          "rank ", rank, ": cannot open the FileStore ", options.store_file,
+          ": ", e.what()));
+    }
+  }
+  try {
+    c10d::TCPStoreOptions store_options;
+    store_options.port = static_cast<std::uint16_t>(options.store.port);
+    store_options.isServer = rank == 0;
+    // Rank 0 must report its port before the others can even start, so it
+    // cannot wait for them inside the constructor; the pid keys are the
+    // barrier instead.
+    store_options.numWorkers = c10::nullopt;
+    store_options.waitWorkers = false;
+    store_options.timeout = options.timeout;
+    auto store =
+        c10::make_intrusive<c10d::TCPStore>(options.store.host, store_options);
+    *port = store->getPort();
+    return c10::intrusive_ptr<c10d::Store>(store);
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(absl::StrCat(
+        rank == 0 ? "cannot host" : "cannot reach", " the TCPStore at ",
+        options.store.host, ":", options.store.port, ": ", e.what()));
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<Replica> Rendezvous(
@@ -32,26 +72,11 @@ absl::StatusOr<Replica> Rendezvous(
   Replica replica;
   const int rank = options.rank;
   const int world = options.world;
-  try {
-    c10d::TCPStoreOptions store_options;
-    store_options.port = static_cast<std::uint16_t>(options.store.port);
-    store_options.isServer = rank == 0;
-    // Rank 0 must report its port before the others can even start, so it
-    // cannot wait for them inside the constructor; the pid keys below are
-    // the barrier instead.
-    store_options.numWorkers = c10::nullopt;
-    store_options.waitWorkers = false;
-    store_options.timeout = options.timeout;
-    auto store =
-        c10::make_intrusive<c10d::TCPStore>(options.store.host, store_options);
-    replica.store_port = store->getPort();
-    replica.store = store;
-  } catch (const std::exception& e) {
-    return absl::UnavailableError(absl::StrCat(
-        rank == 0 ? "cannot host" : "cannot reach", " the TCPStore at ",
-        options.store.host, ":", options.store.port, ": ", e.what()));
-  }
-  if (rank == 0 && on_store_listening) {
+  absl::StatusOr<c10::intrusive_ptr<c10d::Store>> store =
+      OpenStore(options, &replica.store_port);
+  if (!store.ok()) return store.status();
+  replica.store = *std::move(store);
+  if (rank == 0 && options.store_file.empty() && on_store_listening) {
     if (absl::Status s = on_store_listening(replica.store_port); !s.ok()) {
       return s;
     }

@@ -3,9 +3,14 @@
 
 // How the processes of one replica find each other, without MPI.
 //
-// Rank 0 hosts a c10d TCPStore (an ephemeral port when asked for port 0) and
-// reports the port through `on_store_listening` as soon as it listens, so the
-// spawner can start the other ranks with --store=HOST:PORT. Every rank then
+// The replica's store is either a c10d FileStore every rank opens at one
+// path (what dserve_server uses: no port, the file sits in a directory only
+// the server's user can enter), or a c10d TCPStore that rank 0 hosts (an
+// ephemeral port when asked for port 0) and reports through
+// `on_store_listening` as soon as it listens, so the spawner can start the
+// other ranks with --store=HOST:PORT. c10d 1.13's TCPStore server listens on
+// every interface whatever the host, and its parser believes any declared
+// key length (issue 16, finding 6): keep it for manual runs. Every rank then
 // publishes its pid under "pid/<rank>", waits until all ranks have, and
 // builds the world Communicator (Gloo over the same store).
 //
@@ -31,6 +36,8 @@ struct RendezvousOptions {
   int rank = 0;
   int world = 1;
   HostPort store;
+  // When set, the FileStore at this path instead of `store`.
+  std::string store_file;
   // Store connect + every rank checking in.
   std::chrono::milliseconds timeout{120000};
   // Timeout of every later collective on the world communicator.
@@ -50,8 +57,8 @@ struct Replica {
   std::unique_ptr<parallel::Communicator> world;
 };
 
-// `on_store_listening` runs on rank 0 only, once the store accepts
-// connections; an error from it aborts the rendezvous.
+// `on_store_listening` runs on rank 0 of a TCPStore only, once the store
+// accepts connections; an error from it aborts the rendezvous.
 absl::StatusOr<Replica> Rendezvous(
     const RendezvousOptions& options,
     const std::function<absl::Status(int store_port)>& on_store_listening);

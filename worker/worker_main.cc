@@ -44,6 +44,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/blas_kernels.h"
 #include "common/program_flags.h"
+#include "common/replica_secret.h"
 #include "common/served_models.h"
 #include "grpcpp/grpcpp.h"
 #include "parallel/device_mesh.h"
@@ -53,6 +54,7 @@
 #include "spdlog/spdlog.h"
 #include "worker/device_runtime.h"
 #include "worker/follower_loop.h"
+#include "worker/leader_auth.h"
 #include "worker/mesh_backend.h"
 #include "worker/models/model_config.h"
 #include "worker/models/parallel_context.h"
@@ -71,7 +73,11 @@ ABSL_FLAG(int, replica, 0, "Data-parallel replica index (logs, status).");
 ABSL_FLAG(int, rank, 0, "Rank of this process in the replica, 0..world-1.");
 ABSL_FLAG(int, world, 1, "Processes in the replica.");
 ABSL_FLAG(std::string, store, "127.0.0.1:0",
-          "TCPStore HOST:PORT; rank 0 hosts it (port 0 = ephemeral).");
+          "TCPStore HOST:PORT; rank 0 hosts it (port 0 = ephemeral). "
+          "Ignored with --store_file.");
+ABSL_FLAG(std::string, store_file, "",
+          "Path of the replica's c10d FileStore, the same on every rank "
+          "(what dserve_server passes: no listening port); empty = --store.");
 ABSL_FLAG(std::string, device, "cpu", "Device of this rank: cpu or cuda:N.");
 ABSL_FLAG(std::string, dtype, "",
           "DiT compute dtype: bf16, fp16, fp32; empty = bf16 on CUDA, fp32 "
@@ -176,6 +182,7 @@ absl::StatusOr<WorkerOptions> OptionsFromFlags(
       ParseHostPort(absl::GetFlag(FLAGS_store), "store");
   if (!store.ok()) return store.status();
   o.store = *store;
+  o.store_file = absl::GetFlag(FLAGS_store_file);
   o.device = absl::GetFlag(FLAGS_device);
   o.dtype = absl::GetFlag(FLAGS_dtype);
   o.comm = absl::GetFlag(FLAGS_comm);
@@ -257,7 +264,9 @@ int FailStart(const WorkerOptions& options, const std::string& message) {
   return 2;
 }
 
-int Main(const WorkerOptions& options) {
+// `replica_secret`: what every ReplicaLeader call must carry (empty = none;
+// see common/replica_secret.h).
+int Main(const WorkerOptions& options, const std::string& replica_secret) {
   const pid_t parent = ::getppid();
   auto parent_alive = [parent] { return ::getppid() == parent; };
   auto stop_requested = [] { return g_stop_requested.load(); };
@@ -294,6 +303,7 @@ int Main(const WorkerOptions& options) {
   rv.rank = options.rank;
   rv.world = options.world;
   rv.store = options.store;
+  rv.store_file = options.store_file;
   rv.timeout = options.rendezvous_timeout;
   rv.collective_timeout = options.collective_timeout;
   rv.should_abort = [&] { return stop_requested() || !parent_alive(); };
@@ -484,7 +494,19 @@ int Main(const WorkerOptions& options) {
                    ":", options.leader_address.port);
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(),
                            &leader_port);
-  builder.RegisterService(&leader);
+  // Every call must carry the replica's secret (issue 16, finding 6).
+  std::unique_ptr<SecretCheckedLeader> checked_leader;
+  if (!replica_secret.empty()) {
+    checked_leader =
+        std::make_unique<SecretCheckedLeader>(&leader, replica_secret);
+    builder.RegisterService(checked_leader.get());
+  } else {
+    spdlog::warn(
+        "[job -] no {} in the environment: ReplicaLeader on {} accepts any "
+        "caller that reaches it (dserve_server always sets one)",
+        common::kReplicaSecretEnv, address);
+    builder.RegisterService(&leader);
+  }
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || leader_port == 0) {
     spdlog::error("[job -] cannot serve ReplicaLeader on {}", address);
@@ -519,6 +541,10 @@ int main(int argc, char** argv) {
   dserve::common::ParseProgramFlags(
       argc, argv, "dserve_worker",
       "One rank of a dserve replica; started by dserve_server.");
+  // After the re-exec above (which must still see it), before any thread
+  // could read the environment.
+  const std::string replica_secret = dserve::common::TakeSecretFromEnvironment(
+      dserve::common::kReplicaSecretEnv);
   dserve::worker::InstallSignalHandlers();
 
   // Before anything logs: every line carries role, replica and rank (job ids
@@ -595,5 +621,5 @@ int main(int argc, char** argv) {
           spec.name.empty() ? "the default model" : spec.name);
     }
   }
-  dserve::worker::Exit(dserve::worker::Main(*options));
+  dserve::worker::Exit(dserve::worker::Main(*options, replica_secret));
 }

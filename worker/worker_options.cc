@@ -43,10 +43,10 @@ absl::Status ValidateWorkerOptions(const WorkerOptions& o) {
     return absl::InvalidArgumentError(
         absl::StrCat("--replica=", o.replica, " must be >= 0"));
   }
-  if (o.store.host.empty()) {
+  if (o.store_file.empty() && o.store.host.empty()) {
     return absl::InvalidArgumentError("--store must name a host: HOST:PORT");
   }
-  if (o.rank != 0 && o.store.port == 0) {
+  if (o.store_file.empty() && o.rank != 0 && o.store.port == 0) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--store port 0 is allowed only on rank 0 (which hosts the store); "
         "rank ",

@@ -39,7 +39,13 @@ struct WorkerOptions {
   // Processes in the replica.
   int world = 1;
   // The c10d TCPStore. Rank 0 hosts it (port 0 = ephemeral); others connect.
+  // Ignored when store_file is set. c10d 1.13's TCPStore listens on every
+  // interface whatever the host, so dserve_server never uses it.
   HostPort store;
+  // The replica's c10d FileStore (every rank opens the same path): no
+  // listening socket at all. dserve_server puts it in a fresh directory only
+  // its user can enter (issue 16, finding 6). Empty = use `store`.
+  std::string store_file;
   // "cpu" or "cuda:N" (parallel::ParseDevice). CUDA needs a CUDA LibTorch;
   // a CPU-only build fails at start-up with FAILED_PRECONDITION.
   std::string device = "cpu";

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <thread>
 
@@ -24,13 +25,16 @@
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/replica_secret.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/dserve/internal/v1/replica_leader.grpc.pb.h"
+#include "worker/leader_auth.h"
 
 ABSL_FLAG(int, replica, 0, "");
 ABSL_FLAG(int, rank, 0, "");
 ABSL_FLAG(int, world, 1, "");
 ABSL_FLAG(std::string, store, "", "");
+ABSL_FLAG(std::string, store_file, "", "");
 ABSL_FLAG(std::string, device, "cpu", "");
 ABSL_FLAG(std::string, dtype, "", "");
 ABSL_FLAG(std::string, comm, "", "");
@@ -100,6 +104,8 @@ void WriteLine(int fd, const std::string& line) {
 
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
+  // Every rank is spawned with the replica's secret.
+  if (std::getenv(dserve::common::kReplicaSecretEnv) == nullptr) return 6;
   if (absl::GetFlag(FLAGS_rank) != 0) {
     while (true) pause();
   }
@@ -114,7 +120,13 @@ int main(int argc, char** argv) {
   int port = 0;
   builder.AddListeningPort(absl::GetFlag(FLAGS_leader_address),
                            grpc::InsecureServerCredentials(), &port);
-  builder.RegisterService(&leader);
+  // As the real worker: every call must carry the secret the replica put
+  // in the environment, so the replica tests fail if a call forgets it.
+  const std::string secret = dserve::common::TakeSecretFromEnvironment(
+      dserve::common::kReplicaSecretEnv);
+  if (secret.empty()) return 6;
+  dserve::worker::SecretCheckedLeader checked(&leader, secret);
+  builder.RegisterService(&checked);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr) return 5;
   WriteLine(fd, absl::StrCat("leader ", port));
