@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "worker/models/dit.h"
 #include "worker/models/latent_decoder.h"
+#include "worker/models/prompt_broadcast.h"
 #include "worker/models/prompt_encoder.h"
 #include "worker/models/safetensors.h"
 #include "worker/models/sampler.h"
@@ -111,11 +112,26 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(
         "Pipeline::Create: text_encoder_type = \"", config.text_encoder_type,
         "\" needs CreateWanPipeline (wan_pipeline.h: tokenizer and umT5)"));
   }
-  ASSIGN_OR_RETURN(TextEncoder text, TextEncoder::Create(config, weights));
+  ASSIGN_OR_RETURN(
+      std::unique_ptr<PromptEncoder> prompts,
+      MakeRankPromptEncoder(
+          config, options.prompts, options.device, options.compute_dtype,
+          [&]() -> absl::StatusOr<std::unique_ptr<PromptEncoder>> {
+            ASSIGN_OR_RETURN(TextEncoder text,
+                             TextEncoder::Create(config, weights));
+            return MakeWordPromptEncoder(std::move(text));
+          }));
+  if (!EncodesPromptsHere(options.prompts)) {
+    // A receiving rank holds no text-encoder tensors.
+    for (auto it = weights.lower_bound("text_encoder.");
+         it != weights.end() && it->first.rfind("text_encoder.", 0) == 0;) {
+      it = weights.erase(it);
+    }
+  }
   ASSIGN_OR_RETURN(std::unique_ptr<LatentDecoder> decoder,
                    MakeDecoder(config, WithPrefix(weights, "vae."), options));
   return Assemble(std::move(config), std::move(weights), options,
-                  MakeWordPromptEncoder(std::move(text)), std::move(decoder));
+                  std::move(prompts), std::move(decoder));
 }
 
 absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::LoadFromDirectory(
@@ -198,6 +214,8 @@ absl::StatusOr<DenoiseState> Pipeline::Prepare(
       return;
     }
     const at::Device device = options_.device;
+    state.text_cache_hits = cond->cache_hits + uncond->cache_hits;
+    state.text_cache_misses = cond->cache_misses + uncond->cache_misses;
     state.cond_context = cond->context.to(device);
     state.uncond_context = uncond->context.to(device);
     std::vector<float> guidance;

@@ -27,6 +27,7 @@
 #include "absl/status/statusor.h"
 #include "worker/models/flow_schedule.h"
 #include "worker/models/model_config.h"
+#include "worker/models/prompt_broadcast.h"
 #include "worker/models/unipc_solver.h"
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
@@ -63,6 +64,9 @@ struct GenerationSpec {
 struct PipelineOptions {
   at::Device device = at::kCPU;
   at::ScalarType compute_dtype = at::kFloat;
+  // How this rank gets prompt embeddings (prompt_broadcast.h); the default
+  // encodes them here.
+  PromptSharing prompts;
 };
 
 // Everything that changes from one denoising step to the next.
@@ -88,6 +92,10 @@ struct DenoiseState {
   at::Tensor x0_estimate;
   // Per item: words that were not in the vocabulary.
   std::vector<std::vector<std::string>> unknown_words;
+  // Prompts and negative prompts answered by / missing from the text
+  // embedding cache (0 and 0 without one, and on receiving ranks).
+  int text_cache_hits = 0;
+  int text_cache_misses = 0;
 };
 
 class DiT;

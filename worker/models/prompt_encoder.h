@@ -24,8 +24,13 @@ namespace dserve::models {
 struct PromptEncoding {
   // [B, text_len, text_dim] float32, rows past each prompt's length zero.
   at::Tensor context;
-  // Per prompt: words the vocabulary did not know (word encoder only).
+  // Per prompt: words the vocabulary did not know (word encoder only; a
+  // rank that receives broadcast embeddings gets empty lists).
   std::vector<std::vector<std::string>> unknown_words;
+  // Texts of this call answered by / missing from an embedding cache
+  // (cached_prompt_encoder.h); both 0 without a cache.
+  int cache_hits = 0;
+  int cache_misses = 0;
 };
 
 class PromptEncoder {

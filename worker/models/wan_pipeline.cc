@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "worker/models/latent_decoder.h"
+#include "worker/models/prompt_broadcast.h"
 #include "worker/models/wan_prompt_encoder.h"
 #include <nlohmann/json.hpp>
 
@@ -38,11 +39,16 @@ absl::StatusOr<std::unique_ptr<Pipeline>> CreateWanPipeline(
         config.text_encoder_type, "\", decoder = \"", config.decoder,
         "\"; need \"umt5\" and \"wan_vae\" (see WanPipelineConfig)"));
   }
+  // Only the replica's encoding rank builds umT5 (prompt_broadcast.h).
   ASSIGN_OR_RETURN(
       std::unique_ptr<PromptEncoder> prompts,
-      MakeWanPromptEncoder(t5_weights, spiece_model, config.dit.text_len,
-                           config.dit.text_dim,
-                           {options.device, options.compute_dtype}));
+      MakeRankPromptEncoder(
+          config, options.prompts, options.device, options.compute_dtype,
+          [&] {
+            return MakeWanPromptEncoder(
+                t5_weights, spiece_model, config.dit.text_len,
+                config.dit.text_dim, {options.device, options.compute_dtype});
+          }));
   ASSIGN_OR_RETURN(std::unique_ptr<LatentDecoder> decoder,
                    MakeWanVaeDecoder(vae_weights, options.device,
                                      config.latent_channels()));
@@ -65,8 +71,11 @@ PipelineConfig WanConfigFromCheckpoint(const checkpoint::WanCheckpoint& ckpt,
 
 absl::StatusOr<std::unique_ptr<Pipeline>> LoadWanPipeline(
     const std::string& dir, PipelineOptions options, const std::string& name) {
+  checkpoint::WanLoadOptions load;
+  // A rank that receives broadcast embeddings never reads umT5.
+  load.load_text_encoder = EncodesPromptsHere(options.prompts);
   ASSIGN_OR_RETURN(checkpoint::WanCheckpoint ckpt,
-                   checkpoint::LoadWanCheckpoint(dir));
+                   checkpoint::LoadWanCheckpoint(dir, load));
   PipelineConfig config =
       WanConfigFromCheckpoint(ckpt, name.empty() ? BaseName(dir) : name);
   absl::StatusOr<std::unique_ptr<Pipeline>> pipeline = CreateWanPipeline(

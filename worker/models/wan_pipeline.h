@@ -29,7 +29,9 @@ namespace dserve::models {
 // `config`: WanPipelineConfig(dit shapes) or a variant (its dit, text_len,
 // defaults). umT5 runs with options' device and compute dtype, the VAE in
 // fp32 on the device, the DiT per DiTNumerics. Errors name the component
-// and the key.
+// and the key. Under options.prompts a rank that does not encode ignores
+// `t5_weights` and `spiece_model` (they may be empty), and LoadWanPipeline
+// does not read them.
 absl::StatusOr<std::unique_ptr<Pipeline>> CreateWanPipeline(
     PipelineConfig config, WeightMap dit_weights, const WeightMap& t5_weights,
     const WeightMap& vae_weights, const std::string& spiece_model,
