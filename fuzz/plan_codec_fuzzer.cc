@@ -42,13 +42,13 @@ class ByteStreamCommunicator final : public dserve::parallel::Communicator {
       bytes_->append(p, n);
       return absl::OkStatus();
     }
-    if (offset_ >= bytes_->size() && n > 0) {
-      return absl::UnavailableError("peer closed");
+    // A broadcast the input cannot fill fails, as it does when the peer
+    // goes away mid-collective.
+    if (n > bytes_->size() - offset_) {
+      return absl::UnavailableError("peer closed mid-broadcast");
     }
-    const size_t take = std::min(n, bytes_->size() - offset_);
-    std::memcpy(p, bytes_->data() + offset_, take);
-    std::memset(p + take, 0, n - take);
-    offset_ += take;
+    if (n > 0) std::memcpy(p, bytes_->data() + offset_, n);
+    offset_ += n;
     return absl::OkStatus();
   }
   absl::Status AllReduceSum(at::Tensor&) override { return Unused(); }
