@@ -49,8 +49,15 @@ bool MayBeACrash(grpc::StatusCode code) {
 }
 
 // Parses "<word> <port>" from a ready line.
+// "error <message>" instead: the worker refused to start (a model that
+// does not load, a mesh that does not fit it) and says why.
 absl::StatusOr<int> ParseReadyLine(const std::string& line,
                                    const std::string& word) {
+  constexpr absl::string_view kError = "error ";
+  if (absl::string_view(line).substr(0, kError.size()) == kError) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("rank 0 refused to start: ", line.substr(kError.size())));
+  }
   std::vector<std::string> parts = absl::StrSplit(line, ' ');
   int port = 0;
   if (parts.size() != 2 || parts[0] != word ||
@@ -145,6 +152,11 @@ void LocalReplica::Supervise() {
       spdlog::error("[replica {}] failed to start: {}", options_.index,
                     started.ToString());
       TearDown(started);
+      if (!ever_ready && options_.on_first_start_failed) {
+        options_.on_first_start_failed(absl::Status(
+            started.code(),
+            absl::StrCat("replica ", options_.index, ": ", started.message())));
+      }
     } else {
       spdlog::info("[replica {}] ready: {} rank(s), mesh {}, leader {}",
                    options_.index, world_size_, WorkerMeshSpec(options_.mesh),
@@ -246,6 +258,13 @@ absl::Status LocalReplica::StartProcesses() {
         absl::StrCat("--model_dir=", options_.model_dir),
         absl::StrCat("--threads=", options_.threads),
         "--leader_address=127.0.0.1:0"};
+    for (const common::ModelSpec& model : options_.models) {
+      args.push_back(
+          absl::StrCat("--model=", common::FormatWorkerModelFlag(model)));
+    }
+    if (!options_.default_model.empty()) {
+      args.push_back(absl::StrCat("--default_model=", options_.default_model));
+    }
     args.insert(args.end(), options_.extra_worker_args.begin(),
                 options_.extra_worker_args.end());
     return args;

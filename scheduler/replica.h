@@ -42,6 +42,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
+#include "common/served_models.h"
 #include "proto/dserve/internal/v1/replica_leader.grpc.pb.h"
 #include "scheduler/replica_handle.h"
 #include "scheduler/worker_process.h"
@@ -57,6 +58,16 @@ struct LocalReplicaOptions {
   dserve::v1::MeshLayout mesh;
   // Passed to the workers as --model_dir (empty = built-in default model).
   std::string model_dir;
+  // Several models instead (model_dir then empty): passed as one
+  // --model=NAME=DIR per entry (DIR empty = the built-in model under NAME)
+  // and --default_model (empty = the first). Every rank loads every model.
+  std::vector<common::ModelSpec> models;
+  std::string default_model;
+  // Called once, on the supervisor thread, when the replica's first start
+  // fails (it then stays FAILED). FAILED_PRECONDITION means a worker
+  // refused to start and said why on its ready pipe ("error <message>": a
+  // model that does not load, a mesh that does not fit it).
+  std::function<void(const absl::Status&)> on_first_start_failed;
   // Device of each rank ("cpu", "cuda:N"), in rank order, passed as
   // --device; empty = every rank on the CPU. When set, its size must be the
   // replica's world size (parallel::DevicesByReplica cuts the server's

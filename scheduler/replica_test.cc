@@ -226,6 +226,45 @@ TEST(LocalReplicaTest, RankExitingBeforeReadyFailsStartUp) {
   EXPECT_TRUE(replica.Models().empty());
 }
 
+// Every served model reaches every rank as --model=NAME=DIR (here the fake
+// worker reports the names it was given).
+TEST(LocalReplicaTest, PassesEveryModelToTheWorkers) {
+  LocalReplicaOptions options = Options(1);
+  options.models = {{"tiny", "", ""}, {"wan", "/m/wan", ""}};
+  options.default_model = "tiny";
+  LocalReplica replica(options);
+  replica.Start();
+  ASSERT_TRUE(Eventually([&] { return IsReady(replica); }));
+  const std::vector<dserve::v1::ModelInfo> models = replica.Models();
+  ASSERT_EQ(models.size(), 2u);
+  EXPECT_EQ(models[0].name(), "tiny");
+  EXPECT_TRUE(models[0].is_default());
+  EXPECT_EQ(models[1].name(), "wan");
+}
+
+// A worker that cannot load a model says why on its ready pipe; the
+// replica's first start fails with that reason (FAILED_PRECONDITION) and
+// tells its owner, which stops the server (server.h).
+TEST(LocalReplicaTest, ModelLoadErrorFailsTheFirstStartWithTheReason) {
+  LocalReplicaOptions options = Options(1, {"--fake_scenario=model_error"});
+  absl::Notification told;
+  absl::Status reported;
+  options.on_first_start_failed = [&](const absl::Status& s) {
+    reported = s;
+    told.Notify();
+  };
+  LocalReplica replica(options);
+  replica.Start();
+  ASSERT_TRUE(told.WaitForNotificationWithTimeout(absl::Seconds(20)));
+  EXPECT_EQ(reported.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(reported.message(),
+            "replica 3: rank 0 refused to start: model 'wan' (/m/wan) did not "
+            "load: /m/wan/config.json: bad json");
+  EXPECT_TRUE(Eventually([&] {
+    return replica.Info().state() == dserve::v1::REPLICA_STATE_FAILED;
+  }));
+}
+
 TEST(LocalReplicaTest, ShutdownDuringStartUpDoesNotWaitForTheTimeout) {
   LocalReplica replica(Options(1, {"--fake_scenario=hang_before_ready"}));
   replica.Start();

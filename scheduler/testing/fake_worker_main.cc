@@ -11,7 +11,10 @@
 //
 // --fake_scenario: "ok" (default), "exit_before_ready" (rank 0 exits with
 // status 3 before writing anything), "hang_before_ready" (rank 0 never
-// writes anything).
+// writes anything), "model_error" (rank 0 reports a model that did not
+// load on its ready pipe and exits with status 2). GetStatus lists one
+// model per --model=NAME=DIR flag (the first is the default), or
+// "fake-model".
 
 #include <signal.h>
 #include <unistd.h>
@@ -20,11 +23,14 @@
 #include <cstdlib>
 #include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/program_flags.h"
 #include "common/replica_secret.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/dserve/internal/v1/replica_leader.grpc.pb.h"
@@ -40,6 +46,8 @@ ABSL_FLAG(std::string, dtype, "", "");
 ABSL_FLAG(std::string, comm, "", "");
 ABSL_FLAG(std::string, mesh, "", "");
 ABSL_FLAG(std::string, model_dir, "", "");
+ABSL_FLAG(std::string, model, "", "");
+ABSL_FLAG(std::string, default_model, "", "");
 ABSL_FLAG(int, threads, 1, "");
 ABSL_FLAG(int, ready_fd, -1, "");
 ABSL_FLAG(std::string, leader_address, "127.0.0.1:0", "");
@@ -53,6 +61,10 @@ using dserve::internal::v1::ExecutionPlan;
 
 class FakeLeader final : public dserve::internal::v1::ReplicaLeader::Service {
  public:
+  // The names of the --model flags it was given ("fake-model" if none).
+  explicit FakeLeader(std::vector<std::string> models)
+      : models_(std::move(models)) {}
+
   grpc::Status Execute(grpc::ServerContext* context, const ExecutionPlan* plan,
                        grpc::ServerWriter<ExecutionEvent>* writer) override {
     // What a real leader answers for a plan its model limits refuse.
@@ -85,11 +97,16 @@ class FakeLeader final : public dserve::internal::v1::ReplicaLeader::Service {
                          dserve::internal::v1::ReplicaStatus* status) override {
     status->set_world_size(absl::GetFlag(FLAGS_world));
     status->set_mesh(absl::GetFlag(FLAGS_mesh));
-    auto* model = status->add_models();
-    model->set_name("fake-model");
-    model->set_is_default(true);
+    for (const std::string& name : models_) {
+      auto* model = status->add_models();
+      model->set_name(name);
+      model->set_is_default(name == models_.front());
+    }
     return grpc::Status::OK;
   }
+
+ private:
+  const std::vector<std::string> models_;
 };
 
 void WriteLine(int fd, const std::string& line) {
@@ -110,12 +127,26 @@ int main(int argc, char** argv) {
     while (true) pause();
   }
   if (absl::GetFlag(FLAGS_fake_scenario) == "exit_before_ready") return 3;
+  if (absl::GetFlag(FLAGS_fake_scenario) == "model_error") {
+    // What dserve_worker does when a model does not load.
+    WriteLine(absl::GetFlag(FLAGS_ready_fd), "store 1");
+    WriteLine(absl::GetFlag(FLAGS_ready_fd),
+              "error model 'wan' (/m/wan) did not load: /m/wan/config.json: "
+              "bad json");
+    return 2;
+  }
+  std::vector<std::string> models;
+  for (const std::string& flag :
+       dserve::common::RepeatedFlagValues(argc, argv, "model")) {
+    models.push_back(flag.substr(0, flag.find('=')));
+  }
+  if (models.empty()) models.push_back("fake-model");
   if (absl::GetFlag(FLAGS_fake_scenario) == "hang_before_ready") {
     while (true) pause();
   }
   const int fd = absl::GetFlag(FLAGS_ready_fd);
   WriteLine(fd, "store 1");
-  FakeLeader leader;
+  FakeLeader leader(std::move(models));
   grpc::ServerBuilder builder;
   int port = 0;
   builder.AddListeningPort(absl::GetFlag(FLAGS_leader_address),
