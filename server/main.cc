@@ -7,19 +7,24 @@
 // Server::Drain(--grace_period_s) -> exit 0.
 //
 // Exit codes: 0 after a drain; 1 when the server cannot start (bad flags,
-// port in use).
+// port in use, a model whose directory is missing, or a replica whose
+// workers refused to start: a model that does not load).
 
 #include <signal.h>
 #include <string.h>
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "common/blas_kernels.h"
@@ -37,8 +42,20 @@ ABSL_FLAG(std::string, mesh, "",
           "ulysses, pp, tp; omitted keys are 1). Each replica runs "
           "cfg*ring*ulysses*pp*tp worker processes.");
 ABSL_FLAG(std::string, model_dir, "",
-          "Model directory passed to the workers; empty = built-in default "
-          "model.");
+          "One model directory (dserve, Wan release or diffusers layout), "
+          "served under the name in its config; empty = see --model. Not "
+          "combinable with --model or --model_repository.");
+ABSL_FLAG(std::string, model, "",
+          "NAME=DIR: serve the model in DIR as NAME; repeat the flag for "
+          "several models (every replica loads every one). The bare name "
+          "dserve-tiny-shapes is the built-in model. No --model, "
+          "--model_repository or --model_dir = the built-in model alone.");
+ABSL_FLAG(std::string, model_repository, "",
+          "Folder whose every subfolder is a model named after it (hidden "
+          "entries and lost+found skipped); adds to --model.");
+ABSL_FLAG(std::string, default_model, "",
+          "Model a request with an empty model runs; empty = the first "
+          "--model, else the repository's first subfolder by name.");
 ABSL_FLAG(int, queue_capacity, 64, "Most jobs waiting at once, 1..100000.");
 ABSL_FLAG(std::string, tls_cert, "",
           "PEM certificate chain of the server; with --tls_key, the API is "
@@ -123,13 +140,18 @@ ABSL_FLAG(std::string, log_level, "info",
 namespace dserve::server {
 namespace {
 
-Server::Options OptionsFromFlags(const std::string& argv0) {
+// `model_flags`: every --model value (absl keeps only the last).
+Server::Options OptionsFromFlags(const std::string& argv0,
+                                 std::vector<std::string> model_flags) {
   Server::Options o;
   o.host = absl::GetFlag(FLAGS_host);
   o.port = absl::GetFlag(FLAGS_port);
   o.replicas = absl::GetFlag(FLAGS_replicas);
   o.mesh = absl::GetFlag(FLAGS_mesh);
   o.model_dir = absl::GetFlag(FLAGS_model_dir);
+  o.models = std::move(model_flags);
+  o.model_repository = absl::GetFlag(FLAGS_model_repository);
+  o.default_model = absl::GetFlag(FLAGS_default_model);
   o.queue_capacity = absl::GetFlag(FLAGS_queue_capacity);
   o.tls_cert = absl::GetFlag(FLAGS_tls_cert);
   o.tls_key = absl::GetFlag(FLAGS_tls_key);
@@ -162,8 +184,8 @@ Server::Options OptionsFromFlags(const std::string& argv0) {
   return o;
 }
 
-int Run(const std::string& argv0) {
-  const Server::Options options = OptionsFromFlags(argv0);
+int Run(const std::string& argv0, std::vector<std::string> model_flags) {
+  Server::Options options = OptionsFromFlags(argv0, std::move(model_flags));
   // The handlers go in before the server starts: a SIGTERM that arrives
   // while (or just after) it binds its port must drain it, not kill it with
   // the default action (issue 16, finding 8). The drain then starts as soon
@@ -183,13 +205,40 @@ int Run(const std::string& argv0) {
     spdlog::error("[server] {}", signals.status().ToString());
     return 1;
   }
+  // A replica whose workers refused to start (a model that does not load)
+  // ends the server: exit 1 with the reason, never a server that looks up
+  // but can serve nothing.
+  absl::Mutex start_failure_mu;
+  std::optional<absl::Status> start_failure;
+  absl::Notification start_failed;
+  options.on_start_failure = [&](const absl::Status& s) {
+    {
+      absl::MutexLock lock(&start_failure_mu);
+      if (start_failure.has_value()) return;
+      start_failure = s;
+    }
+    start_failed.Notify();
+  };
   absl::StatusOr<std::unique_ptr<Server>> server =
       Server::BuildAndStart(options);
   if (!server.ok()) {
     spdlog::error("[server] {}", server.status().ToString());
     return 1;
   }
-  drain_requested.WaitForNotification();
+  while (!drain_requested.WaitForNotificationWithTimeout(
+      absl::Milliseconds(100))) {
+    if (start_failed.HasBeenNotified()) {
+      absl::MutexLock lock(&start_failure_mu);
+      spdlog::error("[server] cannot start: {}", start_failure->ToString());
+      break;
+    }
+  }
+  if (start_failed.HasBeenNotified() && !drain_requested.HasBeenNotified()) {
+    (*server)->Drain(absl::ZeroDuration());
+    (*server)->Wait();
+    signals->reset();
+    return 1;
+  }
   (*server)->Drain(absl::Seconds(options.grace_period_s));
   (*server)->Wait();
   signals->reset();
@@ -220,5 +269,6 @@ int main(int argc, char** argv) {
   spdlog::set_level(level);
   // A client that vanishes mid-write must not kill the server.
   signal(SIGPIPE, SIG_IGN);
-  return dserve::server::Run(argv[0]);
+  return dserve::server::Run(
+      argv[0], dserve::common::RepeatedFlagValues(argc, argv, "model"));
 }

@@ -13,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/served_models.h"
 #include "common/status_macros.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -168,27 +169,13 @@ ResolveReplicaDevices(const Server::Options& o,
   return by_replica;
 }
 
-// The model directory the workers load: --model_dir when given (its
-// config.json must exist), else the shipped default model found in the
-// runfiles of the server or the worker (or the working directory). A server
-// whose weights are missing refuses to start and names the paths; it serves
-// random weights only with --allow_random_weights (returns "" then).
-absl::StatusOr<std::string> ResolveModelDir(const Server::Options& o,
-                                            const std::string& worker_binary) {
+// The shipped default model's directory, found in the runfiles of the
+// server or the worker (or the working directory). A server whose weights
+// are missing refuses to start and names the paths; it serves random
+// weights only with --allow_random_weights (returns "" then).
+absl::StatusOr<std::string> ResolveBuiltinModelDir(
+    const Server::Options& o, const std::string& worker_binary) {
   std::error_code ec;
-  if (!o.model_dir.empty()) {
-    // dserve's own layout and a Wan2.1 release have config.json; a
-    // diffusers directory has model_index.json. The workers check the rest.
-    const std::string config = o.model_dir + "/config.json";
-    const std::string index = o.model_dir + "/model_index.json";
-    if (!std::filesystem::is_regular_file(config, ec) &&
-        !std::filesystem::is_regular_file(index, ec)) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "--model_dir=", o.model_dir, ": the model's weights are missing (no ",
-          config, " or ", index, "); mount or copy the model there"));
-    }
-    return o.model_dir;
-  }
   std::vector<std::string> tried;
   for (const std::string& binary : {o.argv0, worker_binary}) {
     absl::StatusOr<std::string> dir =
@@ -201,6 +188,50 @@ absl::StatusOr<std::string> ResolveModelDir(const Server::Options& o,
       "the default model's weights are missing: ", absl::StrJoin(tried, "; "),
       ". Pass --model_dir=DIR, or --allow_random_weights to serve untrained "
       "random weights on purpose"));
+}
+
+// What the workers load. The --model_dir form: that directory (its
+// config.json or model_index.json must exist; the workers check the rest).
+// Otherwise every model of common::ResolveServedModels, each directory
+// checked the same way and made absolute, the built-in model's resolved to
+// its shipped weights ("" with --allow_random_weights when they are
+// missing).
+struct WorkerModels {
+  std::string model_dir;
+  std::vector<common::ModelSpec> models;
+  std::string default_model;
+  // Some model runs on untrained random weights.
+  bool random_weights = false;
+};
+
+absl::StatusOr<WorkerModels> ResolveWorkerModels(
+    const Server::Options& o, const std::string& worker_binary) {
+  ASSIGN_OR_RETURN(common::ServedModels served,
+                   common::ResolveServedModels(common::ModelFlags{
+                       o.models, o.model_repository, o.default_model,
+                       o.model_dir}));
+  WorkerModels out;
+  std::error_code ec;
+  if (!o.model_dir.empty()) {
+    // dserve's own layout and a Wan2.1 release have config.json; a
+    // diffusers directory has model_index.json. The workers check the rest.
+    RETURN_IF_ERROR(common::CheckModelDirectory(
+        o.model_dir, absl::StrCat("--model_dir=", o.model_dir)));
+    out.model_dir = o.model_dir;
+    return out;
+  }
+  for (common::ModelSpec& model : served.models) {
+    if (model.dir.empty()) {
+      ASSIGN_OR_RETURN(model.dir, ResolveBuiltinModelDir(o, worker_binary));
+      out.random_weights |= model.dir.empty();
+      continue;
+    }
+    RETURN_IF_ERROR(common::CheckModelDirectory(model.dir, model.source));
+    model.dir = std::filesystem::absolute(model.dir, ec).string();
+  }
+  out.models = std::move(served.models);
+  out.default_model = std::move(served.default_model);
+  return out;
 }
 
 absl::Status CheckOptions(const Server::Options& o) {
@@ -295,8 +326,8 @@ absl::Status Server::Start(Options options) {
   // Replicas start in the background; the API is up (NOT_SERVING) meanwhile.
   if (o.replica_handles.empty()) {
     ASSIGN_OR_RETURN(const std::string worker_binary, ResolveWorkerBinary(o));
-    ASSIGN_OR_RETURN(const std::string model_dir,
-                     ResolveModelDir(o, worker_binary));
+    ASSIGN_OR_RETURN(const WorkerModels models,
+                     ResolveWorkerModels(o, worker_binary));
     ASSIGN_OR_RETURN(const auto replica_devices,
                      ResolveReplicaDevices(o, p.mesh, worker_binary));
     for (int i = 0; i < p.mesh.dp(); ++i) {
@@ -304,7 +335,16 @@ absl::Status Server::Start(Options options) {
       replica.index = i;
       replica.worker_binary = worker_binary;
       replica.mesh = p.mesh;
-      replica.model_dir = model_dir;
+      replica.model_dir = models.model_dir;
+      replica.models = models.models;
+      replica.default_model = models.default_model;
+      replica.on_first_start_failed = [&o](const absl::Status& s) {
+        // Only the workers' own refusal: a model or flag error that a
+        // restart does not fix.
+        if (o.on_start_failure && absl::IsFailedPrecondition(s)) {
+          o.on_start_failure(s);
+        }
+      };
       replica.threads = o.worker_threads;
       for (const parallel::Device& d : replica_devices[i]) {
         replica.rank_devices.push_back(d.ToString());
@@ -323,12 +363,21 @@ absl::Status Server::Start(Options options) {
           absl::StrCat("--log_level=", o.log_level),
           absl::StrCat("--async_ulysses=",
                        o.async_ulysses ? "true" : "false")};
-      if (model_dir.empty()) {
+      if (models.random_weights) {
         replica.extra_worker_args.push_back("--allow_random_weights");
       }
       p.owned_replicas.push_back(
           std::make_unique<scheduler::LocalReplica>(replica));
       p.replicas.push_back(p.owned_replicas.back().get());
+    }
+    if (!models.model_dir.empty()) {
+      spdlog::info("[server] serving the model in --model_dir={}",
+                   models.model_dir);
+    }
+    for (const common::ModelSpec& m : models.models) {
+      spdlog::info("[server] serving model '{}' from {}{}", m.name,
+                   m.dir.empty() ? "untrained random weights" : m.dir,
+                   m.name == models.default_model ? " (default)" : "");
     }
     const char* blas_core = std::getenv("OPENBLAS_CORETYPE");
     spdlog::info(

@@ -26,6 +26,7 @@
 // no grace if nobody drained.
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -53,8 +54,23 @@ class Server {
     int replicas = 0;
     // Parallel layout, e.g. "dp=2,cfg=2" (parallel::ParseMeshSpec).
     std::string mesh;
-    // Passed to the workers; empty = built-in default model.
+    // One model, under the name in its config (the single-model form);
+    // exclusive with the three below. All empty = the built-in model.
     std::string model_dir;
+    // Several models (common/served_models.h): every --model value
+    // ("NAME=DIR", or the built-in model's bare name), --model_repository
+    // (each subfolder a model named after it) and --default_model (empty =
+    // the first --model, else the repository's first subfolder). Every
+    // replica loads every model; a request names one (empty = the default).
+    std::vector<std::string> models;
+    std::string model_repository;
+    std::string default_model;
+    // Called once, from a replica's thread, when a spawned replica's first
+    // start fails because its workers refused to start
+    // (FAILED_PRECONDITION naming the model and the reason: a model that
+    // does not load, a mesh that does not fit it). dserve_server then exits
+    // with status 1; unset = the replica just stays FAILED.
+    std::function<void(const absl::Status&)> on_start_failure;
     int queue_capacity = 64;
     // PEM files; empty = plaintext (see tls_credentials.h).
     std::string tls_cert;
@@ -121,8 +137,11 @@ class Server {
     std::vector<scheduler::ReplicaHandle*> replica_handles;
   };
 
-  // INVALID_ARGUMENT naming the flag for a bad setting; NOT_FOUND when no
-  // dserve_worker is found; UNAVAILABLE when the port cannot be bound.
+  // INVALID_ARGUMENT naming the flag for a bad setting (model flags
+  // included: a malformed --model, a bad or repeated name, an unknown
+  // --default_model); FAILED_PRECONDITION naming the flag and the file when
+  // a model directory has no config.json/model_index.json; NOT_FOUND when
+  // no dserve_worker is found; UNAVAILABLE when the port cannot be bound.
   static absl::StatusOr<std::unique_ptr<Server>> BuildAndStart(
       Options options);
 
