@@ -268,6 +268,53 @@ TEST(MultiModelStartTest, AModelThatDoesNotLoadEndsTheServer) {
   EXPECT_THAT(run.stderr_text, HasSubstr(dir + "/config.json"));
 }
 
+// A 2-rank replica (cfg=2): every rank loads both models, one ParallelDiT
+// each over the same mesh groups, and the models take turns on them.
+TEST(MultiModelStartTest, TwoRankReplicaServesEachModel) {
+  const std::string dir = TestTempDir() + "/cfg2";
+  absl::StatusOr<CapturedRun> made = RunAndCapture(
+      {"/usr/bin/python3", DataFile("tools/wan/make_wan_checkpoint.py"),
+       "--out=" + dir, "--layout=wan", "--preset=tiny", "--t5_vocab=512",
+       "--seed=11", "--dtype=fp32",
+       "--spiece=" +
+           DataFile("worker/models/text/testdata/umt5_test_spm.model")},
+      absl::Seconds(120));
+  ASSERT_TRUE(made.ok()) << made.status();
+  ASSERT_EQ(made->exit_code, 0) << made->stderr_text;
+  const std::string wan_dir =
+      std::filesystem::is_directory(dir + "/wan") ? dir + "/wan" : dir;
+  ServerProcess::Options options;
+  options.replicas = 1;
+  options.extra_flags = {"--mesh=cfg=2", "--model=wan=" + wan_dir,
+                         std::string("--model=") + kBuiltin};
+  auto server = ServerProcess::Start(options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto stub = dserve::v1::DiffusionService::NewStub((*server)->channel());
+  absl::StatusOr<dserve::v1::ModelInfo> model = DefaultModel(*stub);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ(model->name(), "wan");  // The first --model.
+  dserve::v1::GenerateRequest wan = WanRequest("");
+  wan.set_guidance_scale(4);  // Both CFG branches, one per rank.
+  const GenerateOutcome from_wan = GenerateToEnd(*stub, wan, kJobTimeout);
+  ASSERT_TRUE(from_wan.status.ok()) << from_wan.status.error_message();
+  EXPECT_EQ(MediaBytes(from_wan).size(), 5u * 32 * 48 * 3 * 4);
+  absl::StatusOr<std::vector<dserve::v1::ModelInfo>> models = ListModels(*stub);
+  ASSERT_TRUE(models.ok()) << models.status();
+  ASSERT_EQ(models->size(), 2u);
+  dserve::v1::GenerateRequest tiny = SmallRequest((*models)[1]);
+  tiny.set_model(kBuiltin);
+  tiny.set_guidance_scale(4);
+  const GenerateOutcome from_tiny = GenerateToEnd(*stub, tiny, kJobTimeout);
+  ASSERT_TRUE(from_tiny.status.ok()) << from_tiny.status.error_message();
+  // And the first model again after the other ran on the same groups.
+  const GenerateOutcome again = GenerateToEnd(*stub, wan, kJobTimeout);
+  ASSERT_TRUE(again.status.ok()) << again.status.error_message();
+  EXPECT_EQ(MediaBytes(again), MediaBytes(from_wan));
+  absl::StatusOr<int> code = (*server)->Stop();
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(*code, 0);
+}
+
 TEST(MultiModelStartTest, BadModelFlagsFailAtOnceNamingTheFlag) {
   CapturedRun run = RunServerToExit({"--model=gone=/nonexistent/gone"});
   EXPECT_EQ(run.exit_code, 1);
