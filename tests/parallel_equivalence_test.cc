@@ -35,6 +35,7 @@
 #include "parallel/host_staging_communicator.h"
 #include "parallel/mesh_communicators.h"
 #include "parallel/testing/multiprocess.h"
+#include "worker/models/dit_share.h"
 #include "worker/models/model_config.h"
 #include "worker/models/parallel_context.h"
 #include "worker/models/parallel_dit.h"
@@ -158,9 +159,18 @@ void CheckLayout(const std::string& mesh_spec, int width, int height,
       parallel::MeshCommunicators::Create(*mesh, rank, store,
                                           TestCommunicators());
   ASSERT_TRUE(comms.ok()) << comms.status();
+  // The parallel run loads the pipeline as dserve_worker does: this rank
+  // materialises only its share of the DiT (its PP stage's blocks, its TP
+  // slices); the reference above holds the whole DiT.
+  auto share = models::DiTShareForRank(*mesh, rank);
+  ASSERT_TRUE(share.ok()) << share.status();
+  models::PipelineOptions sharded_options = kPlacement;
+  sharded_options.dit_share = *share;
+  auto sharded =
+      models::Pipeline::Create(config, TestWeights(config), sharded_options);
+  ASSERT_TRUE(sharded.ok()) << sharded.status();
   auto dit = models::ParallelDiT::Create(
-      (*pipeline)->dit(), (*pipeline)->weights(), config.coordinate_planes,
-      models::ParallelContext{*mesh, &*comms},
+      **sharded, models::ParallelContext{*mesh, &*comms},
       models::ParallelDiTOptions{async_ulysses});
   ASSERT_TRUE(dit.ok()) << dit.status();
   models::GuidedPredictor predictor =
@@ -168,7 +178,7 @@ void CheckLayout(const std::string& mesh_spec, int width, int height,
           const at::Tensor& u, const std::vector<float>& g) {
         return (*dit)->GuidedPrediction(x, t, c, u, g);
       };
-  const at::Tensor got = RunSteps(**pipeline, spec, predictor);
+  const at::Tensor got = RunSteps(**sharded, spec, predictor);
   ASSERT_TRUE(got.defined());
   ASSERT_EQ(got.sizes(), want.sizes());
   const double err = (got - want).abs().max().item<double>() /

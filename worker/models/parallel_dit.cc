@@ -128,13 +128,47 @@ absl::StatusOr<std::unique_ptr<ParallelDiT>> ParallelDiT::Create(
       new ParallelDiT(dit, coordinate_planes, std::move(context), options));
   const int tp = p->context_.degree(MeshDim::kTp);
   if (tp > 1) {
+    // Only this stage's layers.
+    const parallel::Communicator& pp = p->context_.group(MeshDim::kPp);
+    const LayerRange layers =
+        StageLayers(dit.config().num_layers, pp.rank(), pp.size());
     ASSIGN_OR_RETURN(
         TensorParallelBlocks blocks,
         TensorParallelBlocks::Create(dit.config(), weights,
                                      p->context_.group(MeshDim::kTp).rank(),
-                                     tp));
-    p->tp_blocks_ = std::move(blocks);
+                                     tp, layers.first, layers.last));
+    p->owned_tp_blocks_ = std::move(blocks);
+    p->tp_blocks_ = &*p->owned_tp_blocks_;
   }
+  return p;
+}
+
+absl::StatusOr<std::unique_ptr<ParallelDiT>> ParallelDiT::Create(
+    const Pipeline& model, ParallelContext context,
+    ParallelDiTOptions options) {
+  if (context.comms == nullptr) {
+    return absl::InvalidArgumentError(
+        "ParallelDiT: ParallelContext.comms is null");
+  }
+  const DiTShard& shard = model.dit_shard();
+  RETURN_IF_ERROR(ValidateMeshForModel(context.mesh, model.config().dit));
+  DiTShare want;
+  want.pp_stage = context.group(MeshDim::kPp).rank();
+  want.pp_size = context.group(MeshDim::kPp).size();
+  want.tp_rank = context.group(MeshDim::kTp).rank();
+  want.tp_size = context.group(MeshDim::kTp).size();
+  if (shard.share != want) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "ParallelDiT: the pipeline holds the DiT share ",
+        DiTShareString(shard.share), ", but this rank is ",
+        DiTShareString(want),
+        "; load it with PipelineOptions::dit_share = DiTShareForRank(mesh, "
+        "rank)"));
+  }
+  std::unique_ptr<ParallelDiT> p(new ParallelDiT(
+      shard.dit, model.config().coordinate_planes, std::move(context),
+      options));
+  if (shard.tp_blocks.has_value()) p->tp_blocks_ = &*shard.tp_blocks;
   return p;
 }
 
@@ -184,7 +218,7 @@ at::Tensor ParallelDiT::ForwardOrThrow(const at::Tensor& latents,
     begin += n;
   }
   auto run_layers = [&](DiTActivations& mb) {
-    if (tp_blocks_.has_value()) {
+    if (tp_blocks_ != nullptr) {
       tp_blocks_->RunBlocks(mb, layers.first, layers.last,
                             context_.group(MeshDim::kTp));
     } else {

@@ -27,8 +27,9 @@
 // 1-process prediction up to float reassociation (tested ≤ 1e-4 relative
 // over whole denoising runs, fp32).
 //
-// Ownership: borrows the DiT and the context's communicators (both must
-// outlive it); owns its TP weight slices. Not thread-safe (it drives the
+// Ownership: borrows the DiT (or the Pipeline) and the context's
+// communicators (both must outlive it); made from a DiT and weights it owns
+// its TP weight slices, made from a Pipeline it borrows the pipeline's. Not thread-safe (it drives the
 // communicators). Every rank of the replica must call the same method with
 // the same inputs, in the same order; calls block until the collectives
 // are done.
@@ -41,6 +42,7 @@
 #include "worker/models/dit.h"
 #include "worker/models/model_config.h"
 #include "worker/models/parallel_context.h"
+#include "worker/models/pipeline.h"
 #include "worker/models/tensor_parallel.h"
 #include <ATen/core/Tensor.h>
 
@@ -66,9 +68,17 @@ class ParallelDiT {
  public:
   // `coordinate_planes` as in PipelineConfig (the pipeline appends them
   // before the DiT). Errors: ValidateMeshForModel's, or a missing TP key.
+  // The TP slices of this rank's stage are cut from `weights`.
   static absl::StatusOr<std::unique_ptr<ParallelDiT>> Create(
       const DiT& dit, const WeightMap& weights, bool coordinate_planes,
       ParallelContext context, ParallelDiTOptions options = {});
+  // Over the share of the DiT `model` materialised (its
+  // PipelineOptions::dit_share, e.g. DiTShareForRank): nothing is copied.
+  // FAILED_PRECONDITION if that share is not this rank's place in the
+  // context's pp and tp groups.
+  static absl::StatusOr<std::unique_ptr<ParallelDiT>> Create(
+      const Pipeline& model, ParallelContext context,
+      ParallelDiTOptions options = {});
 
   // The DiT forward of `latents` (planes already appended), [B, C_out, F, H,
   // W] on every rank. Ignores the cfg dimension (each cfg rank may call it
@@ -103,7 +113,8 @@ class ParallelDiT {
   bool coordinate_planes_;
   ParallelContext context_;
   ParallelDiTOptions options_;
-  std::optional<TensorParallelBlocks> tp_blocks_;
+  std::optional<TensorParallelBlocks> owned_tp_blocks_;
+  const TensorParallelBlocks* tp_blocks_ = nullptr;  // owned or borrowed
 };
 
 }  // namespace dserve::models

@@ -51,14 +51,22 @@ WeightMap WithPrefix(const WeightMap& all, const std::string& prefix) {
 
 }  // namespace
 
+int64_t CountParameters(const WeightMap& weights) {
+  int64_t n = 0;
+  for (const auto& [key, t] : weights) {
+    if (t.defined()) n += t.numel();
+  }
+  return n;
+}
+
 class Pipeline::Impl {
  public:
-  Impl(DiT dit, std::unique_ptr<PromptEncoder> prompts,
+  Impl(DiTShard dit, std::unique_ptr<PromptEncoder> prompts,
        std::unique_ptr<LatentDecoder> decoder)
       : dit(std::move(dit)),
         prompts(std::move(prompts)),
         decoder(std::move(decoder)) {}
-  DiT dit;
+  DiTShard dit;
   std::unique_ptr<PromptEncoder> prompts;
   std::unique_ptr<LatentDecoder> decoder;
 };
@@ -87,7 +95,7 @@ Pipeline::~Pipeline() = default;
 absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Assemble(
     PipelineConfig config, WeightMap weights, PipelineOptions options,
     std::unique_ptr<PromptEncoder> prompts,
-    std::unique_ptr<LatentDecoder> decoder) {
+    std::unique_ptr<LatentDecoder> decoder, ComponentSizes sizes) {
   RETURN_IF_ERROR(ValidateConfig(config));
   if (prompts == nullptr || decoder == nullptr) {
     return absl::InvalidArgumentError(
@@ -96,12 +104,17 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Assemble(
   DiTNumerics numerics;
   numerics.device = options.device;
   numerics.compute_dtype = options.compute_dtype;
-  ASSIGN_OR_RETURN(DiT dit, DiT::Create(config.dit, weights, numerics));
+  ASSIGN_OR_RETURN(DiTShard dit, LoadDiTShard(config.dit, weights, numerics,
+                                              options.dit_share));
   auto impl = std::make_unique<Impl>(std::move(dit), std::move(prompts),
                                      std::move(decoder));
-  return std::unique_ptr<Pipeline>(
-      new Pipeline(std::move(config), std::move(weights), options,
-                   std::move(impl)));
+  std::unique_ptr<Pipeline> pipeline(new Pipeline(
+      std::move(config), std::move(weights), options, std::move(impl)));
+  pipeline->sizes_ = sizes;
+  // Every part is built: what was read of mapped weights is now held (or
+  // not needed) and leaves the RSS.
+  ReleaseMappedPages(pipeline->weights_);
+  return pipeline;
 }
 
 absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(
@@ -128,10 +141,20 @@ absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::Create(
       it = weights.erase(it);
     }
   }
+  const WeightMap vae = WithPrefix(weights, "vae.");
   ASSIGN_OR_RETURN(std::unique_ptr<LatentDecoder> decoder,
-                   MakeDecoder(config, WithPrefix(weights, "vae."), options));
+                   MakeDecoder(config, vae, options));
+  // The word encoder and the VAE keep fp32 weights.
+  ComponentSizes sizes;
+  sizes.text_encoder_parameters =
+      CountParameters(WithPrefix(weights, "text_encoder."));
+  sizes.text_encoder_bytes = sizes.text_encoder_parameters * 4;
+  if (config.decoder == "wan_vae") {
+    sizes.decoder_parameters = CountParameters(vae);
+    sizes.decoder_bytes = sizes.decoder_parameters * 4;
+  }
   return Assemble(std::move(config), std::move(weights), options,
-                  std::move(prompts), std::move(decoder));
+                  std::move(prompts), std::move(decoder), sizes);
 }
 
 absl::StatusOr<std::unique_ptr<Pipeline>> Pipeline::LoadFromDirectory(
@@ -253,7 +276,9 @@ absl::StatusOr<DenoiseState> Pipeline::Prepare(
   return state;
 }
 
-const DiT& Pipeline::dit() const { return impl_->dit; }
+const DiT& Pipeline::dit() const { return impl_->dit.dit; }
+
+const DiTShard& Pipeline::dit_shard() const { return impl_->dit; }
 
 absl::Status Pipeline::Step(DenoiseState& state) const {
   return Step(state, nullptr);
@@ -261,6 +286,12 @@ absl::Status Pipeline::Step(DenoiseState& state) const {
 
 absl::Status Pipeline::Step(DenoiseState& state,
                             const GuidedPredictor& predictor) const {
+  if (!predictor && !options_.dit_share.whole()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "Pipeline::Step: this rank holds only its share of the DiT (",
+        DiTShareString(options_.dit_share),
+        "); step it through a ParallelDiT made for that share"));
+  }
   const int num_steps = static_cast<int>(state.sigmas.size()) - 1;
   if (state.step < 0 || state.step >= num_steps) {
     return absl::FailedPreconditionError(
@@ -278,7 +309,7 @@ absl::Status Pipeline::Step(DenoiseState& state,
     std::vector<float> guidance(g.data_ptr<float>(),
                                 g.data_ptr<float>() + g.numel());
     const bool planes = config_.coordinate_planes;
-    const DiT& dit = impl_->dit;
+    const DiT& dit = impl_->dit.dit;
     DenoiseFn model = [&](const at::Tensor& xin, const at::Tensor& t,
                           const at::Tensor& ctx) {
       return dit.Forward(planes ? AppendCoordinatePlanes(xin) : xin, t, ctx);

@@ -25,6 +25,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "worker/models/dit_share.h"
 #include "worker/models/flow_schedule.h"
 #include "worker/models/model_config.h"
 #include "worker/models/prompt_broadcast.h"
@@ -67,7 +68,25 @@ struct PipelineOptions {
   // How this rank gets prompt embeddings (prompt_broadcast.h); the default
   // encodes them here.
   PromptSharing prompts;
+  // The part of the DiT this rank materialises (dit_share.h: its PP stage's
+  // blocks, its TP slices); the default is the whole DiT. A pipeline with
+  // less than the whole DiT steps only through a ParallelDiT made for the
+  // same share (ParallelDiT::Create(const Pipeline&, ...)).
+  DiTShare dit_share;
 };
+
+// What Assemble cannot see inside the prompt encoder and the decoder: their
+// parameter counts and the bytes this rank keeps of them (0 for a part that
+// holds no weights here, e.g. a rank that receives broadcast embeddings).
+struct ComponentSizes {
+  int64_t text_encoder_parameters = 0;
+  int64_t text_encoder_bytes = 0;
+  int64_t decoder_parameters = 0;
+  int64_t decoder_bytes = 0;
+};
+
+// Elements of every defined tensor of `weights`.
+int64_t CountParameters(const WeightMap& weights);
 
 // Everything that changes from one denoising step to the next.
 struct DenoiseState {
@@ -125,10 +144,11 @@ class Pipeline {
   // an encoder that serves cached or broadcast embeddings. `config` must
   // pass ValidateConfig; the parts must match its text_len/text_dim and
   // latent channels.
+  // The DiT is materialised per options.dit_share (LoadDiTShard).
   static absl::StatusOr<std::unique_ptr<Pipeline>> Assemble(
       PipelineConfig config, WeightMap dit_weights, PipelineOptions options,
       std::unique_ptr<PromptEncoder> prompts,
-      std::unique_ptr<LatentDecoder> decoder);
+      std::unique_ptr<LatentDecoder> decoder, ComponentSizes sizes = {});
   // Loads `dir`/config.json and `dir`/model.safetensors (or, if that file
   // is absent, the shards listed in `dir`/model.safetensors.index.json).
   static absl::StatusOr<std::unique_ptr<Pipeline>> LoadFromDirectory(
@@ -137,8 +157,11 @@ class Pipeline {
   const PipelineConfig& config() const { return config_; }
   const PipelineOptions& options() const { return options_; }
   const WeightMap& weights() const { return weights_; }
-  // The denoiser, for code that runs it another way (ParallelDiT).
+  // The denoiser, for code that runs it another way (ParallelDiT): this
+  // rank's share of it (dit_shard().dit is dit()).
   const DiT& dit() const;
+  const DiTShard& dit_shard() const;
+  const ComponentSizes& component_sizes() const { return sizes_; }
 
   // INVALID_ARGUMENT naming the field, value and allowed range.
   absl::Status ValidateSpec(const GenerationSpec& spec) const;
@@ -171,6 +194,7 @@ class Pipeline {
   PipelineConfig config_;
   WeightMap weights_;
   PipelineOptions options_;
+  ComponentSizes sizes_;
   std::unique_ptr<Impl> impl_;
 };
 

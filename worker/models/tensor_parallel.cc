@@ -180,9 +180,11 @@ void TensorParallelBlocks::RunBlock(const Block& blk, DiTActivations& a,
   auto attention = [&](const Attn& w, const at::Tensor& hq,
                        const at::Tensor& hkv, bool self) {
     const int64_t skv = hkv.size(1);
+    // The slices are fp32; the embedded text is in the compute dtype.
+    const at::Tensor kv = hkv.to(w.k.weight.scalar_type());
     at::Tensor q = at::linear(hq, w.q.weight, w.q.bias);
-    at::Tensor k = at::linear(hkv, w.k.weight, w.k.bias);
-    at::Tensor v = at::linear(hkv, w.v.weight, w.v.bias);
+    at::Tensor k = at::linear(kv, w.k.weight, w.k.bias);
+    at::Tensor v = at::linear(kv, w.v.weight, w.v.bias);
     // One all-reduce for both sums of squares: [B·S | B·Skv].
     at::Tensor ss = all_reduce(at::cat({q.pow(2).sum(-1).flatten(),
                                         k.pow(2).sum(-1).flatten()}));

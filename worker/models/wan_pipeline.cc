@@ -9,6 +9,7 @@
 #include "common/status_macros.h"
 #include "worker/models/latent_decoder.h"
 #include "worker/models/prompt_broadcast.h"
+#include "worker/models/safetensors.h"
 #include "worker/models/wan_prompt_encoder.h"
 #include <nlohmann/json.hpp>
 
@@ -52,8 +53,21 @@ absl::StatusOr<std::unique_ptr<Pipeline>> CreateWanPipeline(
   ASSIGN_OR_RETURN(std::unique_ptr<LatentDecoder> decoder,
                    MakeWanVaeDecoder(vae_weights, options.device,
                                      config.latent_channels()));
+  // umT5 keeps every weight in the compute dtype, the VAE in fp32; the
+  // pages read from their mapped files are no longer needed.
+  ComponentSizes sizes;
+  if (EncodesPromptsHere(options.prompts)) {
+    sizes.text_encoder_parameters = CountParameters(t5_weights);
+    sizes.text_encoder_bytes =
+        sizes.text_encoder_parameters *
+        static_cast<int64_t>(c10::elementSize(options.compute_dtype));
+  }
+  sizes.decoder_parameters = CountParameters(vae_weights);
+  sizes.decoder_bytes = sizes.decoder_parameters * 4;
+  ReleaseMappedPages(t5_weights);
+  ReleaseMappedPages(vae_weights);
   return Pipeline::Assemble(std::move(config), std::move(dit_weights), options,
-                            std::move(prompts), std::move(decoder));
+                            std::move(prompts), std::move(decoder), sizes);
 }
 
 PipelineConfig WanConfigFromCheckpoint(const checkpoint::WanCheckpoint& ckpt,
@@ -118,10 +132,14 @@ absl::StatusOr<std::unique_ptr<Pipeline>> LoadModelDirectory(
                    Pipeline::LoadFromDirectory(dir, options));
   if (name.empty() || name == p->config().name) return p;
   // A different name: rebuild with the same parts is not possible from
-  // outside, so re-create from the same config and weights.
+  // outside, so re-create from the same config and weights (views of the
+  // mapped file), after the first pipeline is gone so that only one of
+  // them is ever materialised.
   PipelineConfig config = p->config();
   config.name = name;
-  return Pipeline::Create(std::move(config), p->weights(), options);
+  WeightMap weights = p->weights();
+  p.reset();
+  return Pipeline::Create(std::move(config), std::move(weights), options);
 }
 
 }  // namespace dserve::models
