@@ -17,6 +17,8 @@ using ::dserve::internal::v1::ExecutionPlan;
 // Control word values broadcast before every step.
 constexpr int64_t kContinue = 0;
 constexpr int64_t kCancel = 1;
+// The plan's deadline passed (the leader's clock decides).
+constexpr int64_t kDeadlineExceeded = 2;
 
 double Ms(absl::Duration d) { return absl::ToDoubleMilliseconds(d); }
 
@@ -71,10 +73,16 @@ absl::StatusOr<models::GenerationSpec> RankLoop::ResolveSpec(
 }
 
 absl::Status RankLoop::RunStep(models::DenoiseState& state,
-                               PlanObserver* observer) {
+                               PlanObserver* observer, absl::Time deadline) {
   at::Tensor control = at::empty({1}, at::kLong);
-  control[0] =
-      (observer != nullptr && observer->ShouldCancel()) ? kCancel : kContinue;
+  int64_t decision = kContinue;
+  if (observer != nullptr && observer->ShouldCancel()) {
+    decision = kCancel;
+  } else if (is_leader() && deadline != absl::InfiniteFuture() &&
+             now_() >= deadline) {
+    decision = kDeadlineExceeded;
+  }
+  control[0] = decision;
   if (absl::Status s = world_.Broadcast(control, /*root=*/0); !s.ok()) {
     healthy_ = false;
     return absl::UnavailableError(absl::StrCat(
@@ -84,6 +92,11 @@ absl::Status RankLoop::RunStep(models::DenoiseState& state,
   if (word == kCancel) {
     return absl::CancelledError(
         absl::StrCat("cancelled by the leader after ", state.step, " steps"));
+  }
+  if (word == kDeadlineExceeded) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        "the job's deadline passed; stopped after ", state.step, " of ",
+        state.sigmas.empty() ? 0 : state.sigmas.size() - 1, " steps"));
   }
   if (word != kContinue) {
     // Ranks disagree about the protocol; nothing later can be trusted.
@@ -124,10 +137,16 @@ absl::StatusOr<PlanOutput> RankLoop::RunPlan(const ExecutionPlan& plan,
   out.unknown_words = state.unknown_words;
 
   const int total = spec.num_steps;
+  // Only the leader's clock is read (RunStep); the others follow its word.
+  const absl::Time deadline = plan.deadline_unix_ms() > 0
+                                  ? absl::FromUnixMillis(plan.deadline_unix_ms())
+                                  : absl::InfiniteFuture();
   while (state.step < total) {
     const absl::Time step_start = now_();
     const int before = state.step;
-    if (absl::Status s = RunStep(state, observer); !s.ok()) return s;
+    if (absl::Status s = RunStep(state, observer, deadline); !s.ok()) {
+      return s;
+    }
     if (state.step != before + 1) {
       return absl::InternalError(absl::StrCat("Pipeline::Step moved from step ",
                                               before, " to ", state.step,

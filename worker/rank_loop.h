@@ -103,7 +103,10 @@ class RankLoop {
 
   // Runs `plan` on this rank from start to finish. Every rank of the world
   // must call it for the same plan. Returns CANCELLED when the leader
-  // cancelled (after the steps already done). A failed collective returns its
+  // cancelled, DEADLINE_EXCEEDED when the leader's clock (`now`) passed
+  // plan.deadline_unix_ms() before a step (both after the steps already
+  // done; the leader decides, the control word tells every rank, so all
+  // ranks stop at the same step boundary). A failed collective returns its
   // error and marks the loop unhealthy: the replica cannot continue.
   absl::StatusOr<PlanOutput> RunPlan(
       const dserve::internal::v1::ExecutionPlan& plan, PlanObserver* observer);
@@ -111,7 +114,10 @@ class RankLoop {
   // One lockstep step of the running plan's model (the default outside a
   // plan): the leader's control word, then Pipeline::Step.
   // CANCELLED (state untouched) if the leader cancels.
-  absl::Status RunStep(models::DenoiseState& state, PlanObserver* observer);
+  // With a finite `deadline` (leader only; other ranks follow its word),
+  // DEADLINE_EXCEEDED (state untouched) once now() >= deadline.
+  absl::Status RunStep(models::DenoiseState& state, PlanObserver* observer,
+                       absl::Time deadline = absl::InfiniteFuture());
 
   // False once a collective has failed; the process should exit.
   bool healthy() const { return healthy_; }

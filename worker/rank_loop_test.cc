@@ -8,6 +8,7 @@
 #include "worker/models/random_weights.h"
 #include "worker/models/vae/testing/random_vae_weights.h"
 #include "parallel/local_communicator.h"
+#include "worker/testing/broadcast_pipe.h"
 #include "worker/testing/fault_injecting_communicator.h"
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
@@ -158,6 +159,66 @@ TEST_F(RankLoopTest, EachPlanRunsTheModelItNames) {
   EXPECT_EQ(unknown.message(),
             "model 'nope' is not served by this replica; it serves '" +
                 pipeline_->config().name + "', 'other'");
+}
+
+// The leader's clock passes the plan's deadline during step 3: the leader
+// sends the deadline control word before step 4 and every rank (here a
+// follower fed from the same broadcasts) stops there with
+// DEADLINE_EXCEEDED, after the same 3 steps.
+TEST_F(RankLoopTest, DeadlineStopsEveryRankAtTheSameStepBoundary) {
+  const absl::Time start = absl::FromUnixSeconds(1'800'000'000);
+  absl::Time leader_now = start;
+  ExecutionPlan plan = SmallPlan(6);
+  plan.set_deadline_unix_ms(absl::ToUnixMillis(start + absl::Seconds(25)));
+
+  testing::BroadcastPipe pipe;
+  RankLoop leader(*pipeline_, pipe.leader, [&] { return leader_now; });
+  // Each step takes 10 s on the leader's clock.
+  class Clocked final : public PlanObserver {
+   public:
+    explicit Clocked(absl::Time& now) : now_(now) {}
+    bool ShouldCancel() override { return false; }
+    void OnStepDone(const models::DenoiseState&, int, double) override {
+      ++steps_;
+      now_ += absl::Seconds(10);
+    }
+    int steps_ = 0;
+
+   private:
+    absl::Time& now_;
+  } observer(leader_now);
+  absl::StatusOr<PlanOutput> led = leader.RunPlan(plan, &observer);
+  EXPECT_EQ(led.status().code(), absl::StatusCode::kDeadlineExceeded)
+      << led.status();
+  EXPECT_NE(led.status().message().find("after 3 of 6 steps"),
+            absl::string_view::npos)
+      << led.status();
+  EXPECT_EQ(observer.steps_, 3);
+  EXPECT_TRUE(leader.healthy());
+
+  // A follower's own clock is far past the deadline: it does not decide,
+  // it follows the leader's words (3 x continue, then deadline).
+  RankLoop follower(*pipeline_, pipe.follower,
+                    [&] { return start + absl::Hours(1); });
+  absl::StatusOr<PlanOutput> followed = follower.RunPlan(plan, nullptr);
+  EXPECT_EQ(followed.status().code(), absl::StatusCode::kDeadlineExceeded)
+      << followed.status();
+  EXPECT_EQ(followed.status().message(), led.status().message());
+  EXPECT_TRUE(follower.healthy());
+  EXPECT_EQ(pipe.pending(), 0u);
+}
+
+TEST_F(RankLoopTest, NoDeadlineOrAFutureOneRunsToTheEnd) {
+  for (int64_t deadline_ms : {int64_t{0}, absl::ToUnixMillis(absl::Now()) +
+                                              3'600'000}) {
+    ExecutionPlan plan = SmallPlan(2);
+    plan.set_deadline_unix_ms(deadline_ms);
+    parallel::LocalCommunicator local;
+    RankLoop loop(*pipeline_, local);
+    absl::StatusOr<PlanOutput> out = loop.RunPlan(plan, nullptr);
+    ASSERT_TRUE(out.ok()) << deadline_ms << ": " << out.status();
+    EXPECT_EQ(out->steps_done, 2);
+  }
 }
 
 TEST_F(RankLoopTest, FailedCollectiveMarksTheLoopUnhealthy) {

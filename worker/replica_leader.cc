@@ -171,7 +171,19 @@ absl::Status ReplicaLeader::Enqueue(const std::shared_ptr<PlanCall>& call) {
 grpc::Status ReplicaLeader::Execute(
     grpc::ServerContext* context, const ExecutionPlan* plan,
     grpc::ServerWriter<ExecutionEvent>* writer) {
-  auto call = std::make_shared<PlanCall>(*plan);
+  // The call's gRPC deadline joins the plan's own (the earlier wins), so
+  // every rank learns it with the broadcast plan and the leader stops the
+  // plan at the first step boundary past it (RankLoop).
+  ExecutionPlan with_deadline = *plan;
+  if (context->deadline() != std::chrono::system_clock::time_point::max()) {
+    const int64_t call_ms =
+        absl::ToUnixMillis(absl::FromChrono(context->deadline()));
+    if (with_deadline.deadline_unix_ms() <= 0 ||
+        call_ms < with_deadline.deadline_unix_ms()) {
+      with_deadline.set_deadline_unix_ms(call_ms);
+    }
+  }
+  auto call = std::make_shared<PlanCall>(std::move(with_deadline));
   if (absl::Status s = Enqueue(call); !s.ok()) {
     return common::ToGrpcStatus(s);
   }
@@ -212,8 +224,13 @@ grpc::Status ReplicaLeader::GetStatus(grpc::ServerContext* /*context*/,
   for (int pid : options_.pids) response->add_pids(pid);
   for (const LoopModel& served : loop_.models()) {
     const models::PipelineConfig& config = served.pipeline->config();
-    *response->add_models() =
-        ModelInfoFromConfig(config, config.name == loop_.default_model());
+    const bool is_default = config.name == loop_.default_model();
+    dserve::v1::ModelInfo* model = response->add_models();
+    *model = ModelInfoFromConfig(config, is_default);
+    // The cost was measured on the default model only.
+    if (is_default && options_.cost.has_value()) {
+      *model->mutable_cost() = *options_.cost;
+    }
   }
   response->set_busy(busy_.load());
   if (options_.rank_devices) {
@@ -262,6 +279,12 @@ absl::Status ReplicaLeader::RunCall(PlanCall& call) {
   const std::string jobs = PlanJobIds(plan);
   if (call.cancelled()) {
     call.Finish(absl::CancelledError("cancelled before it started"));
+    return absl::OkStatus();
+  }
+  if (plan.deadline_unix_ms() > 0 &&
+      options_.now() >= absl::FromUnixMillis(plan.deadline_unix_ms())) {
+    call.Finish(absl::DeadlineExceededError(
+        "the job's deadline passed before the plan started"));
     return absl::OkStatus();
   }
   busy_.store(true);

@@ -22,6 +22,7 @@
 
 #include <atomic>
 #include <functional>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -57,6 +58,9 @@ struct ReplicaLeaderOptions {
   // Every rank's device, dtype, backend and GPU memory for GetStatus
   // (called on a gRPC thread; must be thread-safe). Unset = none reported.
   std::function<std::vector<dserve::v1::RankDevice>()> rank_devices;
+  // The model's cost measured at start-up (worker/cost_calibration.h),
+  // reported as ModelInfo.cost; unset = none measured.
+  std::optional<dserve::v1::CostModel> cost;
 };
 
 class ReplicaLeader final

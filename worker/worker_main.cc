@@ -52,6 +52,7 @@
 #include "parallel/mesh_communicators.h"
 #include "spdlog/sinks/stdout_color_sinks.h"
 #include "spdlog/spdlog.h"
+#include "worker/cost_calibration.h"
 #include "worker/device_runtime.h"
 #include "worker/follower_loop.h"
 #include "worker/leader_auth.h"
@@ -483,6 +484,22 @@ int Main(const WorkerOptions& options, const std::string& replica_secret) {
         }
         return ranks;
       };
+  // Before "leader <port>": the frontend reads the cost with the models.
+  CostCalibrationOptions calibration;
+  calibration.guided_evaluations =
+      mesh->degree(parallel::MeshDim::kCfg) > 1 ? 1 : 2;
+  if (absl::StatusOr<dserve::v1::CostModel> cost =
+          CalibrateCost(model.config(), loop, *replica->world, calibration);
+      cost.ok()) {
+    leader_options.cost = *std::move(cost);
+  } else if (!loop.healthy()) {
+    spdlog::error("[job -] leaving: {}", cost.status().ToString());
+    return 1;
+  } else {
+    spdlog::warn("[job -] no cost model (jobs are admitted without a cost "
+                 "estimate): {}",
+                 cost.status().ToString());
+  }
   ReplicaLeader leader(loop, *replica->world, leader_options);
 
   grpc::ServerBuilder builder;
