@@ -1,5 +1,8 @@
 #include "scheduler/plan_builder.h"
 
+#include <algorithm>
+#include <optional>
+
 namespace dserve::scheduler {
 
 bool CanBatch(const dserve::v1::GenerateRequest& a,
@@ -25,6 +28,20 @@ dserve::internal::v1::ExecutionPlan BuildPlan(
   plan.set_sampler(shape.sampler());
   plan.set_output_format(shape.output_format());
   plan.set_fps(shape.fps());
+  // The plan stops as a whole, so it carries its latest deadline (none if
+  // any job has none); a job whose earlier deadline passes ends alone
+  // (Scheduler::ExpireDeadlines).
+  std::optional<absl::Time> latest = jobs.front()->deadline();
+  for (const auto& job : jobs) {
+    if (!latest.has_value() || !job->deadline().has_value()) {
+      latest.reset();
+      break;
+    }
+    latest = std::max(*latest, *job->deadline());
+  }
+  if (latest.has_value()) {
+    plan.set_deadline_unix_ms(std::max<int64_t>(1, absl::ToUnixMillis(*latest)));
+  }
   for (const auto& job : jobs) {
     const dserve::v1::GenerateRequest& r = job->effective_request();
     dserve::internal::v1::PlanItem* item = plan.add_items();

@@ -22,7 +22,8 @@ bool CanBatch(const dserve::v1::GenerateRequest& a,
               const dserve::v1::GenerateRequest& b);
 
 // Builds the plan for `jobs` (non-empty, pairwise CanBatch). The shape comes
-// from the first job's effective request.
+// from the first job's effective request; deadline_unix_ms is the latest of
+// the jobs' deadlines (0 when any job has none).
 dserve::internal::v1::ExecutionPlan BuildPlan(
     const std::vector<std::shared_ptr<Job>>& jobs);
 

@@ -2,6 +2,7 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -92,6 +93,30 @@ TEST(PlanBuilderTest, BuildsShapeAndOneItemPerJob) {
   EXPECT_EQ(plan.items(1).job_id(), "j-2");
   EXPECT_EQ(plan.items(1).prompt(), "a dog");
   EXPECT_EQ(plan.items(1).seed(), 10u);
+}
+
+TEST(PlanBuilderTest, PlanCarriesTheLatestDeadlineOrNone) {
+  auto with_deadline = [](const std::string& id,
+                          std::optional<absl::Time> deadline) {
+    JobSpec spec;
+    spec.id = id;
+    spec.effective_request = Base();
+    spec.deadline = deadline;
+    return std::make_shared<Job>(spec);
+  };
+  const absl::Time t = absl::FromUnixMillis(1'800'000'000'000);
+  EXPECT_EQ(BuildPlan({with_deadline("a", t)}).deadline_unix_ms(),
+            1'800'000'000'000);
+  EXPECT_EQ(BuildPlan({with_deadline("a", t),
+                       with_deadline("b", t + absl::Seconds(5))})
+                .deadline_unix_ms(),
+            1'800'000'005'000);
+  // A job without a deadline keeps the plan running: none.
+  EXPECT_EQ(BuildPlan({with_deadline("a", t), with_deadline("b", std::nullopt)})
+                .deadline_unix_ms(),
+            0);
+  EXPECT_EQ(BuildPlan({with_deadline("a", std::nullopt)}).deadline_unix_ms(),
+            0);
 }
 
 TEST(PlanBuilderTest, EmptyJobListGivesEmptyPlan) {

@@ -517,6 +517,14 @@ void LocalReplica::ExecutePlan(dserve::internal::v1::ExecutionPlan plan,
       plan.items_size() > 0 ? plan.items(0).job_id() : "-";
   grpc::ClientContext context;
   AddSecret(context);
+  // The plan's deadline stops it in-band at a step boundary (RankLoop);
+  // the call's own deadline, a little later, is the backstop for a leader
+  // that never gets there.
+  if (plan.deadline_unix_ms() > 0) {
+    context.set_deadline(absl::ToChronoTime(
+        absl::FromUnixMillis(plan.deadline_unix_ms()) +
+        options_.deadline_grace));
+  }
   std::shared_ptr<dserve::internal::v1::ReplicaLeader::Stub> stub;
   {
     absl::MutexLock lock(&mu_);
@@ -556,7 +564,11 @@ void LocalReplica::ExecutePlan(dserve::internal::v1::ExecutionPlan plan,
     cancelled_by_us = cancel_requested_ && !failure_.has_value() &&
                       !shutdown_requested_;
   }
-  if (!rpc.ok() && cancelled_by_us) {
+  // A plan past its deadline (stopped by the leader, or the call's
+  // deadline fired first) may still be inside its last step: wait for it
+  // like for a cancel.
+  if (!rpc.ok() && (cancelled_by_us || rpc.error_code() ==
+                                           grpc::StatusCode::DEADLINE_EXCEEDED)) {
     // TryCancel ends the client call at once, but the ranks only stop at
     // their next step boundary. Stay BUSY until the leader says the plan
     // is over, so the next job starts on a free replica and the cancel

@@ -89,6 +89,9 @@ struct LocalReplicaOptions {
   // waiting for the leader to report the plan stopped (it stops at the
   // next step boundary, so this bounds one step).
   absl::Duration cancel_stop_timeout = absl::Seconds(60);
+  // The Execute call's gRPC deadline is the plan's deadline plus this
+  // (the leader normally stops the plan at its deadline first).
+  absl::Duration deadline_grace = absl::Seconds(5);
   // Appended to every worker's command line (e.g. "--log_level=debug").
   std::vector<std::string> extra_worker_args;
 };

@@ -167,6 +167,10 @@ DiffusionService::AdmitUnreported(
   spec.request = std::move(known);
   spec.effective_request = std::move(effective);
   spec.deadline = deadline;
+  if (!spec.deadline.has_value() &&
+      options_.default_job_deadline != absl::InfiniteDuration()) {
+    spec.deadline = clock_->Now() + options_.default_job_deadline;
+  }
   spec.create_time = clock_->Now();
   spec.principal = principal;
   auto job = std::make_shared<scheduler::Job>(std::move(spec));
@@ -282,7 +286,7 @@ grpc::ServerUnaryReactor* DiffusionService::SubmitJob(
     return FinishUnary(context, auth);
   }
   // A SubmitJob deadline bounds only this call, not the job (which is
-  // meant to outlive the call).
+  // meant to outlive the call): the job gets --default_job_deadline_s.
   absl::StatusOr<std::shared_ptr<scheduler::Job>> job =
       Admit(request->request(), std::nullopt, nullptr,
             CallerPrincipal(context->client_metadata()));

@@ -53,6 +53,10 @@ struct DiffusionServiceOptions {
   // replica, bad token), with the status it got; may be empty. Runs on the
   // gRPC thread and must not block (metrics count here).
   std::function<void(const absl::Status&)> on_rejected;
+  // Deadline of a job admitted without one (SubmitJob, the HTTP API, a
+  // Generate without a gRPC deadline), from admission
+  // (--default_job_deadline_s); infinite = none.
+  absl::Duration default_job_deadline = absl::InfiniteDuration();
   // Most open Generate/WatchJob streams per job (--max_watchers_per_job);
   // one more gets RESOURCE_EXHAUSTED naming the limit. 0 = no limit. The
   // Generate that created a job always gets its stream.

@@ -99,6 +99,16 @@ ABSL_FLAG(int, max_frames, 0,
 ABSL_FLAG(int64_t, max_pixels, 0,
           "Most output pixels (width*height*num_frames) per request (0 = the "
           "model's size limits).");
+ABSL_FLAG(double, max_job_seconds, -1,
+          "Most estimated replica seconds per job (the replica measures the "
+          "model's cost per token at start; ListModels cost); a job over it "
+          "gets INVALID_ARGUMENT naming the estimate and the budget. -1 = "
+          "the model's default (600 s), 0 = no budget.");
+ABSL_FLAG(int, default_job_deadline_s, 3600,
+          "Deadline of a job whose client set none (SubmitJob, the HTTP "
+          "API, a Generate without a gRPC deadline), in seconds from "
+          "admission; it then ends DEADLINE_EXCEEDED, queued or running "
+          "(stopped at the next denoising step). 0 = none.");
 ABSL_FLAG(int, max_message_bytes, 4 << 20,
           "Largest request message the server accepts, in bytes "
           "(1 KiB..1 GiB); larger ones get RESOURCE_EXHAUSTED from gRPC.");
@@ -168,6 +178,8 @@ Server::Options OptionsFromFlags(const std::string& argv0,
   o.max_steps = absl::GetFlag(FLAGS_max_steps);
   o.max_frames = absl::GetFlag(FLAGS_max_frames);
   o.max_pixels = absl::GetFlag(FLAGS_max_pixels);
+  o.max_job_seconds = absl::GetFlag(FLAGS_max_job_seconds);
+  o.default_job_deadline_s = absl::GetFlag(FLAGS_default_job_deadline_s);
   o.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   o.grace_period_s = absl::GetFlag(FLAGS_grace_period_s);
   o.worker_binary = absl::GetFlag(FLAGS_worker_binary);

@@ -8,6 +8,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/cost_estimate.h"
 #include "common/status_macros.h"
 
 namespace dserve::server {
@@ -38,6 +39,21 @@ absl::Status CheckText(const std::string& field, const std::string& text,
         "..", max_chars, " characters)"));
   }
   return absl::OkStatus();
+}
+
+common::TokenGeometry GeometryOf(const dserve::v1::CostModel& c) {
+  return {c.pixels_per_token(), c.frames_per_latent_frame(),
+          c.frames_per_token()};
+}
+
+common::StepCost StepCostOf(const dserve::v1::CostModel& c) {
+  return {c.seconds_per_token(), c.seconds_per_token_squared(),
+          c.guided_evaluations()};
+}
+
+common::JobShape ShapeOf(const GenerateRequest& r) {
+  return {r.width(), r.height(), r.num_frames(), r.num_inference_steps(),
+          r.guidance_scale() != 1.0f};
 }
 
 absl::Status CheckIntRange(const std::string& field, int64_t value, int64_t lo,
@@ -74,6 +90,14 @@ common::GenerationLimits LimitsFromModelInfo(const ModelInfo& m) {
     l.samplers.assign(m.samplers().begin(), m.samplers().end());
   }
   return l;
+}
+
+std::optional<double> EstimateJobSeconds(const GenerateRequest& effective,
+                                         const ModelInfo& model) {
+  if (!model.has_cost()) return std::nullopt;
+  return common::EstimateJobSeconds(GeometryOf(model.cost()),
+                                    StepCostOf(model.cost()),
+                                    ShapeOf(effective));
 }
 
 const ModelInfo* FindModel(const std::vector<ModelInfo>& models,
@@ -186,6 +210,15 @@ absl::StatusOr<GenerateRequest> RequestValidator::Resolve(
         "width * height * num_frames: ", out.width(), " * ", out.height(),
         " * ", out.num_frames(), " = ", pixels,
         " pixels is over the server's --max_pixels=", limits_.max_pixels));
+  }
+  // The cost budget, after every field it reads has been checked.
+  if (model->has_cost()) {
+    const double budget = limits_.max_job_seconds < 0
+                              ? model->cost().default_max_job_seconds()
+                              : limits_.max_job_seconds;
+    RETURN_IF_ERROR(common::CheckJobCost(GeometryOf(model->cost()),
+                                         StepCostOf(model->cost()),
+                                         ShapeOf(out), budget));
   }
 
   if (!dserve::v1::OutputFormat_IsValid(request.output_format())) {

@@ -14,13 +14,17 @@
 // the value and the allowed range ("width: 100 is not a multiple of 16
 // (allowed: 16..256, multiples of 16)"); NOT_FOUND for an unknown model,
 // listing the known ones. Client-chosen strings are echoed truncated
-// (common::EchoValue).
+// (common::EchoValue). A job whose estimated cost is over
+// --max_job_seconds is INVALID_ARGUMENT naming the estimate and the budget:
+// the same request is refused every time, so the client must make it
+// smaller (RESOURCE_EXHAUSTED stays "queue full, retry later").
 //
 // Holds only its limits and the seed source. Thread-safe if the seed source
 // is; never blocks.
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -42,6 +46,11 @@ struct ValidationLimits {
   // --max_pixels: most output pixels (width * height * num_frames) per
   // request; 0 = only the model's size limits.
   int64_t max_pixels = 0;
+  // --max_job_seconds: most estimated replica seconds per job
+  // (common/cost_estimate.h, from the ModelInfo.cost the replica measured);
+  // < 0 = the model's default_max_job_seconds, 0 = no budget. Models that
+  // report no cost are not checked.
+  double max_job_seconds = -1;
   // Fixed by the API.
   static constexpr int kMaxClientRequestIdChars = 128;
   static constexpr int kMinPriority = -100;
@@ -79,6 +88,12 @@ class RequestValidator {
 // (is_default, else the first) when `name` is empty; nullptr if unknown.
 const dserve::v1::ModelInfo* FindModel(
     const std::vector<dserve::v1::ModelInfo>& models, const std::string& name);
+
+// The estimated replica seconds of `effective` (a resolved request) on
+// `model`; nullopt when the model reports no cost.
+std::optional<double> EstimateJobSeconds(
+    const dserve::v1::GenerateRequest& effective,
+    const dserve::v1::ModelInfo& model);
 
 // NOT_FOUND for a request naming `name`, listing (at most 16 of) `models`;
 // `name` is echoed truncated.

@@ -323,3 +323,101 @@ TEST(RequestValidatorLimitsTest, ServerFrameAndPixelLimits) {
 
 }  // namespace
 }  // namespace dserve::server
+
+// --max_job_seconds (issue 16, finding 1).
+namespace dserve::server {
+namespace {
+
+using ::dserve::v1::GenerateRequest;
+using ::dserve::v1::ModelInfo;
+using ::testing::HasSubstr;
+
+// A model reporting a cost: 1e-4 s/token + 1e-8 s/token^2 per evaluation,
+// 2 evaluations per guided step, a 600 s default budget, 16 pixels per
+// token side.
+std::vector<ModelInfo> CostedModels() {
+  ModelInfo m;
+  m.set_name("costed");
+  m.set_is_default(true);
+  m.set_default_width(64);
+  m.set_default_height(48);
+  m.set_max_width(256);
+  m.set_max_height(128);
+  m.set_size_step(16);
+  m.set_max_frames(9);
+  m.set_default_steps(20);
+  m.set_default_guidance_scale(4.5f);
+  m.set_default_flow_shift(3.0f);
+  dserve::v1::CostModel* c = m.mutable_cost();
+  c->set_pixels_per_token(16);
+  c->set_frames_per_latent_frame(1);
+  c->set_frames_per_token(1);
+  c->set_seconds_per_token(1e-4);
+  c->set_seconds_per_token_squared(1e-8);
+  c->set_guided_evaluations(2);
+  c->set_default_max_job_seconds(600);
+  return {m};
+}
+
+RequestValidator ValidatorWithBudget(double max_job_seconds) {
+  ValidationLimits limits;
+  limits.max_job_seconds = max_job_seconds;
+  return RequestValidator(limits, [] { return uint64_t{1}; });
+}
+
+// 256x128x9 = 16*8*9 = 1152 tokens: (0.1152 + 0.01327104) s per
+// evaluation, x 2 (guided) x 200 steps = 51.4 s.
+GenerateRequest Big() {
+  GenerateRequest r;
+  r.set_prompt("a cat");
+  r.set_width(256);
+  r.set_height(128);
+  r.set_num_frames(9);
+  r.set_num_inference_steps(200);
+  return r;
+}
+
+TEST(RequestValidatorCostTest, OverBudgetIsRefusedNamingEstimateAndBudget) {
+  absl::StatusOr<GenerateRequest> out =
+      ValidatorWithBudget(30).Resolve(Big(), CostedModels());
+  ASSERT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument)
+      << out.status();
+  const std::string message(out.status().message());
+  EXPECT_THAT(message, HasSubstr("estimated cost 51 s"));
+  EXPECT_THAT(message, HasSubstr("--max_job_seconds=30 s"));
+  EXPECT_THAT(message, HasSubstr("1152 tokens"));
+  EXPECT_LT(message.size(), 400u) << message;
+
+  // Within a larger budget; and guidance 1 halves it (one evaluation).
+  EXPECT_TRUE(ValidatorWithBudget(60).Resolve(Big(), CostedModels()).ok());
+  GenerateRequest unguided = Big();
+  unguided.set_guidance_scale(1.0f);
+  absl::StatusOr<GenerateRequest> resolved =
+      ValidatorWithBudget(30).Resolve(unguided, CostedModels());
+  ASSERT_TRUE(resolved.ok()) << resolved.status();
+  std::optional<double> seconds =
+      EstimateJobSeconds(*resolved, CostedModels()[0]);
+  ASSERT_TRUE(seconds.has_value());
+  EXPECT_NEAR(*seconds, 200 * (0.1152 + 0.01327104), 1e-6);
+}
+
+TEST(RequestValidatorCostTest, BudgetDefaultsToTheModelsAndZeroTurnsItOff) {
+  std::vector<ModelInfo> models = CostedModels();
+  // Default budget (-1): the model's 600 s admits 51 s ...
+  EXPECT_TRUE(ValidatorWithBudget(-1).Resolve(Big(), models).ok());
+  // ... and a model suggesting 40 s refuses it.
+  models[0].mutable_cost()->set_default_max_job_seconds(40);
+  absl::Status refused = ValidatorWithBudget(-1).Resolve(Big(), models).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kInvalidArgument) << refused;
+  EXPECT_THAT(std::string(refused.message()),
+              HasSubstr("--max_job_seconds=40 s"));
+  // 0 = no budget.
+  EXPECT_TRUE(ValidatorWithBudget(0).Resolve(Big(), models).ok());
+  // A model without a cost is not checked.
+  models[0].clear_cost();
+  EXPECT_TRUE(ValidatorWithBudget(1e-9).Resolve(Big(), models).ok());
+  EXPECT_FALSE(EstimateJobSeconds(Big(), models[0]).has_value());
+}
+
+}  // namespace
+}  // namespace dserve::server

@@ -255,6 +255,15 @@ absl::Status CheckOptions(const Server::Options& o) {
         absl::StrCat("--max_pixels=", o.max_pixels,
                      " is out of range (allowed: 0 = off, or > 0)"));
   }
+  if (!(o.max_job_seconds == -1 ||
+        (o.max_job_seconds >= 0 && o.max_job_seconds <= 86400 * 7))) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--max_job_seconds=", o.max_job_seconds,
+        " is out of range (allowed: -1 = the model's default, 0 = no "
+        "budget, or up to 604800 seconds)"));
+  }
+  RETURN_IF_ERROR(CheckRange("default_job_deadline_s", o.default_job_deadline_s,
+                             0, 86400 * 7));
   RETURN_IF_ERROR(
       CheckRange("max_message_bytes", o.max_message_bytes, 1024, 1 << 30));
   RETURN_IF_ERROR(CheckRange("grace_period_s", o.grace_period_s, 0, 86400));
@@ -421,6 +430,7 @@ absl::Status Server::Start(Options options) {
   limits.max_steps = o.max_steps;
   limits.max_frames = o.max_frames;
   limits.max_pixels = o.max_pixels;
+  limits.max_job_seconds = o.max_job_seconds;
   p.validator = std::make_unique<RequestValidator>(
       limits, [&p] { return p.seeds.Next(); });
 
@@ -428,6 +438,9 @@ absl::Status Server::Start(Options options) {
   service_options.mesh = p.mesh;
   service_options.version = kVersion;
   service_options.instance_id = o.instance_id;
+  service_options.default_job_deadline =
+      o.default_job_deadline_s > 0 ? absl::Seconds(o.default_job_deadline_s)
+                                   : absl::InfiniteDuration();
   service_options.expose_internals = o.expose_internals;
   service_options.on_rejected = [&p](const absl::Status& status) {
     p.serving_metrics.RecordRejected(status);

@@ -99,6 +99,12 @@ class Server {
     int max_steps = 200;
     int max_frames = 0;
     int64_t max_pixels = 0;
+    // Cost budget per job in estimated replica seconds (ModelInfo.cost);
+    // -1 = the model's default (600 s for the built-in models), 0 = none.
+    double max_job_seconds = -1;
+    // Deadline of a job whose client set none (SubmitJob, the HTTP API, a
+    // Generate without a gRPC deadline), seconds from admission; 0 = none.
+    int default_job_deadline_s = 3600;
     int max_message_bytes = 4 << 20;
     // Validated here; the caller passes it to Drain.
     int grace_period_s = 30;
