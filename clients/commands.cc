@@ -10,6 +10,7 @@
 #include <grpcpp/support/status.h>
 #include <grpcpp/support/sync_stream.h>
 
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "clients/cli_status.h"
 #include "clients/media_output.h"
@@ -313,6 +314,22 @@ int RunModels(Stub& stub, const CommandEnv& env) {
              << model.num_heads() << ", layers " << model.num_layers()
              << ", prediction " << model.prediction_type() << ", vocabulary "
              << model.vocabulary_size() << " words\n";
+    if (model.parameter_count() > 0) {
+      // What each rank of a replica holds (its DiT share + the rest).
+      std::vector<std::string> ranks;
+      for (int r = 0; r < model.weight_bytes_per_rank_size(); ++r) {
+        std::string line = absl::StrFormat(
+            "%.2f GiB", model.weight_bytes_per_rank(r) / 1073741824.0);
+        if (r < model.dit_bytes_per_rank_size()) {
+          absl::StrAppendFormat(&line, " (DiT %.2f)",
+                                model.dit_bytes_per_rank(r) / 1073741824.0);
+        }
+        ranks.push_back(line);
+      }
+      *env.out << absl::StrFormat("  parameters %.3f B, weights per rank: ",
+                                  model.parameter_count() / 1e9)
+               << absl::StrJoin(ranks, ", ") << "\n";
+    }
   }
   return kExitOk;
 }

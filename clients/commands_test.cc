@@ -42,7 +42,15 @@ class ScriptedService final : public dserve::v1::DiffusionService::Service {
   std::vector<GenerateEvent> events;
   grpc::Status final_status;
   std::vector<dserve::v1::Job> jobs;
+  std::vector<dserve::v1::ModelInfo> models;
   dserve::v1::GenerateRequest last_request;
+
+  grpc::Status ListModels(grpc::ServerContext*,
+                          const dserve::v1::ListModelsRequest*,
+                          dserve::v1::ListModelsResponse* response) override {
+    for (const dserve::v1::ModelInfo& m : models) *response->add_models() = m;
+    return grpc::Status::OK;
+  }
 
   grpc::Status Generate(grpc::ServerContext*,
                         const dserve::v1::GenerateRequest* request,
@@ -139,6 +147,26 @@ TEST_F(CommandsTest, GenerateWritesFramesAndPrintsSeed) {
   EXPECT_EQ(ReadFile(TempDir() + "/gen_0001.png"), "png-bytes-1");
   EXPECT_THAT(err_.str(), HasSubstr("queued at position 0"));
   EXPECT_THAT(err_.str(), HasSubstr("1/1 100%"));
+}
+
+// The models command shows the parameter count and each rank's weights.
+TEST_F(CommandsTest, ModelsShowsParametersAndBytesPerRank) {
+  dserve::v1::ModelInfo wan;
+  wan.set_name("wan");
+  wan.set_parameter_count(1755618867);
+  for (int64_t dit : {int64_t{2890558720}, int64_t{2890558720}}) {
+    wan.add_dit_bytes_per_rank(dit);
+    wan.add_weight_bytes_per_rank(dit + 507570124);
+  }
+  dserve::v1::ModelInfo tiny;
+  tiny.set_name("tiny");  // a server that does not report sizes
+  service_.models = {wan, tiny};
+  EXPECT_EQ(RunModels(*stub_, env_), 0) << err_.str();
+  EXPECT_THAT(out_.str(),
+              HasSubstr("  parameters 1.756 B, weights per rank: 3.16 GiB "
+                        "(DiT 2.69), 3.16 GiB (DiT 2.69)\n"));
+  EXPECT_EQ(out_.str().find("parameters", out_.str().find("tiny")),
+            std::string::npos);
 }
 
 TEST_F(CommandsTest, GenerateFailureGivesStatusExitCodeAndNoFile) {

@@ -1,6 +1,12 @@
 #include "worker/model_info.h"
 
+#include <vector>
+
+#include "absl/strings/str_cat.h"
 #include "common/generation_limits.h"
+#include "common/status_macros.h"
+#include "parallel/device_mesh.h"
+#include "worker/models/dit_share.h"
 
 namespace dserve::worker {
 
@@ -44,6 +50,42 @@ dserve::v1::ModelInfo ModelInfoFromConfig(const models::PipelineConfig& config,
     info.add_samplers(static_cast<dserve::v1::Sampler>(sampler));
   }
   return info;
+}
+
+absl::Status AddWeightSizes(const models::Pipeline& pipeline,
+                            const std::string& mesh_spec,
+                            dserve::v1::ModelInfo& info) {
+  ASSIGN_OR_RETURN(parallel::MeshDegrees degrees,
+                   parallel::ParseMeshSpec(mesh_spec));
+  degrees.dp = 1;
+  const int world = static_cast<int>(parallel::WorldSize(degrees));
+  std::vector<int> devices(world);
+  for (int i = 0; i < world; ++i) devices[i] = i;
+  ASSIGN_OR_RETURN(parallel::DeviceMesh mesh,
+                   parallel::DeviceMesh::Create(degrees, devices));
+  const models::DiTConfig& dit = pipeline.config().dit;
+  const at::ScalarType dtype = pipeline.options().compute_dtype;
+  const models::ComponentSizes& parts = pipeline.component_sizes();
+  ASSIGN_OR_RETURN(models::ShareSize whole,
+                   models::DiTShareSize(dit, models::DiTShare{}, dtype));
+  const models::PromptSharing& prompts = pipeline.options().prompts;
+  info.set_parameter_count(whole.parameters + parts.text_encoder_parameters +
+                           parts.decoder_parameters);
+  info.clear_dit_bytes_per_rank();
+  info.clear_weight_bytes_per_rank();
+  for (int rank = 0; rank < world; ++rank) {
+    ASSIGN_OR_RETURN(models::DiTShare share,
+                     models::DiTShareForRank(mesh, rank));
+    ASSIGN_OR_RETURN(models::ShareSize size,
+                     models::DiTShareSize(dit, share, dtype));
+    const bool text_here =
+        prompts.group == nullptr || rank == prompts.encoding_rank;
+    info.add_dit_bytes_per_rank(size.bytes);
+    info.add_weight_bytes_per_rank(
+        size.bytes + parts.decoder_bytes +
+        (text_here ? parts.text_encoder_bytes : 0));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace dserve::worker

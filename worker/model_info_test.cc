@@ -1,6 +1,9 @@
 #include "worker/model_info.h"
 
 #include "gtest/gtest.h"
+#include "worker/models/dit_share.h"
+#include "worker/models/pipeline.h"
+#include "worker/models/random_weights.h"
 
 namespace dserve::worker {
 namespace {
@@ -37,6 +40,52 @@ TEST(ModelInfoTest, IsDefaultFollowsTheArgument) {
   const dserve::v1::ModelInfo info = ModelInfoFromConfig(config, false);
   EXPECT_FALSE(info.is_default());
   EXPECT_EQ(info.name(), "other");
+}
+
+// Parameters and bytes per rank: the DiT's share per rank of the mesh,
+// plus the text encoder and the decoder every rank holds here.
+TEST(ModelInfoTest, WeightSizesPerRankOfTheMesh) {
+  const models::PipelineConfig config = models::DefaultModelConfig();
+  const models::WeightMap weights = models::RandomWeights(config, 1);
+  auto pipeline = models::Pipeline::Create(config, weights);
+  ASSERT_TRUE(pipeline.ok()) << pipeline.status();
+  int64_t text_params = 0, all_params = 0;
+  for (const auto& [key, t] : weights) {
+    all_params += t.numel();
+    if (key.rfind("text_encoder.", 0) == 0) text_params += t.numel();
+  }
+  auto dit_bytes = [&](const models::DiTShare& share) {
+    auto size = models::DiTShareSize(config.dit, share, at::kFloat);
+    EXPECT_TRUE(size.ok()) << size.status();
+    return size.ok() ? size->bytes : -1;
+  };
+
+  dserve::v1::ModelInfo one = ModelInfoFromConfig(config, true);
+  ASSERT_TRUE(AddWeightSizes(**pipeline, "", one).ok());
+  EXPECT_EQ(one.parameter_count(), all_params);
+  ASSERT_EQ(one.dit_bytes_per_rank_size(), 1);
+  EXPECT_EQ(one.dit_bytes_per_rank(0), dit_bytes({}));
+  EXPECT_EQ(one.weight_bytes_per_rank(0), dit_bytes({}) + text_params * 4);
+
+  dserve::v1::ModelInfo tp = ModelInfoFromConfig(config, true);
+  ASSERT_TRUE(AddWeightSizes(**pipeline, "tp=2", tp).ok());
+  ASSERT_EQ(tp.dit_bytes_per_rank_size(), 2);
+  EXPECT_EQ(tp.dit_bytes_per_rank(0), dit_bytes({0, 1, 0, 2}));
+  EXPECT_EQ(tp.dit_bytes_per_rank(1), dit_bytes({0, 1, 1, 2}));
+  EXPECT_LT(tp.dit_bytes_per_rank(0), dit_bytes({}));
+
+  // cfg replicates: ranks (cfg, pp) = (0,0) (0,1) (1,0) (1,1).
+  dserve::v1::ModelInfo pp = ModelInfoFromConfig(config, true);
+  ASSERT_TRUE(AddWeightSizes(**pipeline, "cfg=2,pp=2", pp).ok());
+  ASSERT_EQ(pp.weight_bytes_per_rank_size(), 4);
+  EXPECT_EQ(pp.dit_bytes_per_rank(0), dit_bytes({0, 2, 0, 1}));
+  EXPECT_EQ(pp.dit_bytes_per_rank(1), dit_bytes({1, 2, 0, 1}));
+  EXPECT_EQ(pp.dit_bytes_per_rank(2), pp.dit_bytes_per_rank(0));
+  EXPECT_EQ(pp.weight_bytes_per_rank(3),
+            pp.dit_bytes_per_rank(3) + text_params * 4);
+
+  EXPECT_FALSE(AddWeightSizes(**pipeline, "tp=7", one).ok());
+  EXPECT_FALSE(AddWeightSizes(**pipeline, "bogus", one).ok());
 }
 
 }  // namespace

@@ -227,6 +227,13 @@ grpc::Status ReplicaLeader::GetStatus(grpc::ServerContext* /*context*/,
     const bool is_default = config.name == loop_.default_model();
     dserve::v1::ModelInfo* model = response->add_models();
     *model = ModelInfoFromConfig(config, is_default);
+    // Parameters and bytes per rank of this replica's mesh (checked at
+    // start-up, so this does not fail for a running replica).
+    if (absl::Status s = AddWeightSizes(*served.pipeline, options_.mesh, *model);
+        !s.ok()) {
+      spdlog::warn("[job -] weight sizes of model '{}': {}", config.name,
+                   s.ToString());
+    }
     // The cost was measured on the default model only.
     if (is_default && options_.cost.has_value()) {
       *model->mutable_cost() = *options_.cost;

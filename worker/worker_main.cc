@@ -57,6 +57,7 @@
 #include "worker/follower_loop.h"
 #include "worker/leader_auth.h"
 #include "worker/mesh_backend.h"
+#include "worker/models/dit_share.h"
 #include "worker/models/model_config.h"
 #include "worker/models/parallel_context.h"
 #include "worker/models/parallel_dit.h"
@@ -319,6 +320,13 @@ int Main(const WorkerOptions& options, const std::string& replica_secret) {
   spdlog::info("[job -] rendezvous done: {} ranks, backend {}", options.world,
                replica->world->backend_name());
 
+  // This rank materialises only its share of each DiT: its PP stage's
+  // blocks, its TP column/row slices (models/dit_share.h).
+  absl::StatusOr<models::DiTShare> dit_share =
+      models::DiTShareForRank(*mesh, options.rank);
+  if (!dit_share.ok()) {
+    return FailStart(options, dit_share.status().ToString());
+  }
   // Every served model, in the order given; every rank holds them all.
   std::vector<std::unique_ptr<models::Pipeline>> pipelines;
   for (const common::ModelSpec& spec : options.models) {
@@ -330,8 +338,10 @@ int Main(const WorkerOptions& options, const std::string& replica_secret) {
                            spec.dir.empty() ? std::string("built-in")
                                             : spec.dir,
                            ")");
+    models::PipelineOptions placement{*device, *dtype};
+    placement.dit_share = *dit_share;
     absl::StatusOr<std::unique_ptr<models::Pipeline>> pipeline =
-        LoadModel(spec, models::PipelineOptions{*device, *dtype});
+        LoadModel(spec, placement);
     if (!pipeline.ok()) {
       return FailStart(options, absl::StrCat(what, " did not load: ",
                                              pipeline.status().ToString()));
@@ -342,8 +352,11 @@ int Main(const WorkerOptions& options, const std::string& replica_secret) {
       return FailStart(options, absl::StrCat("--mesh does not fit ", what,
                                              ": ", s.ToString()));
     }
-    spdlog::info("[job -] model '{}' loaded in {}", (*pipeline)->config().name,
-                 absl::FormatDuration(absl::Now() - load_start));
+    spdlog::info("[job -] model '{}' loaded in {}; DiT {}: {} bytes here",
+                 (*pipeline)->config().name,
+                 absl::FormatDuration(absl::Now() - load_start),
+                 models::DiTShareString(*dit_share),
+                 (*pipeline)->dit_shard().weight_bytes());
     pipelines.push_back(*std::move(pipeline));
   }
   const models::Pipeline* default_pipeline = pipelines.front().get();
@@ -383,9 +396,7 @@ int Main(const WorkerOptions& options, const std::string& replica_secret) {
     for (LoopModel& served : loop_models) {
       const models::Pipeline& p = *served.pipeline;
       absl::StatusOr<std::unique_ptr<models::ParallelDiT>> pdit =
-          models::ParallelDiT::Create(p.dit(), p.weights(),
-                                      p.config().coordinate_planes,
-                                      models::ParallelContext{*mesh, &*comms},
+          models::ParallelDiT::Create(p, models::ParallelContext{*mesh, &*comms},
                                       models::ParallelDiTOptions{
                                           options.async_ulysses});
       if (!pdit.ok()) {
