@@ -17,10 +17,15 @@ BatchDecision DecideBatch(const std::vector<BatchCandidate>& queue,
   }
   const size_t head = PickNextJob(order, now, max_age).value_or(0);
   decision.members.push_back(head);
+  if (queue[head].run_alone) {
+    decision.dispatch_now = true;
+    decision.wait_until = now;
+    return decision;
+  }
   const size_t limit = max_batch < 1 ? 1 : static_cast<size_t>(max_batch);
   for (size_t i = 0; i < queue.size() && decision.members.size() < limit;
        ++i) {
-    if (i == head) continue;
+    if (i == head || queue[i].run_alone) continue;
     if (CanBatch(*queue[head].request, *queue[i].request)) {
       decision.members.push_back(i);
     }

@@ -28,6 +28,8 @@ struct BatchCandidate {
   int64_t sequence = 0;
   absl::Time create_time = absl::InfinitePast();
   const dserve::v1::GenerateRequest* request = nullptr;
+  // Never batched (Job::run_alone: its earlier batch failed as a whole).
+  bool run_alone = false;
 };
 
 struct BatchDecision {
@@ -45,7 +47,8 @@ struct BatchDecision {
 // requests CanBatch with the head's, in queue order. Dispatches now when the
 // batch is full, when `max_batch` <= 1, or when the head has waited (since
 // create_time) at least `batch_wait`; otherwise waits until the head's
-// create_time + batch_wait.
+// create_time + batch_wait. A `run_alone` head is dispatched alone at once;
+// a `run_alone` job never rides along.
 BatchDecision DecideBatch(const std::vector<BatchCandidate>& queue,
                           absl::Time now, absl::Duration max_age,
                           int max_batch, absl::Duration batch_wait);

@@ -31,6 +31,23 @@ TEST(BatchPolicyTest, EmptyQueueDecidesNothing) {
   EXPECT_FALSE(d.dispatch_now);
 }
 
+// A job whose batch failed runs alone: as head it goes at once without
+// companions, and it never rides along with another head.
+TEST(BatchPolicyTest, RunAloneJobsAreNeverBatched) {
+  const dserve::v1::GenerateRequest w64 = Req(64);
+  std::vector<BatchCandidate> queue = {{0, 0, kT0, &w64, /*run_alone=*/true},
+                                       {0, 1, kT0, &w64, false},
+                                       {0, 2, kT0, &w64, true},
+                                       {0, 3, kT0, &w64, false}};
+  BatchDecision d = DecideBatch(queue, kT0, absl::InfiniteDuration(), 4,
+                                absl::Seconds(10));
+  EXPECT_THAT(d.members, ElementsAreArray({size_t{0}}));
+  EXPECT_TRUE(d.dispatch_now);
+  queue.erase(queue.begin());
+  d = DecideBatch(queue, kT0, absl::InfiniteDuration(), 4, absl::ZeroDuration());
+  EXPECT_THAT(d.members, ElementsAreArray({size_t{0}, size_t{2}}));
+}
+
 TEST(BatchPolicyTest, Table) {
   const dserve::v1::GenerateRequest w64 = Req(64);
   const dserve::v1::GenerateRequest w32 = Req(32);

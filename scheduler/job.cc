@@ -107,16 +107,33 @@ bool Job::MarkStarted(int replica, const dserve::v1::MeshLayout& mesh,
   return true;
 }
 
-bool Job::Requeue() {
-  absl::MutexLock lock(&mu_);
+bool Job::BackToQueueLocked() {
   if (state_ != dserve::v1::JOB_STATE_RUNNING) return false;
   state_ = dserve::v1::JOB_STATE_QUEUED;
   replica_ = -1;
   start_time_.reset();
   step_ = 0;
   started_.Clear();
+  return true;
+}
+
+bool Job::Requeue() {
+  absl::MutexLock lock(&mu_);
+  if (!BackToQueueLocked()) return false;
   ++retries_;
   return true;
+}
+
+bool Job::RequeueAlone() {
+  absl::MutexLock lock(&mu_);
+  if (!BackToQueueLocked()) return false;
+  run_alone_ = true;
+  return true;
+}
+
+bool Job::run_alone() const {
+  absl::MutexLock lock(&mu_);
+  return run_alone_;
 }
 
 int Job::retries() const {

@@ -137,6 +137,13 @@ class Job {
   bool Requeue();
   // How often Requeue succeeded.
   int retries() const;
+  // RUNNING -> QUEUED like Requeue, but to run alone: the job's batch failed
+  // as a whole, and alone it gets a verdict of its own (one bad job of a
+  // batch must not fail the others or show them its error). Does not count
+  // as a retry. False (nothing changed) unless RUNNING.
+  bool RequeueAlone();
+  // Set by RequeueAlone: never batch this job again.
+  bool run_alone() const;
 
   // Asks for cancellation; the first reason wins. Returns false if the job
   // already ended. The scheduler acts on it (queue removal or replica
@@ -174,6 +181,8 @@ class Job {
   JobEvent TerminalEventLocked() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   dserve::v1::GenerateEvent NewEvent() const;
   void RunEndHook();
+  // RUNNING -> QUEUED; false in any other state.
+  bool BackToQueueLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Finish, without running the end hook.
   bool EndWithStatus(absl::Status status, absl::Time now);
 
@@ -190,6 +199,7 @@ class Job {
   std::optional<dserve::v1::Progress> last_progress_ ABSL_GUARDED_BY(mu_);
   int step_ ABSL_GUARDED_BY(mu_) = 0;
   int retries_ ABSL_GUARDED_BY(mu_) = 0;
+  bool run_alone_ ABSL_GUARDED_BY(mu_) = false;
   int total_steps_ ABSL_GUARDED_BY(mu_) = 0;
   std::shared_ptr<const dserve::v1::Result> result_ ABSL_GUARDED_BY(mu_);
   std::shared_ptr<const dserve::v1::Result> result_summary_

@@ -13,6 +13,14 @@ namespace {
 
 double Millis(absl::Duration d) { return absl::ToDoubleMilliseconds(d); }
 
+// A failed plan of several jobs whose error could belong to one of them:
+// not a stop (cancel, deadline) and not the replica going away (UNAVAILABLE
+// has its own retry).
+bool IsolatesBatch(const absl::Status& status, size_t jobs) {
+  return jobs > 1 && !status.ok() && !absl::IsCancelled(status) &&
+         !absl::IsDeadlineExceeded(status) && !absl::IsUnavailable(status);
+}
+
 }  // namespace
 
 Scheduler::Scheduler(SchedulerOptions options,
@@ -166,7 +174,7 @@ void Scheduler::DispatchQueued(absl::Time now) {
     candidates.reserve(queued.size());
     for (const auto& q : queued) {
       candidates.push_back({q->priority(), q->sequence(), q->create_time(),
-                            &q->effective_request()});
+                            &q->effective_request(), q->run_alone()});
     }
     const BatchDecision decision =
         DecideBatch(candidates, now, options_.max_queue_age,
@@ -310,6 +318,22 @@ void Scheduler::FinishPlan(int replica, RunningPlan& plan,
       job->Finish(absl::UnavailableError(absl::StrCat(
                       status.message(), "; the retry found the queue full (",
                       position.status().message(), ")")),
+                  now);
+      continue;
+    }
+    if (IsolatesBatch(status, plan.jobs.size()) &&
+        !job->cancel_reason().has_value() && job->RequeueAlone()) {
+      // The batch failed as a whole: its error may be about one job only
+      // (say, one request the replica refused), and its text is about that
+      // job. Each job runs again alone and gets its own verdict; no job
+      // sees the batch's error (issue 16, finding 4).
+      spdlog::warn("[scheduler] [replica {}] [job {}] its batch of {} "
+                   "failed ({}); running it alone",
+                   replica, job->id(), plan.jobs.size(), status.ToString());
+      if (queue_.Push(job).ok()) continue;
+      job->Finish(absl::UnavailableError(absl::StrCat(
+                      "job ", job->id(), " shared a batch that failed, and "
+                      "the queue had no room to run it alone; retry")),
                   now);
       continue;
     }

@@ -228,5 +228,73 @@ TEST_F(SchedulerBatchingTest, ReplicaFailureRequeuesEveryJobOfTheBatchOnce) {
   EXPECT_EQ(second->state(), dserve::v1::JOB_STATE_FAILED);
 }
 
+// Issue 16, finding 4: a batch that fails as a whole does not fail its
+// jobs. Each runs again alone; the bad one fails with its own error and no
+// client ever sees the batch's error text.
+TEST_F(SchedulerBatchingTest, FailedBatchRunsEachJobAloneForItsOwnVerdict) {
+  MakeScheduler(1, 4, absl::ZeroDuration());
+  std::vector<Stream*> streams;
+  std::vector<std::shared_ptr<Job>> jobs;
+  for (int i = 0; i < 4; ++i) {
+    streams.push_back(&NewStream());
+    jobs.push_back(Submit(streams.back()));
+  }
+  scheduler_->RunOnce();
+  ASSERT_TRUE(replicas_[0]->running());
+  ASSERT_EQ(replicas_[0]->last_plan()->items_size(), 4);
+  const std::string bad_id = jobs[2]->id();
+  replicas_[0]->EndWith(absl::InvalidArgumentError(
+      "prompt of job " + bad_id + ": the secret words of client C"));
+  int solo_plans = 0;
+  for (int round = 0; round < 4; ++round) {
+    scheduler_->RunOnce();  // routes the end of the previous plan
+    scheduler_->RunOnce();  // dispatches the next
+    ASSERT_TRUE(replicas_[0]->running()) << "round " << round;
+    const auto plan = *replicas_[0]->last_plan();
+    ASSERT_EQ(plan.items_size(), 1) << "a job of a failed batch ran batched";
+    ++solo_plans;
+    if (plan.items(0).job_id() == bad_id) {
+      replicas_[0]->EndWith(absl::InvalidArgumentError(
+          "prompt of job " + bad_id + ": its own error"));
+    } else {
+      replicas_[0]->Complete();
+    }
+  }
+  scheduler_->RunOnce();
+  EXPECT_EQ(solo_plans, 4);
+  for (int i = 0; i < 4; ++i) {
+    SCOPED_TRACE(jobs[i]->id());
+    ASSERT_TRUE(streams[i]->ended());
+    const JobEvent& end = streams[i]->last();
+    EXPECT_THAT(std::string(end.status.message()),
+                ::testing::Not(::testing::HasSubstr("secret words")));
+    EXPECT_EQ(jobs[i]->retries(), 0) << "isolation is not a retry";
+    if (i == 2) {
+      EXPECT_EQ(jobs[i]->state(), dserve::v1::JOB_STATE_FAILED);
+      EXPECT_EQ(end.status.message(), "prompt of job " + bad_id +
+                                          ": its own error");
+    } else {
+      EXPECT_EQ(jobs[i]->state(), dserve::v1::JOB_STATE_SUCCEEDED);
+      EXPECT_NE(end.result, nullptr);
+    }
+  }
+}
+
+TEST_F(SchedulerBatchingTest, CancelledOrLostBatchesAreNotIsolated) {
+  MakeScheduler(1, 4, absl::ZeroDuration());
+  Stream& a = NewStream();
+  Stream& b = NewStream();
+  auto ja = Submit(&a);
+  auto jb = Submit(&b);
+  scheduler_->RunOnce();
+  ASSERT_EQ(replicas_[0]->last_plan()->items_size(), 2);
+  // A replica's own DEADLINE_EXCEEDED says nothing about one job: both end.
+  replicas_[0]->EndWith(absl::DeadlineExceededError("plan deadline"));
+  scheduler_->RunOnce();
+  EXPECT_EQ(ja->state(), dserve::v1::JOB_STATE_DEADLINE_EXCEEDED);
+  EXPECT_EQ(jb->state(), dserve::v1::JOB_STATE_DEADLINE_EXCEEDED);
+  EXPECT_FALSE(ja->run_alone());
+}
+
 }  // namespace
 }  // namespace dserve::scheduler
