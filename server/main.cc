@@ -92,6 +92,16 @@ ABSL_FLAG(int, max_batch, 1,
 ABSL_FLAG(int, batch_wait_ms, 0,
           "How long the oldest job of a partial batch waits for companions "
           "before it runs anyway, 0..60000 ms; only with --max_batch > 1.");
+ABSL_FLAG(int, result_store_mb, 1024,
+          "Total MiB of finished jobs' results the server keeps for "
+          "GetJob/WatchJob; the oldest are evicted first (then NOT_FOUND "
+          "\"expired\"); 0 = no budget.");
+ABSL_FLAG(int, max_watchers_per_job, 16,
+          "Most open Generate/WatchJob streams per job; one more gets "
+          "RESOURCE_EXHAUSTED; 0 = no limit.");
+ABSL_FLAG(int, watcher_write_timeout_s, 30,
+          "A stream whose client has not read a pending message for this "
+          "many seconds is ended with RESOURCE_EXHAUSTED; 0 = never.");
 ABSL_FLAG(int, max_prompt_chars, 2048, "Longest prompt, in characters.");
 ABSL_FLAG(int, max_steps, 200, "Most denoising steps per request.");
 ABSL_FLAG(int, max_frames, 0,
@@ -174,6 +184,9 @@ Server::Options OptionsFromFlags(const std::string& argv0,
   o.max_queue_age_s = absl::GetFlag(FLAGS_max_queue_age_s);
   o.max_batch = absl::GetFlag(FLAGS_max_batch);
   o.batch_wait_ms = absl::GetFlag(FLAGS_batch_wait_ms);
+  o.result_store_mb = absl::GetFlag(FLAGS_result_store_mb);
+  o.max_watchers_per_job = absl::GetFlag(FLAGS_max_watchers_per_job);
+  o.watcher_write_timeout_s = absl::GetFlag(FLAGS_watcher_write_timeout_s);
   o.max_prompt_chars = absl::GetFlag(FLAGS_max_prompt_chars);
   o.max_steps = absl::GetFlag(FLAGS_max_steps);
   o.max_frames = absl::GetFlag(FLAGS_max_frames);

@@ -272,6 +272,12 @@ absl::Status CheckOptions(const Server::Options& o) {
   RETURN_IF_ERROR(CheckRange("max_queue_age_s", o.max_queue_age_s, 0, 86400));
   RETURN_IF_ERROR(CheckRange("max_batch", o.max_batch, 1, 64));
   RETURN_IF_ERROR(CheckRange("batch_wait_ms", o.batch_wait_ms, 0, 60000));
+  RETURN_IF_ERROR(
+      CheckRange("result_store_mb", o.result_store_mb, 0, 1 << 20));
+  RETURN_IF_ERROR(
+      CheckRange("max_watchers_per_job", o.max_watchers_per_job, 0, 100000));
+  RETURN_IF_ERROR(CheckRange("watcher_write_timeout_s",
+                             o.watcher_write_timeout_s, 0, 86400));
   RETURN_IF_ERROR(CheckRange("worker_threads", o.worker_threads, 1, 1024));
   RETURN_IF_ERROR(
       CheckRange("max_connection_age_s", o.max_connection_age_s, 0, 86400 * 30));
@@ -423,8 +429,10 @@ absl::Status Server::Start(Options options) {
   scheduler_options.batch_wait = absl::Milliseconds(o.batch_wait_ms);
   p.scheduler = std::make_unique<scheduler::Scheduler>(scheduler_options,
                                                        p.replicas, &p.clock);
-  p.jobs = std::make_unique<scheduler::JobTable>(scheduler::JobTableOptions(),
-                                                 &p.clock);
+  scheduler::JobTableOptions job_table_options;
+  job_table_options.max_result_bytes =
+      static_cast<int64_t>(o.result_store_mb) << 20;
+  p.jobs = std::make_unique<scheduler::JobTable>(job_table_options, &p.clock);
   ValidationLimits limits;
   limits.max_prompt_chars = o.max_prompt_chars;
   limits.max_steps = o.max_steps;
@@ -442,6 +450,10 @@ absl::Status Server::Start(Options options) {
       o.default_job_deadline_s > 0 ? absl::Seconds(o.default_job_deadline_s)
                                    : absl::InfiniteDuration();
   service_options.expose_internals = o.expose_internals;
+  service_options.max_streams_per_job = o.max_watchers_per_job;
+  service_options.stream_write_timeout =
+      o.watcher_write_timeout_s > 0 ? absl::Seconds(o.watcher_write_timeout_s)
+                                    : absl::InfiniteDuration();
   service_options.on_rejected = [&p](const absl::Status& status) {
     p.serving_metrics.RecordRejected(status);
   };

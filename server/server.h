@@ -94,6 +94,14 @@ class Server {
     int max_queue_age_s = 600;
     int max_batch = 1;
     int batch_wait_ms = 0;
+    // Result store and streams (issue 16, finding 3): total MiB of finished
+    // jobs' results kept (oldest evicted first; 0 = no budget), most open
+    // Generate/WatchJob streams per job (0 = no limit), and how long a
+    // stream's write may wait for a client that does not read before the
+    // stream is ended with RESOURCE_EXHAUSTED (0 = forever).
+    int result_store_mb = 1024;
+    int max_watchers_per_job = 16;
+    int watcher_write_timeout_s = 30;
     // Request limits (request_validator.h).
     int max_prompt_chars = 2048;
     int max_steps = 200;
