@@ -120,6 +120,16 @@ TEST_F(JobTableTest, ListRejectsBadArguments) {
   page = table.List({}, 10, "abc");
   EXPECT_EQ(page.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(page.status().message(), HasSubstr("page_token: \"abc\""));
+  // Echoed values are cut (issue 16, finding 8): a 1 MB token or job id
+  // does not come back 1 MB long.
+  const std::string huge(1 << 20, '7');
+  page = table.List({}, 10, huge + "x");
+  EXPECT_EQ(page.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_LT(page.status().message().size(), 300u);
+  EXPECT_THAT(page.status().message(), HasSubstr("(1048577 bytes)"));
+  absl::StatusOr<std::shared_ptr<Job>> found = table.Find(huge);
+  EXPECT_EQ(found.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_LT(found.status().message().size(), 300u);
 }
 
 TEST_F(JobTableTest, EvictsFinishedJobsByAge) {

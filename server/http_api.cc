@@ -123,6 +123,29 @@ absl::Status HttpApi::Authorize(const httplib::Request& request) const {
 void HttpApi::Route() {
   httplib::Server& h = *http_;
   h.set_payload_max_length(options_.max_body_bytes);
+  // cpp-httplib 0.11 applies the payload limit to Content-Length bodies
+  // only: a chunked body of any size reached the handlers (a 64 MiB one
+  // did). Refuse chunked bodies, and bodies declared over the limit, before
+  // a byte is read; and close every connection after one reply, so unread
+  // bytes are never parsed as a next request (issue 16, finding 6).
+  h.set_keep_alive_max_count(1);
+  h.set_pre_routing_handler([this](const httplib::Request& req,
+                                   httplib::Response& res) {
+    if (req.has_header("Transfer-Encoding")) {
+      SendJson(res, 411, ErrorJson(absl::InvalidArgumentError(
+                             "chunked request bodies are not accepted; send "
+                             "a Content-Length")));
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    if (req.get_header_value<uint64_t>("Content-Length") >
+        options_.max_body_bytes) {
+      SendJson(res, 413, ErrorJson(absl::InvalidArgumentError(absl::StrCat(
+                             "request body larger than ",
+                             options_.max_body_bytes, " bytes"))));
+      return httplib::Server::HandlerResponse::Handled;
+    }
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
   h.set_error_handler([this](const httplib::Request&, httplib::Response& res) {
     // Only errors httplib produced itself (no handler wrote a body).
     if (!res.body.empty()) return;

@@ -162,6 +162,31 @@ TEST_F(HttpApiTest, ImagesWaitForTheResult) {
   EXPECT_EQ(png, std::string(1, '\x01'));
 }
 
+// cpp-httplib applies its payload limit to Content-Length bodies only; a
+// chunked body is refused before it is read (issue 16, finding 6), and no
+// job is made from it.
+TEST_F(HttpApiTest, ChunkedBodyIsRefusedUnread) {
+  bool sent = false;
+  auto r = http_->Post(
+      "/v1/images/generations",
+      [&sent](size_t /*offset*/, httplib::DataSink& sink) {
+        if (!sent) {
+          const std::string body = R"({"prompt": "a red square"})";
+          sink.write(body.data(), body.size());
+          sent = true;
+        } else {
+          sink.done();
+        }
+        return true;
+      },
+      "application/json");
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->status, 411);
+  EXPECT_THAT(json::parse(r->body)["error"]["message"].get<std::string>(),
+              HasSubstr("chunked"));
+  EXPECT_FALSE(replica_.running());
+}
+
 TEST_F(HttpApiTest, RoutesAndErrors) {
   auto models = http_->Get("/v1/models");
   ASSERT_TRUE(models);

@@ -15,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "common/served_models.h"
 #include "common/status_macros.h"
+#include "grpcpp/ext/health_check_service_server_builder_option.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
 #include "parallel/device_mesh.h"
@@ -26,6 +27,7 @@
 #include "scheduler/scheduler.h"
 #include "server/bearer_token_auth.h"
 #include "server/diffusion_service.h"
+#include "server/health_service.h"
 #include "server/metrics.h"
 #include "server/http_api.h"
 #include "server/metrics_http_server.h"
@@ -317,6 +319,8 @@ struct Server::Parts {
   // After the table and the replicas, so it stops before they go away.
   std::unique_ptr<MetricsHttpServer> metrics_http;
   std::unique_ptr<DiffusionService> service;
+  // Before grpc_server: gRPC holds a forwarder to it until it is destroyed.
+  std::unique_ptr<HealthService> health;
   std::unique_ptr<grpc::Server> grpc_server;
   // After `service`: destroyed (stopped) before the service it calls.
   std::unique_ptr<HttpApi> http_api;
@@ -493,9 +497,17 @@ absl::Status Server::Start(Options options) {
       service_options, p.scheduler.get(), p.jobs.get(), p.validator.get(),
       &p.clock);
 
-  grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  // Our own health service, not gRPC's default: that one says SERVING for
+  // "" from BuildAndStart until the first SetServing(false). Readiness is
+  // NOT_SERVING from the first answer; liveness SERVING.
+  p.health = std::make_unique<HealthService>(std::map<std::string, bool>{
+      {"", false}, {kServiceName, false}, {kLivenessService, true}});
+  builder.SetOption(
+      std::make_unique<grpc::HealthCheckServiceServerBuilderOption>(
+          std::make_unique<HealthStatusForwarder>(p.health.get())));
+  builder.RegisterService(p.health.get());
   const std::string address = absl::StrCat(
       o.host.find(':') != std::string::npos ? absl::StrCat("[", o.host, "]")
                                             : o.host,
