@@ -49,6 +49,14 @@ dserve::v1::GenerateRequest BuildGenerateRequest(
 absl::StatusOr<dserve::v1::OutputFormat> OutputFormatFor(
     const std::string& format, const std::string& out_path) {
   const std::string f = absl::AsciiStrToLower(format);
+  const bool mp4_name =
+      absl::EndsWith(absl::AsciiStrToLower(out_path), ".mp4");
+  if (mp4_name && (f == "png" || f == "raw")) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "--format %s cannot be written to --out %s: an .mp4 file holds only "
+        "MP4 video; use --format mp4 or another file name",
+        f, out_path));
+  }
   if (f == "png") return dserve::v1::OUTPUT_FORMAT_PNG;
   if (f == "mp4") return dserve::v1::OUTPUT_FORMAT_MP4;
   if (f == "raw") return dserve::v1::OUTPUT_FORMAT_RAW_TENSOR;
@@ -56,8 +64,7 @@ absl::StatusOr<dserve::v1::OutputFormat> OutputFormatFor(
     return absl::InvalidArgumentError(absl::StrFormat(
         "--format \"%s\" is not a format; use png, mp4 or raw", format));
   }
-  const std::string lower = absl::AsciiStrToLower(out_path);
-  if (absl::EndsWith(lower, ".mp4")) return dserve::v1::OUTPUT_FORMAT_MP4;
+  if (mp4_name) return dserve::v1::OUTPUT_FORMAT_MP4;
   return dserve::v1::OUTPUT_FORMAT_UNSPECIFIED;
 }
 

@@ -42,7 +42,8 @@ struct RequestOptions {
 
 // --format: "png", "mp4", "raw" (case-insensitive) or "" (then MP4 when
 // `out_path` ends in .mp4, else the server's default, PNG).
-// INVALID_ARGUMENT for other names.
+// INVALID_ARGUMENT for other names, and for png or raw into an .mp4 name
+// (refused before any request is sent: an .mp4 file only ever holds MP4).
 absl::StatusOr<dserve::v1::OutputFormat> OutputFormatFor(
     const std::string& format, const std::string& out_path);
 

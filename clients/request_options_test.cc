@@ -107,5 +107,24 @@ TEST(FormatTest, MeshAndTimingsAndReplicaState) {
   EXPECT_EQ(ReplicaStateName(dserve::v1::REPLICA_STATE_DRAINING), "draining");
 }
 
+TEST(OutputFormatForTest, NamesAndTheMp4FileRule) {
+  EXPECT_EQ(*OutputFormatFor("", "a.png"), dserve::v1::OUTPUT_FORMAT_UNSPECIFIED);
+  EXPECT_EQ(*OutputFormatFor("", "clip.MP4"), dserve::v1::OUTPUT_FORMAT_MP4);
+  EXPECT_EQ(*OutputFormatFor("Mp4", "clip.video"),
+            dserve::v1::OUTPUT_FORMAT_MP4);
+  EXPECT_EQ(*OutputFormatFor("png", "a.png"), dserve::v1::OUTPUT_FORMAT_PNG);
+  EXPECT_EQ(*OutputFormatFor("raw", "t.f32"),
+            dserve::v1::OUTPUT_FORMAT_RAW_TENSOR);
+  EXPECT_EQ(*OutputFormatFor("mp4", "clip.mp4"), dserve::v1::OUTPUT_FORMAT_MP4);
+  EXPECT_EQ(OutputFormatFor("gif", "a.gif").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  // Never PNG (or raw) bytes under an .mp4 name.
+  for (const char* format : {"png", "PNG", "raw"}) {
+    absl::Status s = OutputFormatFor(format, "out/x.mp4").status();
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << format;
+    EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr("out/x.mp4"));
+  }
+}
+
 }  // namespace
 }  // namespace dserve::clients
