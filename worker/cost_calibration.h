@@ -3,7 +3,7 @@
 
 // What one model evaluation costs on this replica, measured once right
 // after the model loaded (before rank 0 reports "leader <port>"): the
-// leader runs two short plans (one item, guidance 1, 2 steps, a single
+// leader runs two short plans (one item, guidance 1, 3 steps, a single
 // square frame of about small_tokens and large_tokens DiT tokens) on every
 // rank, exactly as a job runs, keeps each plan's fastest step (the first
 // one pays for warm-up) and fits seconds = a*tokens + b*tokens^2
@@ -51,7 +51,7 @@ common::TokenGeometry TokenGeometryOf(const models::PipelineConfig& config);
 
 // The plan timed for about `tokens` tokens: one square frame, sides the
 // smallest multiple of size_step covering sqrt(tokens) tokens, within the
-// model's max width/height; 1 item, guidance 1, 2 steps.
+// model's max width/height; 1 item, guidance 1, 3 steps.
 dserve::internal::v1::ExecutionPlan CalibrationPlan(
     const models::PipelineConfig& config, int64_t tokens);
 

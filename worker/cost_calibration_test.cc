@@ -82,9 +82,9 @@ TEST(CostCalibrationTest, MeasuresAPositiveSuperlinearCostOnTheRealLoop) {
             common::EvaluationSeconds(step, 256));
   EXPECT_GE(common::EvaluationSeconds(step, 69632),
             common::EvaluationSeconds(step, 1024) * 68);
-  // Two plans went out as PLAN commands (header + bytes) and ran 2 steps
+  // Two plans went out as PLAN commands (header + bytes) and ran 3 steps
   // each (one control word per step).
-  EXPECT_EQ(comm.broadcasts(), 2 * 2 + 2 * 2);
+  EXPECT_EQ(comm.broadcasts(), 2 * 2 + 2 * 3);
   // Short enough to run at every replica start (built-in model, 1 core;
   // generous for a loaded 2-core machine).
   EXPECT_LT(cost->calibration_ms(), 5000);

@@ -65,7 +65,9 @@ TEST(DeadlineE2eTest, JobsStopAtTheirDeadlineAndCostIsBounded) {
   ServerProcess::Options options;
   options.replicas = 1;
   options.extra_flags = {
-      absl::StrCat("--default_job_deadline_s=", kDefaultDeadlineS)};
+      absl::StrCat("--default_job_deadline_s=", kDefaultDeadlineS),
+      // The model's default budget (the harness turns it off).
+      "--max_job_seconds=-1"};
   auto server = ServerProcess::Start(options);
   ASSERT_TRUE(server.ok()) << server.status();
   auto stub = dserve::v1::DiffusionService::NewStub((*server)->channel());

@@ -6,7 +6,8 @@
 // runfiles with
 //
 //   --port=P --replicas=R --worker_threads=T --queue_capacity=K
-//   --worker_binary=<runfiles>/worker/dserve_worker [extra flags]
+//   --worker_binary=<runfiles>/worker/dserve_worker --max_job_seconds=0
+//   [extra flags]
 //
 // and (unless told not to) waits until grpc.health.v1 reports SERVING, which
 // the server only does once every replica's worker processes are up.
