@@ -1,5 +1,6 @@
 #include "clients/commands.h"
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <optional>
@@ -315,14 +316,22 @@ int RunModels(Stub& stub, const CommandEnv& env) {
              << ", prediction " << model.prediction_type() << ", vocabulary "
              << model.vocabulary_size() << " words\n";
     if (model.parameter_count() > 0) {
-      // What each rank of a replica holds (its DiT share + the rest).
+      // What each rank of a replica holds (its DiT share + the rest), in
+      // GiB, or MiB for a small model.
+      int64_t largest = 0;
+      for (int64_t b : model.weight_bytes_per_rank()) {
+        largest = std::max(largest, b);
+      }
+      const bool gib = largest >= (int64_t{1} << 30);
+      const double unit = gib ? 1073741824.0 : 1048576.0;
       std::vector<std::string> ranks;
       for (int r = 0; r < model.weight_bytes_per_rank_size(); ++r) {
-        std::string line = absl::StrFormat(
-            "%.2f GiB", model.weight_bytes_per_rank(r) / 1073741824.0);
+        std::string line =
+            absl::StrFormat("%.2f %s", model.weight_bytes_per_rank(r) / unit,
+                            gib ? "GiB" : "MiB");
         if (r < model.dit_bytes_per_rank_size()) {
           absl::StrAppendFormat(&line, " (DiT %.2f)",
-                                model.dit_bytes_per_rank(r) / 1073741824.0);
+                                model.dit_bytes_per_rank(r) / unit);
         }
         ranks.push_back(line);
       }

@@ -158,13 +158,21 @@ TEST_F(CommandsTest, ModelsShowsParametersAndBytesPerRank) {
     wan.add_dit_bytes_per_rank(dit);
     wan.add_weight_bytes_per_rank(dit + 507570124);
   }
+  dserve::v1::ModelInfo small;
+  small.set_name("small");
+  small.set_parameter_count(2000000);
+  small.add_dit_bytes_per_rank(int64_t{3} << 20);
+  small.add_weight_bytes_per_rank(int64_t{9} << 19);
   dserve::v1::ModelInfo tiny;
   tiny.set_name("tiny");  // a server that does not report sizes
-  service_.models = {wan, tiny};
+  service_.models = {wan, small, tiny};
   EXPECT_EQ(RunModels(*stub_, env_), 0) << err_.str();
   EXPECT_THAT(out_.str(),
               HasSubstr("  parameters 1.756 B, weights per rank: 3.16 GiB "
                         "(DiT 2.69), 3.16 GiB (DiT 2.69)\n"));
+  EXPECT_THAT(out_.str(),
+              HasSubstr("  parameters 0.002 B, weights per rank: 4.50 MiB "
+                        "(DiT 3.00)\n"));
   EXPECT_EQ(out_.str().find("parameters", out_.str().find("tiny")),
             std::string::npos);
 }
