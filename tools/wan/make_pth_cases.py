@@ -17,9 +17,12 @@ Writes into OUT_DIR:
   parameters.pth       an OrderedDict holding an nn.Parameter
   foreign_global.pth   a state dict holding a non-tensor object (its class is a
                        global the reader must refuse by name)
+  storage_overflow.pth a storage of 2**62 floats (bytes wrap past 2**64) and
+                       a view beyond its record (must be refused)
 """
 
 import collections
+import io
 import os
 import struct
 import sys
@@ -99,6 +102,27 @@ def rewrite_deflated(src, dst):
             zout.writestr(i.filename, zin.read(i.filename))
 
 
+def write_storage_overflow(dst):
+    """A 1000-float state dict whose pickle claims a storage of 2**62 floats
+    (2**64 bytes: wraps to 0 in 64-bit arithmetic) and a view of 2**20 of
+    them: the reader must refuse it, not map past the 4000-byte record."""
+    buf = io.BytesIO()
+    torch.save(collections.OrderedDict(w=torch.ones(1000)), buf)
+    z = zipfile.ZipFile(buf)
+    pkl = [n for n in z.namelist() if n.endswith("data.pkl")][0]
+    data = z.read(pkl)
+    numel = b"M" + struct.pack("<H", 1000)   # BININT2 1000, twice
+    assert data.count(numel) == 2, data
+    first = data.index(numel)
+    second = data.index(numel, first + 3)
+    data = (data[:first] + b"\x8a\x08" + struct.pack("<q", 1 << 62) +
+            data[first + 3:second] + b"J" + struct.pack("<i", 1 << 20) +
+            data[second + 3:])
+    with zipfile.ZipFile(dst, "w", zipfile.ZIP_STORED) as w:
+        for n in z.namelist():
+            w.writestr(n, data if n == pkl else z.read(n))
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
@@ -118,6 +142,7 @@ def main():
     torch.save(params, os.path.join(out, "parameters.pth"))
     torch.save(collections.OrderedDict(w=torch.ones(2), obj=NotATensor()),
                os.path.join(out, "foreign_global.pth"))
+    write_storage_overflow(os.path.join(out, "storage_overflow.pth"))
 
 
 if __name__ == "__main__":

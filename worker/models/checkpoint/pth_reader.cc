@@ -550,23 +550,34 @@ absl::StatusOr<WeightMap> ReadPth(const std::string& path,
                               " is missing"));
     }
     const uint64_t element = c10::elementSize(t.dtype);
-    if (static_cast<uint64_t>(t.storage_numel) * element >
-        record->second.size) {
+    // Divided, not multiplied: the pickle may hold any int64, and a product
+    // that wraps past 2^64 would pass and map bytes beyond the record (and
+    // the file).
+    if (t.storage_numel < 0 ||
+        static_cast<uint64_t>(t.storage_numel) >
+            record->second.size / element) {
       return bad(absl::StrCat("storage of ", t.storage_numel,
                               " elements needs more than the record's ",
                               record->second.size, " bytes"));
     }
-    // Elements the view reaches: offset + 1 + Σ (size-1)·stride.
-    int64_t numel = 1, reach = 1;
+    // Elements the view reaches: offset + 1 + Σ (size-1)·stride, computed
+    // without signed overflow (any that occurs reaches past the storage).
+    bool empty = false, overflow = false;
+    int64_t reach = 1;
     for (size_t d = 0; d < t.sizes.size(); ++d) {
       if (t.sizes[d] < 0 || t.strides[d] < 0) {
         return bad("negative size or stride");
       }
-      numel *= t.sizes[d];
-      reach += (t.sizes[d] - 1) * t.strides[d];
+      if (t.sizes[d] == 0) empty = true;
+      int64_t span = 0;
+      overflow |= __builtin_mul_overflow(t.sizes[d] - 1, t.strides[d], &span) ||
+                  __builtin_add_overflow(reach, span, &reach);
     }
-    if (numel == 0) reach = 0;
-    if (t.storage_offset < 0 || t.storage_offset + reach > t.storage_numel) {
+    if (empty) reach = 0;
+    int64_t end = 0;
+    if (t.storage_offset < 0 || (overflow && !empty) ||
+        __builtin_add_overflow(t.storage_offset, reach, &end) ||
+        end > t.storage_numel) {
       return bad(absl::StrCat("view (offset ", t.storage_offset, ", ", reach,
                               " elements) reaches past its storage of ",
                               t.storage_numel, " elements"));

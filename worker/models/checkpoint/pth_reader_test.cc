@@ -107,6 +107,15 @@ TEST_F(PthReaderTest, NonStateDictsAreRefused) {
   EXPECT_THAT(foreign.status().message(), HasSubstr("NotATensor"));
 }
 
+// Found by fuzz/pth_fuzzer: the storage's byte count overflowed 64 bits,
+// passed the size check, and the view was mapped past the record and file.
+TEST_F(PthReaderTest, StorageSizeOverflowIsRefused) {
+  absl::StatusOr<WeightMap> got = ReadPth(Path("storage_overflow.pth"));
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(got.status().message(), HasSubstr("tensor \"w\""));
+  EXPECT_THAT(got.status().message(), HasSubstr("4611686018427387904"));
+}
+
 TEST_F(PthReaderTest, NotAZipAndMissingFile) {
   EXPECT_EQ(ReadPth(Path("nope.pth")).status().code(),
             absl::StatusCode::kNotFound);
