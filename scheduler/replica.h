@@ -22,7 +22,10 @@
 // restart_backoff_max; a replica healthy for restart_backoff_max starts
 // over at restart_backoff). A replica that never became READY stays FAILED:
 // its first start-up failing means bad flags or a bad model, which a
-// restart does not fix.
+// restart does not fix. A worker that refuses to start says why on its
+// ready pipe ("error <reason>": a model that does not load); the start then
+// fails with FAILED_PRECONDITION and that reason, and
+// on_first_start_failed tells the owner (dserve_server exits).
 //
 // Ownership: owns its worker processes (they are killed when the replica is
 // shut down or destroyed, and die with the server via PR_SET_PDEATHSIG), the

@@ -13,6 +13,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "common/status_macros.h"
+#include "server/request_validator.h"
 
 namespace dserve::server {
 namespace {
@@ -120,14 +121,6 @@ absl::Status UnknownField(const std::string& key,
                           const std::set<std::string>& allowed) {
   return Invalid(key, absl::StrCat("unknown field \"", key, "\"; allowed: ",
                                    absl::StrJoin(allowed, ", ")));
-}
-
-const dserve::v1::ModelInfo* FindModel(
-    const std::vector<dserve::v1::ModelInfo>& models, const std::string& name) {
-  for (const auto& m : models) {
-    if (name.empty() ? m.is_default() : m.name() == name) return &m;
-  }
-  return nullptr;
 }
 
 std::string LowerCodeName(absl::StatusCode code) {
@@ -239,11 +232,8 @@ absl::StatusOr<dserve::v1::GenerateRequest> ParseVideoRequest(
   if (seconds.has_value() && r.num_frames() == 0) {
     const dserve::v1::ModelInfo* model = FindModel(models, r.model());
     if (model == nullptr) {
-      return WithParam(
-          absl::NotFoundError(absl::StrCat("model \"", r.model(),
-                                           "\" is not served here (GET "
-                                           "/v1/models lists the models)")),
-          "model");
+      // The gRPC validator's message: the name echoed cut, the served list.
+      return WithParam(UnknownModelError(r.model(), models), "model");
     }
     const int fps = r.fps() > 0 ? r.fps() : std::max(1, model->default_fps());
     const int step = std::max(1, model->frame_step());

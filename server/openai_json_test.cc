@@ -131,7 +131,15 @@ TEST(ParseVideoRequest, Refusals) {
   r = ParseVideoRequest(
       json{{"model", "nope"}, {"prompt", "p"}, {"seconds", "1"}}, Models());
   EXPECT_EQ(r.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_THAT(r.status().message(), HasSubstr("\"nope\""));
+  // The gRPC path's message: the served names, the name echoed cut.
+  EXPECT_EQ(r.status().message(),
+            "model: \"nope\" is not served here (served models: wan, tiny)");
+  r = ParseVideoRequest(json{{"model", std::string(300, 'n')},
+                             {"prompt", "p"},
+                             {"seconds", "1"}},
+                        Models());
+  EXPECT_THAT(r.status().message(),
+              HasSubstr(std::string(64, 'n') + "... (300 bytes)"));
   r = ParseVideoRequest(json{{"prompt", "p"}, {"input_reference", "x"}},
                         Models());
   EXPECT_THAT(r.status().message(), HasSubstr("unknown field"));

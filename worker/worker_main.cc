@@ -2,7 +2,8 @@
 //
 //   dserve_worker --replica=I --rank=R --world=W --store=HOST:PORT
 //                 --device=cpu|cuda:N [--dtype=bf16|fp16|fp32]
-//                 [--comm=auto|nccl|gloo] --mesh=SPEC --model_dir=DIR --threads=N
+//                 [--comm=auto|nccl|gloo] --mesh=SPEC --threads=N
+//                 (--model=NAME=DIR ... [--default_model=NAME] | --model_dir=DIR)
 //                 --ready_fd=FD --leader_address=HOST:PORT
 //
 //   dserve_worker --probe_devices [--ready_fd=FD]   prints "cuda_devices N"
@@ -20,7 +21,9 @@
 //
 // Exit codes: 0 after SIGTERM/SIGINT or the leader's SHUTDOWN; 1 when the
 // replica broke (a peer died, a collective timed out, the parent exited);
-// 2 for bad flags or a model that does not load.
+// 2 for bad flags or a model that does not load (rank 0 then writes
+// "error <model, file and reason>" on --ready_fd first, which the server
+// reports as why the replica did not start).
 
 #include <signal.h>
 #include <unistd.h>
