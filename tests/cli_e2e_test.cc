@@ -276,10 +276,12 @@ TEST_F(CliE2eTest, MultiFramePngWritesNumberedPngsNeverAnMp4Name) {
   EXPECT_FALSE(Exists(dir + "/frames.png"));
   EXPECT_THAT(run.stdout_text, ::testing::Not(HasSubstr("video:")));
 
+  // Refused as a usage error before any request is sent.
   args = request;
   args.insert(args.end(), {"--format", "png", "--out", dir + "/wrong.mp4"});
   const CapturedRun refused = Run(args);
-  EXPECT_NE(refused.exit_code, kExitOk) << refused.stdout_text;
+  EXPECT_EQ(refused.exit_code, kExitUsage) << refused.stdout_text;
+  EXPECT_THAT(refused.stdout_text, ::testing::Not(HasSubstr("job_id:")));
   EXPECT_THAT(refused.stderr_text, HasSubstr(".mp4"));
   EXPECT_THAT(refused.stdout_text, ::testing::Not(HasSubstr("wrote:")));
   EXPECT_FALSE(Exists(dir + "/wrong.mp4"));
