@@ -37,7 +37,8 @@ class FailoverE2eTest : public ::testing::Test {
   void SetUp() override {
     ServerProcess::Options options;
     options.replicas = 2;
-    options.extra_flags = {"--mesh=dp=2,cfg=2"};
+    // The test kills ranks by the pids GetServerInfo reports.
+    options.extra_flags = {"--mesh=dp=2,cfg=2", "--expose_internals"};
     auto server = ServerProcess::Start(options);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = *std::move(server);
