@@ -39,6 +39,11 @@ ABSL_FLAG(std::string, mix, "",
           "= the server's defaults.");
 ABSL_FLAG(std::string, prompt, "a red circle on a blue square",
           "Prompt of every request.");
+ABSL_FLAG(bool, unique_prompts, false,
+          "Append \" #NNNNNN\" (the request's number, 6 digits) to --prompt, "
+          "so no two requests share a prompt and the replicas' prompt-"
+          "embedding cache never hits; compare with the same fixed suffix "
+          "in --prompt to measure the cache.");
 ABSL_FLAG(int, timeout_s, 300, "Deadline of each request.");
 ABSL_FLAG(std::string, auth_token, "", "Bearer token (--auth_token_file).");
 ABSL_FLAG(std::string, tls_ca, "",
@@ -98,6 +103,7 @@ int Run() {
       start + absl::Seconds(absl::GetFlag(FLAGS_duration_s));
   const absl::Duration timeout = absl::Seconds(absl::GetFlag(FLAGS_timeout_s));
   const std::string token = absl::GetFlag(FLAGS_auth_token);
+  const bool unique_prompts = absl::GetFlag(FLAGS_unique_prompts);
 
   absl::Mutex mu;
   std::vector<LoadSample> samples;
@@ -110,6 +116,10 @@ int Run() {
         const uint64_t n = next_request.fetch_add(1);
         dserve::v1::GenerateRequest request = mix[n % mix.size()];
         request.set_seed(1000 + n);
+        if (unique_prompts) {
+          request.set_prompt(absl::StrCat(request.prompt(), " #",
+                                          absl::Dec(n % 1000000, absl::kZeroPad6)));
+        }
         grpc::ClientContext context;
         context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
         if (!token.empty()) {

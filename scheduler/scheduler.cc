@@ -371,6 +371,8 @@ void Scheduler::FinishPlan(int replica, RunningPlan& plan,
     dserve::v1::Timings* timings = result.mutable_timings();
     timings->set_queue_ms(Millis(plan.start - job->create_time()));
     timings->set_text_encode_ms(plan.done->text_encode_ms());
+    timings->set_text_cache_hits(plan.done->text_cache_hits());
+    timings->set_text_cache_misses(plan.done->text_cache_misses());
     timings->set_denoise_ms(plan.done->denoise_ms());
     timings->set_decode_ms(plan.done->decode_ms());
     timings->set_total_ms(Millis(now - job->create_time()));

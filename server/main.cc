@@ -143,6 +143,12 @@ ABSL_FLAG(bool, async_ulysses, false,
           "Ulysses replicas start the q, k and v all-to-alls together "
           "instead of one after another (passed to every worker as "
           "--async_ulysses). Same images either way.");
+ABSL_FLAG(int, text_cache_mb, 256,
+          "MiB of prompt embeddings each replica's text-encoding rank (rank "
+          "0, the only one that loads the text encoder) keeps in an LRU, on "
+          "its device; repeated prompts skip the encoder and the models' "
+          "default negative prompts stay cached. 0 = off. Passed to every "
+          "worker as --text_cache_mb.");
 ABSL_FLAG(int, startup_timeout_s, 120,
           "How long a replica may take to start (rendezvous + model load).");
 ABSL_FLAG(int, max_connection_age_s, 0,
@@ -202,6 +208,7 @@ Server::Options OptionsFromFlags(const std::string& argv0,
   o.dtype = absl::GetFlag(FLAGS_dtype);
   o.comm = absl::GetFlag(FLAGS_comm);
   o.async_ulysses = absl::GetFlag(FLAGS_async_ulysses);
+  o.text_cache_mb = absl::GetFlag(FLAGS_text_cache_mb);
   o.startup_timeout_s = absl::GetFlag(FLAGS_startup_timeout_s);
   o.log_level = absl::GetFlag(FLAGS_log_level);
   o.max_connection_age_s = absl::GetFlag(FLAGS_max_connection_age_s);

@@ -131,6 +131,9 @@ class Server {
     std::string dtype;
     std::string comm = "auto";
     bool async_ulysses = false;
+    // Passed to every worker as --text_cache_mb: MiB of prompt embeddings
+    // each replica's text-encoding rank keeps (LRU); 0 = no cache.
+    int text_cache_mb = 256;
     int startup_timeout_s = 120;
     // Passed to every worker as --log_level.
     std::string log_level = "info";

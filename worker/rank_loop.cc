@@ -131,10 +131,20 @@ absl::StatusOr<PlanOutput> RankLoop::RunPlan(const ExecutionPlan& plan,
   if (observer != nullptr) observer->OnEncodeStart(spec.num_steps);
   absl::Time start = now_();
   absl::StatusOr<models::DenoiseState> prepared = pipeline.Prepare(spec);
-  if (!prepared.ok()) return prepared.status();
+  if (!prepared.ok()) {
+    // Prepare broadcasts the text embeddings from rank 0
+    // (models/prompt_broadcast.h); UNAVAILABLE there is a failed
+    // collective, after which the ranks can no longer stay in step.
+    if (world_.size() > 1 && absl::IsUnavailable(prepared.status())) {
+      healthy_ = false;
+    }
+    return prepared.status();
+  }
   models::DenoiseState state = *std::move(prepared);
   out.text_encode_ms = Ms(now_() - start);
   out.unknown_words = state.unknown_words;
+  out.text_cache_hits = state.text_cache_hits;
+  out.text_cache_misses = state.text_cache_misses;
 
   const int total = spec.num_steps;
   // Only the leader's clock is read (RunStep); the others follow its word.

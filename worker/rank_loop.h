@@ -65,6 +65,10 @@ struct PlanOutput {
   double text_encode_ms = 0;
   double denoise_ms = 0;
   double decode_ms = 0;
+  // Leader only: texts answered by / missing from its prompt-embedding
+  // cache (models::DenoiseState).
+  int text_cache_hits = 0;
+  int text_cache_misses = 0;
 };
 
 // One model a replica serves, under its pipeline's config().name.

@@ -47,8 +47,8 @@
 #include "absl/strings/str_cat.h"
 #include "common/blas_kernels.h"
 #include "common/program_flags.h"
-#include "common/replica_secret.h"
 #include "common/served_models.h"
+#include "common/replica_secret.h"
 #include "grpcpp/grpcpp.h"
 #include "parallel/device_mesh.h"
 #include "parallel/devices.h"
@@ -64,6 +64,8 @@
 #include "worker/models/model_config.h"
 #include "worker/models/parallel_context.h"
 #include "worker/models/parallel_dit.h"
+#include "worker/models/prompt_broadcast.h"
+#include "worker/models/text_embedding_cache.h"
 #include "worker/models/pipeline.h"
 #include "worker/models/random_weights.h"
 #include "worker/models/wan_pipeline.h"
@@ -117,6 +119,10 @@ ABSL_FLAG(int, rendezvous_timeout_ms, 120000,
           "Longest wait for every rank to check in.");
 ABSL_FLAG(int, heartbeat_ms, 1000,
           "Idle leader broadcasts a heartbeat this often.");
+ABSL_FLAG(int, text_cache_mb, 0,
+          "LRU cache of prompt embeddings on the rank that runs the text "
+          "encoder (rank 0), in MiB of that rank's device memory; the "
+          "models' default negative prompts stay cached. 0 = off.");
 ABSL_FLAG(bool, async_ulysses, false,
           "Ulysses: start the q, k and v all-to-alls together and wait for "
           "all three (false: one blocking all-to-all after another). Same "
@@ -213,6 +219,7 @@ absl::StatusOr<WorkerOptions> OptionsFromFlags(
   o.heartbeat_interval =
       std::chrono::milliseconds(absl::GetFlag(FLAGS_heartbeat_ms));
   o.async_ulysses = absl::GetFlag(FLAGS_async_ulysses);
+  o.text_cache_mb = absl::GetFlag(FLAGS_text_cache_mb);
   if (absl::Status s = ValidateWorkerOptions(o); !s.ok()) return s;
   return o;
 }
@@ -323,6 +330,37 @@ int Main(const WorkerOptions& options, const std::string& replica_secret) {
   spdlog::info("[job -] rendezvous done: {} ranks, backend {}", options.world,
                replica->world->backend_name());
 
+  // Every rank builds its mesh groups (same order on every rank) before
+  // the models: the replica's text encoder runs on rank 0 only and its
+  // embeddings reach the other ranks over the world group
+  // (models/prompt_broadcast.h). A 1-rank replica has no groups.
+  std::optional<parallel::MeshCommunicators> comms;
+  if (options.world > 1) {
+    absl::StatusOr<parallel::CommunicatorFactory> factory =
+        MeshCommunicatorFactory(*comm_backend, *device,
+                                options.collective_timeout);
+    if (!factory.ok()) {
+      spdlog::error("[job -] mesh groups: {}", factory.status().ToString());
+      return 2;
+    }
+    absl::StatusOr<parallel::MeshCommunicators> made =
+        parallel::MeshCommunicators::Create(*mesh, options.rank,
+                                            replica->store, *factory);
+    if (!made.ok()) {
+      spdlog::error("[job -] mesh groups: {}", made.status().ToString());
+      return 1;
+    }
+    comms = *std::move(made);
+  }
+  models::PromptSharing prompt_sharing;
+  if (comms.has_value()) prompt_sharing.group = &comms->world();
+  prompt_sharing.encoding_rank = 0;
+  if (options.rank == 0 && options.text_cache_mb > 0) {
+    // One budget for every served model (the key names the model).
+    prompt_sharing.cache = std::make_shared<models::TextEmbeddingCache>(
+        static_cast<int64_t>(options.text_cache_mb) << 20);
+  }
+
   // This rank materialises only its share of each DiT: its PP stage's
   // blocks, its TP column/row slices (models/dit_share.h).
   absl::StatusOr<models::DiTShare> dit_share =
@@ -342,6 +380,7 @@ int Main(const WorkerOptions& options, const std::string& replica_secret) {
                                             : spec.dir,
                            ")");
     models::PipelineOptions placement{*device, *dtype};
+    placement.prompts = prompt_sharing;
     placement.dit_share = *dit_share;
     absl::StatusOr<std::unique_ptr<models::Pipeline>> pipeline =
         LoadModel(spec, placement);
@@ -372,28 +411,12 @@ int Main(const WorkerOptions& options, const std::string& replica_secret) {
   spdlog::info("[job -] {} model(s) loaded, default '{}', mesh {}",
                pipelines.size(), model.config().name, mesh_spec);
 
-  // Every rank builds its mesh groups (same order on every rank) and runs
-  // the DiT through them; a 1-rank replica keeps the plain local path.
-  std::optional<parallel::MeshCommunicators> comms;
+  // Each model's DiT runs through the mesh groups; a 1-rank replica keeps
+  // the plain local path.
   std::vector<std::unique_ptr<models::ParallelDiT>> parallel_dits;
   std::vector<LoopModel> loop_models;
   for (const auto& p : pipelines) loop_models.push_back(LoopModel{p.get(), {}});
   if (options.world > 1) {
-    absl::StatusOr<parallel::CommunicatorFactory> factory =
-        MeshCommunicatorFactory(*comm_backend, *device,
-                                options.collective_timeout);
-    if (!factory.ok()) {
-      spdlog::error("[job -] mesh groups: {}", factory.status().ToString());
-      return 2;
-    }
-    absl::StatusOr<parallel::MeshCommunicators> made =
-        parallel::MeshCommunicators::Create(*mesh, options.rank,
-                                            replica->store, *factory);
-    if (!made.ok()) {
-      spdlog::error("[job -] mesh groups: {}", made.status().ToString());
-      return 1;
-    }
-    comms = *std::move(made);
     // One ParallelDiT per model over the same mesh groups: plans run one
     // at a time, so the models take turns on them.
     for (LoopModel& served : loop_models) {

@@ -70,6 +70,11 @@ absl::Status ValidateWorkerOptions(const WorkerOptions& o) {
         "--comm=nccl needs a CUDA device but --device=", o.device,
         "; use --comm=gloo (or auto) on the CPU"));
   }
+  if (o.text_cache_mb < 0 || o.text_cache_mb > (1 << 20)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--text_cache_mb=", o.text_cache_mb,
+        " is out of range; allowed 0 (off) to 1048576"));
+  }
   if (o.threads < 1 || o.threads > 256) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--threads=", o.threads, " is out of range; allowed 1 to 256"));

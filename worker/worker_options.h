@@ -88,6 +88,9 @@ struct WorkerOptions {
   // Ulysses scatters q, k and v with three exchanges in flight at once
   // (models::ParallelDiTOptions::async_ulysses). Same output either way.
   bool async_ulysses = false;
+  // MiB of prompt embeddings rank 0 (the replica's text-encoding rank)
+  // keeps in an LRU (models/text_embedding_cache.h); 0 = no cache.
+  int text_cache_mb = 0;
 };
 
 // INVALID_ARGUMENT naming the flag, the value and the allowed range.

@@ -105,6 +105,16 @@ TEST(ValidateWorkerOptionsTest, RejectsBadThreadCounts) {
             absl::string_view::npos);
 }
 
+TEST(ValidateWorkerOptionsTest, TextCacheIsOffOrAPositiveSize) {
+  WorkerOptions o = Valid();
+  EXPECT_EQ(o.text_cache_mb, 0);
+  o.text_cache_mb = 256;
+  EXPECT_TRUE(ValidateWorkerOptions(o).ok());
+  o.text_cache_mb = -1;
+  EXPECT_NE(ValidateWorkerOptions(o).message().find("--text_cache_mb=-1"),
+            absl::string_view::npos);
+}
+
 TEST(ValidateWorkerOptionsTest, ModelsAreUniqueValidAndHoldTheDefault) {
   WorkerOptions o = Valid();
   o.models = {{"tiny", "", ""}, {"wan", "/m/wan", ""}};
