@@ -38,6 +38,7 @@
 #include <numeric>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -262,6 +263,40 @@ absl::StatusOr<std::unique_ptr<models::Pipeline>> LoadModel(
                                   placement);
 }
 
+// Returns once every rank of the replica has loaded its models: each sets
+// its key in the replica's store and polls for the others' (as Rendezvous
+// does), up to `timeout`. Not a collective on purpose: rank 0 alone also
+// loads the text encoder (models/prompt_broadcast.h; umT5-XXL is 11 GB), so
+// the other ranks may wait far longer than --collective_timeout_ms, which
+// bounds their first wait for the leader's command.
+absl::Status WaitUntilEveryRankLoaded(c10d::Store& store, int rank, int world,
+                                      std::chrono::milliseconds timeout,
+                                      const std::function<bool()>& abort) {
+  auto key = [](int r) { return absl::StrCat("dserve/models_loaded/", r); };
+  std::vector<std::string> keys;
+  for (int r = 0; r < world; ++r) keys.push_back(key(r));
+  try {
+    store.set(key(rank), std::vector<uint8_t>{'1'});
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (!store.check(keys)) {
+      if (abort()) {
+        return absl::AbortedError("stop requested or parent gone while "
+                                  "waiting for the other ranks' models");
+      }
+      if (std::chrono::steady_clock::now() >= deadline) {
+        return absl::DeadlineExceededError(absl::StrCat(
+            "not every one of the ", world, " ranks loaded its models within "
+            "--rendezvous_timeout_ms=", timeout.count()));
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  } catch (const std::exception& e) {
+    return absl::UnavailableError(
+        absl::StrCat("waiting for the other ranks' models: ", e.what()));
+  }
+  return absl::OkStatus();
+}
+
 // A start-up failure the server should report as the reason its replica
 // did not start: logged, and rank 0 also writes "error <message>" on
 // --ready_fd (scheduler/replica.cc reads it instead of "leader <port>").
@@ -410,6 +445,16 @@ int Main(const WorkerOptions& options, const std::string& replica_secret) {
   const std::string mesh_spec = parallel::FormatMeshSpec(mesh->degrees());
   spdlog::info("[job -] {} model(s) loaded, default '{}', mesh {}",
                pipelines.size(), model.config().name, mesh_spec);
+  if (options.world > 1) {
+    if (absl::Status s = WaitUntilEveryRankLoaded(
+            *replica->store, options.rank, options.world,
+            options.rendezvous_timeout,
+            [&] { return stop_requested() || !parent_alive(); });
+        !s.ok()) {
+      spdlog::error("[job -] {}", s.ToString());
+      return 1;
+    }
+  }
 
   // Each model's DiT runs through the mesh groups; a 1-rank replica keeps
   // the plain local path.
