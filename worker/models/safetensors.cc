@@ -141,15 +141,19 @@ absl::Status ParseEntry(const std::string& path, const std::string& key,
         dt->get<std::string>(),
         "\" is not supported (F64 F32 F16 BF16 I64 I32 I16 I8 U8 BOOL)"));
   }
-  uint64_t numel = 1;
+  // `span` (the product of the non-zero dims) bounds the strides too: with a
+  // 0 dim numel stays 0, but the other dims' strides are still multiplied
+  // out and must not overflow (found by fuzz/safetensors_fuzzer's UBSan).
+  uint64_t numel = 1, span = 1;
   shape.clear();
   for (const json& d : *sh) {
     if (!d.is_number_unsigned()) return bad("shape has a non-integer entry");
     const uint64_t n = d.get<uint64_t>();
-    if (n > (1ull << 40) || (n != 0 && numel > (1ull << 50) / n)) {
+    if (n > (1ull << 40) || (n != 0 && span > (1ull << 50) / n)) {
       return bad("shape is too large");
     }
     numel *= n;
+    if (n != 0) span *= n;
     shape.push_back(static_cast<int64_t>(n));
   }
   if (!(*off)[0].is_number_unsigned() || !(*off)[1].is_number_unsigned()) {

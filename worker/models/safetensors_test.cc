@@ -127,6 +127,24 @@ TEST(SafetensorsTest, WrongByteCountNamesTheKey) {
   EXPECT_THAT(r.status().message(), HasSubstr("need 12"));
 }
 
+// Found by fuzz/safetensors_fuzzer (UBSan): with a 0 dim the element count
+// stays 0, but the other dims' contiguous strides overflowed int64.
+TEST(SafetensorsTest, HugeDimsBesideAZeroDimAreTooLarge) {
+  const std::string path = TempPath("zero_dim.safetensors");
+  const std::string header =
+      R"({"w":{"dtype":"F32","shape":[0,1099511627776,1099511627776,)"
+      R"(1099511627776],"data_offsets":[0,0]}})";
+  std::string bytes(8, '\0');
+  const uint64_t n = header.size();
+  std::memcpy(bytes.data(), &n, 8);
+  bytes += header;
+  WriteAll(path, bytes);
+  absl::StatusOr<WeightMap> r = ReadSafetensors(path);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(r.status().message(), HasSubstr("shape is too large"));
+  EXPECT_THAT(r.status().message(), HasSubstr("\"w\""));
+}
+
 TEST(SafetensorsTest, ShardedIndexLoadsEveryShard) {
   WeightMap w = SampleWeights();
   WeightMap first, second;
