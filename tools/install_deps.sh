@@ -22,7 +22,7 @@ packages=(
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libx264-dev  # MP4 (H.264) output, worker/video_encoder
   ffmpeg                   # ffprobe, with which the MP4 tests read the videos back
   python3-grpcio python3-protobuf  # clients/python (dserve_client) and its tests
-  clang-14 libfuzzer-14-dev libclang-rt-14-dev  # fuzz/run_fuzzers.sh (libFuzzer targets, ASan+UBSan)
+  clang-14 libfuzzer-14-dev libclang-rt-14-dev pkg-config  # fuzz/run_fuzzers.sh (libFuzzer targets, ASan+UBSan; pkg-config finds abseil/protobuf)
 )
 
 missing=()
