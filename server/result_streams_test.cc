@@ -4,12 +4,16 @@
 // streams and unary calls go on, and an evicted result answers NOT_FOUND
 // "expired".
 
+#include <fstream>
+#include <iostream>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
@@ -29,6 +33,20 @@ using ::dserve::v1::GenerateEvent;
 using ::testing::HasSubstr;
 
 constexpr int64_t kResultBytes = 3 << 20;  // three 1 MiB chunks
+
+// VmRSS of this process in KiB, or -1.
+int64_t SelfRssKib() {
+  std::ifstream in("/proc/self/status");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("VmRSS:", 0) != 0) continue;
+    std::vector<std::string> parts =
+        absl::StrSplit(line, ' ', absl::SkipWhitespace());
+    int64_t kib = -1;
+    if (parts.size() >= 2 && absl::SimpleAtoi(parts[1], &kib)) return kib;
+  }
+  return -1;
+}
 
 class ResultStreamsTest : public ::testing::Test {
  protected:
@@ -157,6 +175,40 @@ TEST_F(ResultStreamsTest, WatchersShareTheJobsResultBuffer) {
   }
   EXPECT_TRUE(Eventually([&] { return result.use_count() == baseline; }));
   EXPECT_TRUE(Eventually([&] { return job->open_streams() == 0; }));
+}
+
+// The figure of issue 16, finding 3, in-process: 200 watchers of a 3 MiB
+// result that read one event and stop, with no cap and no timeout (only the
+// shared buffer at work). Each used to copy the result (about 7 MiB per
+// watcher in the report); now a stalled stream holds its one 1 MiB chunk in
+// flight and gRPC's serialized copy of it.
+TEST_F(ResultStreamsTest, TwoHundredUnreadWatchersDoNotCopyTheResult) {
+  Build(/*max_streams=*/0, absl::InfiniteDuration());
+  auto job = FinishedJob(kResultBytes);
+  std::vector<std::unique_ptr<dserve::v1::DiffusionService::Stub>> stubs;
+  for (int i = 0; i < 10; ++i) stubs.push_back(NewStub());
+  const int64_t before = SelfRssKib();
+  constexpr int kWatchers = 200;
+  std::vector<std::unique_ptr<Watch>> watches;
+  for (int i = 0; i < kWatchers; ++i) {
+    watches.push_back(StartWatch(*stubs[i % stubs.size()], job->id()));
+    GenerateEvent first;
+    ASSERT_TRUE(watches.back()->reader->Read(&first));
+  }
+  absl::SleepFor(absl::Seconds(1));
+  const int64_t with = SelfRssKib();
+  std::cout << "[result_streams_test] " << kWatchers
+            << " unread watchers of a " << (kResultBytes >> 20)
+            << " MiB result: RSS " << before / 1024 << " MiB -> "
+            << with / 1024 << " MiB (+" << (with - before) / 1024
+            << " MiB, both ends of every stream in this process)"
+            << std::endl;
+  // The job, the temporary returned by result(), and every stream.
+  EXPECT_EQ(job->result().use_count(), 2 + kWatchers);
+  // A full copy per watcher would be at least 600 MiB more.
+  EXPECT_LT(with - before, kWatchers * (kResultBytes >> 10));
+  for (auto& w : watches) w->context.TryCancel();
+  for (auto& w : watches) w->reader->Finish();
 }
 
 TEST_F(ResultStreamsTest, StreamsBeyondTheCapGetResourceExhausted) {
