@@ -35,7 +35,7 @@ PartialAttention MergeAttentionStates(const PartialAttention& a,
 absl::StatusOr<PartialAttention> RingAttention(
     Communicator& ring, const at::Tensor& q, const at::Tensor& k,
     const at::Tensor& v, const at::Tensor& key_padding_mask,
-    const BlockAttentionFn& attention) {
+    const BlockAttentionFn& attention, SpCompressionState* compression) {
   if (q.dim() != 4 || k.dim() != 4 || k.sizes() != v.sizes()) {
     return absl::InvalidArgumentError(
         "RingAttention: q, k and v must be (B, S_block, H, D), k and v of "
@@ -61,11 +61,21 @@ absl::StatusOr<PartialAttention> RingAttention(
         attention(q, k_block, v_block, mask.to(at::kBool));
     acc = step == 0 ? std::move(part) : MergeAttentionStates(acc, part);
     if (step == n - 1) break;
-    at::Tensor k_next = at::empty_like(k_block);
-    at::Tensor v_next = at::empty_like(v_block);
+    at::Tensor k_next, v_next;
+    if (compression != nullptr) {
+      // Channels: the H·D features of a token.
+      const int64_t channels = k_block.size(2) * k_block.size(3);
+      ASSIGN_OR_RETURN(k_next, CompressedSendRecv(ring, k_block, next, prev,
+                                                  channels, *compression));
+      ASSIGN_OR_RETURN(v_next, CompressedSendRecv(ring, v_block, next, prev,
+                                                  channels, *compression));
+    } else {
+      k_next = at::empty_like(k_block);
+      v_next = at::empty_like(v_block);
+      RETURN_IF_ERROR(ring.SendRecv(k_block, next, k_next, prev));
+      RETURN_IF_ERROR(ring.SendRecv(v_block, next, v_next, prev));
+    }
     at::Tensor mask_next = at::empty_like(mask);
-    RETURN_IF_ERROR(ring.SendRecv(k_block, next, k_next, prev));
-    RETURN_IF_ERROR(ring.SendRecv(v_block, next, v_next, prev));
     RETURN_IF_ERROR(ring.SendRecv(mask, next, mask_next, prev));
     k_block = std::move(k_next);
     v_block = std::move(v_next);

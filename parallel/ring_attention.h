@@ -9,11 +9,16 @@
 //
 // The block attention itself is injected (worker/models owns the kernel);
 // this file owns only the rotation and the merge. Stateless functions; they
-// block like the Communicator they drive.
+// block like the Communicator they drive. With a non-null `compression`
+// (issue 15, --sp_compression=int8) each K and V block hop goes through the
+// state's next slot (parallel/activation_codec.h: an int8 residual against
+// the same hop of the previous step, after the exact warm-up; the masks stay
+// exact); null is the exact rotation of today, bit for bit.
 
 #include <functional>
 
 #include "absl/status/statusor.h"
+#include "parallel/activation_codec.h"
 #include "parallel/communicator.h"
 #include <ATen/core/Tensor.h>
 
@@ -44,7 +49,8 @@ PartialAttention MergeAttentionStates(const PartialAttention& a,
 absl::StatusOr<PartialAttention> RingAttention(
     Communicator& ring, const at::Tensor& q, const at::Tensor& k,
     const at::Tensor& v, const at::Tensor& key_padding_mask,
-    const BlockAttentionFn& attention);
+    const BlockAttentionFn& attention,
+    SpCompressionState* compression = nullptr);
 
 }  // namespace dserve::parallel
 

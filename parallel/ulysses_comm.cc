@@ -1,6 +1,7 @@
 #include "parallel/ulysses_comm.h"
 
 #include <memory>
+#include <utility>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -50,10 +51,19 @@ at::Tensor ScatterResult(const at::Tensor& recv) {
 }  // namespace
 
 absl::StatusOr<std::vector<at::Tensor>> UlyssesScatterHeadsAsync(
-    Communicator& comm, const std::vector<at::Tensor>& xs) {
+    Communicator& comm, const std::vector<at::Tensor>& xs,
+    SpCompressionState* compression) {
   const int64_t u = comm.size();
   for (const at::Tensor& x : xs) {
     RETURN_IF_ERROR(CheckScatterInput(x, u, "UlyssesScatterHeadsAsync"));
+  }
+  if (compression != nullptr) {
+    std::vector<at::Tensor> out;
+    for (const at::Tensor& x : xs) {
+      ASSIGN_OR_RETURN(at::Tensor y, UlyssesScatterHeads(comm, x, compression));
+      out.push_back(std::move(y));
+    }
+    return out;
   }
   std::vector<at::Tensor> recvs;
   std::vector<std::unique_ptr<PendingOp>> ops;
@@ -82,18 +92,27 @@ absl::StatusOr<std::vector<at::Tensor>> UlyssesScatterHeadsAsync(
   return out;
 }
 
-absl::StatusOr<at::Tensor> UlyssesScatterHeads(Communicator& comm,
-                                               const at::Tensor& x) {
+absl::StatusOr<at::Tensor> UlyssesScatterHeads(
+    Communicator& comm, const at::Tensor& x,
+    SpCompressionState* compression) {
   const int64_t u = comm.size();
   RETURN_IF_ERROR(CheckScatterInput(x, u, "UlyssesScatterHeads"));
   at::Tensor send = ScatterSendBuffer(x, u);
+  if (compression != nullptr) {
+    // Channels: the (H/u)·D features of a token in one head block.
+    ASSIGN_OR_RETURN(at::Tensor recv,
+                     CompressedAllToAll(comm, send, send.size(3) * send.size(4),
+                                        *compression));
+    return ScatterResult(recv);
+  }
   at::Tensor recv = at::empty_like(send);
   RETURN_IF_ERROR(comm.AllToAll(send, recv));
   return ScatterResult(recv);
 }
 
-absl::StatusOr<at::Tensor> UlyssesGatherHeads(Communicator& comm,
-                                              const at::Tensor& y) {
+absl::StatusOr<at::Tensor> UlyssesGatherHeads(
+    Communicator& comm, const at::Tensor& y,
+    SpCompressionState* compression) {
   const int64_t u = comm.size();
   if (y.dim() != 4 || y.size(1) % u != 0) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -106,8 +125,13 @@ absl::StatusOr<at::Tensor> UlyssesGatherHeads(Communicator& comm,
   // Chunk j of the send buffer is sequence shard j: it goes back to rank j.
   at::Tensor send =
       y.reshape({b, u, s / u, h, d}).permute({1, 0, 2, 3, 4}).contiguous();
-  at::Tensor recv = at::empty_like(send);
-  RETURN_IF_ERROR(comm.AllToAll(send, recv));
+  at::Tensor recv;
+  if (compression != nullptr) {
+    ASSIGN_OR_RETURN(recv, CompressedAllToAll(comm, send, h * d, *compression));
+  } else {
+    recv = at::empty_like(send);
+    RETURN_IF_ERROR(comm.AllToAll(send, recv));
+  }
   // Chunk j of recv is head block j of our sequence shard.
   return recv.permute({1, 2, 0, 3, 4}).reshape({b, s / u, u * h, d});
 }
