@@ -46,10 +46,12 @@ parallel::PartialAttention BlockAttention(const at::Tensor& q,
 // ring group. `ring_block_mask` is undefined (no padding) or bool
 // [1, S_padded/ring] for this ring block. `async_ulysses`: the three
 // scatters are in flight together (ParallelDiTOptions).
+// `sp` (null = exact): the --sp_compression references.
 AttentionCore SequenceParallelCore(Communicator& ulysses, Communicator& ring,
                                    at::Tensor ring_block_mask,
-                                   bool async_ulysses) {
-  return [&ulysses, &ring, ring_block_mask, async_ulysses](
+                                   bool async_ulysses,
+                                   parallel::SpCompressionState* sp) {
+  return [&ulysses, &ring, ring_block_mask, async_ulysses, sp](
              const at::Tensor& q_in, const at::Tensor& k_in,
              const at::Tensor& v_in, const at::Tensor&) {
     at::Tensor q = q_in.contiguous(), k = k_in.contiguous(),
@@ -57,15 +59,15 @@ AttentionCore SequenceParallelCore(Communicator& ulysses, Communicator& ring,
     const bool scatter = ulysses.size() > 1;
     if (scatter && async_ulysses) {
       std::vector<at::Tensor> qkv = ValueOrThrow(
-          parallel::UlyssesScatterHeadsAsync(ulysses, {q, k, v}),
+          parallel::UlyssesScatterHeadsAsync(ulysses, {q, k, v}, sp),
           "ulysses q/k/v");
       q = qkv[0];
       k = qkv[1];
       v = qkv[2];
     } else if (scatter) {
-      q = ValueOrThrow(parallel::UlyssesScatterHeads(ulysses, q), "ulysses q");
-      k = ValueOrThrow(parallel::UlyssesScatterHeads(ulysses, k), "ulysses k");
-      v = ValueOrThrow(parallel::UlyssesScatterHeads(ulysses, v), "ulysses v");
+      q = ValueOrThrow(parallel::UlyssesScatterHeads(ulysses, q, sp), "ulysses q");
+      k = ValueOrThrow(parallel::UlyssesScatterHeads(ulysses, k, sp), "ulysses k");
+      v = ValueOrThrow(parallel::UlyssesScatterHeads(ulysses, v, sp), "ulysses v");
     }
     at::Tensor mask;
     if (ring_block_mask.defined()) {
@@ -74,14 +76,14 @@ AttentionCore SequenceParallelCore(Communicator& ulysses, Communicator& ring,
     at::Tensor out;
     if (ring.size() > 1) {
       out = ValueOrThrow(
-                parallel::RingAttention(ring, q, k, v, mask, BlockAttention),
+                parallel::RingAttention(ring, q, k, v, mask, BlockAttention, sp),
                 "ring attention")
                 .out;
     } else {
       out = Attention(q, k, v, mask);
     }
     if (scatter) {
-      out = ValueOrThrow(parallel::UlyssesGatherHeads(ulysses, out.contiguous()),
+      out = ValueOrThrow(parallel::UlyssesGatherHeads(ulysses, out.contiguous(), sp),
                          "ulysses out");
     }
     return out;
@@ -174,7 +176,8 @@ absl::StatusOr<std::unique_ptr<ParallelDiT>> ParallelDiT::Create(
 
 at::Tensor ParallelDiT::ForwardOrThrow(const at::Tensor& latents,
                                        const at::Tensor& timesteps,
-                                       const at::Tensor& context) const {
+                                       const at::Tensor& context,
+                                       parallel::SpCompressionState* packing) const {
   const DiTConfig& c = dit_.config();
   DiTActivations a = dit_.Embed(latents, timesteps, context);
   const TokenGrid grid = a.grid;
@@ -203,7 +206,7 @@ at::Tensor ParallelDiT::ForwardOrThrow(const at::Tensor& latents,
           "shard mask");
     }
     core = SequenceParallelCore(ulysses, ring, ring_block_mask,
-                                options_.async_ulysses);
+                                options_.async_ulysses, packing);
   }
 
   // Pipeline parallel: this stage's layers over the micro-batches.
@@ -252,9 +255,22 @@ absl::StatusOr<at::Tensor> ParallelDiT::Forward(
     const at::Tensor& context) const {
   at::Tensor out;
   RETURN_IF_ERROR(CatchTorch("ParallelDiT::Forward", [&] {
-    out = ForwardOrThrow(latents, timesteps, context);
+    out = ForwardOrThrow(latents, timesteps, context, nullptr);
   }));
   return out;
+}
+
+void ParallelDiT::ResetSpCompression() const {
+  if (sp_state_ != nullptr) sp_state_->Reset();
+}
+
+void ParallelDiT::BeginSpStep(const at::Tensor& timesteps) const {
+  if (sp_state_ == nullptr) return;
+  // Every rank sees the same timesteps, so every rank starts a plan alike.
+  const double t = timesteps.max().item<double>();
+  if (sp_state_->step() < 0 || t >= sp_last_timestep_) sp_state_->Reset();
+  sp_last_timestep_ = t;
+  sp_state_->BeginStep();
 }
 
 absl::StatusOr<at::Tensor> ParallelDiT::GuidedPrediction(
@@ -263,13 +279,14 @@ absl::StatusOr<at::Tensor> ParallelDiT::GuidedPrediction(
     const std::vector<float>& guidance) const {
   at::Tensor out;
   RETURN_IF_ERROR(CatchTorch("ParallelDiT::GuidedPrediction", [&] {
+    BeginSpStep(timesteps);
     Communicator& cfg = context_.group(MeshDim::kCfg);
     if (cfg.size() == 1) {
       DenoiseFn model = [&](const at::Tensor& xin, const at::Tensor& t,
                             const at::Tensor& ctx) {
         return ForwardOrThrow(coordinate_planes_ ? AppendCoordinatePlanes(xin)
                                                  : xin,
-                              t, ctx);
+                              t, ctx, sp_state_.get());
       };
       out = models::GuidedPrediction(model, x, timesteps, cond_context,
                                      uncond_context, guidance);
@@ -279,7 +296,8 @@ absl::StatusOr<at::Tensor> ParallelDiT::GuidedPrediction(
     // guidance 1 takes the conditional branch below, as the 1-process path).
     const at::Tensor& branch = cfg.rank() == 0 ? cond_context : uncond_context;
     const at::Tensor input = coordinate_planes_ ? AppendCoordinatePlanes(x) : x;
-    at::Tensor pred = ForwardOrThrow(input, timesteps, branch).contiguous();
+    at::Tensor pred =
+        ForwardOrThrow(input, timesteps, branch, sp_state_.get()).contiguous();
     const int64_t b = pred.size(0);
     std::vector<int64_t> shape = pred.sizes().vec();
     shape[0] *= cfg.size();

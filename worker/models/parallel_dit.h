@@ -39,6 +39,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "parallel/activation_codec.h"
 #include "worker/models/dit.h"
 #include "worker/models/model_config.h"
 #include "worker/models/parallel_context.h"
@@ -62,6 +63,12 @@ struct ParallelDiTOptions {
   // load noise (see the README's Parallelism section); with NCCL both
   // paths enqueue the same kernels on one stream.
   bool async_ulysses = false;
+  // --sp_compression (issue 15 item 2): kInt8 sends the Ulysses all-to-alls
+  // and the Ring K/V hops as int8 residuals against the previous step
+  // (parallel/activation_codec.h) after `sp_exact_steps` exact steps of
+  // each plan. kOff is today's exact path, bit for bit.
+  parallel::SpCompression sp_compression = parallel::SpCompression::kOff;
+  int sp_exact_steps = 2;
 };
 
 class ParallelDiT {
@@ -94,6 +101,12 @@ class ParallelDiT {
       const at::Tensor& cond_context, const at::Tensor& uncond_context,
       const std::vector<float>& guidance) const;
 
+  // Drops the compressed-traffic references (a new plan starts exact).
+  // GuidedPrediction also does this by itself when a step's timestep is not
+  // below the previous step's (denoising schedules decrease within a plan)
+  // or the shapes change; call it where a plan boundary is known.
+  void ResetSpCompression() const;
+
   const ParallelContext& context() const { return context_; }
   const ParallelDiTOptions& options() const { return options_; }
 
@@ -103,11 +116,21 @@ class ParallelDiT {
       : dit_(dit),
         coordinate_planes_(coordinate_planes),
         context_(std::move(context)),
-        options_(options) {}
+        options_(options) {
+    if (options_.sp_compression != parallel::SpCompression::kOff) {
+      sp_state_ = std::make_unique<parallel::SpCompressionState>(
+          options_.sp_compression, options_.sp_exact_steps);
+    }
+  }
+  // Starts the compressed-traffic step of one GuidedPrediction.
+  void BeginSpStep(const at::Tensor& timesteps) const;
   // Forward; communication failures throw c10::Error.
+  // `sp`: the compressed-traffic state of a GuidedPrediction step, or null
+  // (exact; Forward alone has no step to compress against).
   at::Tensor ForwardOrThrow(const at::Tensor& latents,
                             const at::Tensor& timesteps,
-                            const at::Tensor& context) const;
+                            const at::Tensor& context,
+                            parallel::SpCompressionState* sp) const;
 
   const DiT& dit_;
   bool coordinate_planes_;
@@ -115,6 +138,11 @@ class ParallelDiT {
   ParallelDiTOptions options_;
   std::optional<TensorParallelBlocks> owned_tp_blocks_;
   const TensorParallelBlocks* tp_blocks_ = nullptr;  // owned or borrowed
+  // References of --sp_compression (null when off) and the last step's
+  // timestep (plan boundaries); mutated by the const forward, which is not
+  // thread-safe anyway.
+  std::unique_ptr<parallel::SpCompressionState> sp_state_;
+  mutable double sp_last_timestep_ = 0;
 };
 
 }  // namespace dserve::models
