@@ -275,7 +275,10 @@ TEST_F(GenerateE2eTest, ServerInfoDescribesReplicasAndQueue) {
   for (const dserve::v1::ReplicaInfo& replica : info.replicas()) {
     indices.insert(replica.index());
     EXPECT_GE(replica.world_size(), 1);
-    EXPECT_EQ(replica.pids_size(), replica.world_size());
+    // Worker pids and leader addresses are internal: hidden unless the
+    // server runs with --expose_internals (internal_surfaces_e2e_test).
+    EXPECT_EQ(replica.pids_size(), 0);
+    EXPECT_TRUE(replica.leader_address().empty());
   }
   EXPECT_EQ(indices, (std::set<int>{0, 1}));
   EXPECT_EQ(info.queue_capacity(), 8);
