@@ -152,4 +152,24 @@ std::string EchoValue(absl::string_view value) {
   return absl::StrCat(value.substr(0, cut), "... (", value.size(), " bytes)");
 }
 
+absl::Status CheckStepCache(const StepCacheSettings& cache, int num_steps) {
+  if (!InRange(cache.threshold, 0.0f, kMaxStepCacheThreshold)) {
+    return Refuse("step_cache.threshold", absl::StrCat(cache.threshold),
+                  "is out of range",
+                  absl::StrCat("0..", kMaxStepCacheThreshold, ", 0 = off"));
+  }
+  if (cache.warmup_steps < 0 || cache.warmup_steps > num_steps) {
+    return Refuse("step_cache.warmup_steps", absl::StrCat(cache.warmup_steps),
+                  "is out of range",
+                  absl::StrCat("0..", num_steps, " (num_inference_steps)"));
+  }
+  if (cache.max_reused_in_a_row < 0 ||
+      cache.max_reused_in_a_row > kMaxStepCacheReusedInARow) {
+    return Refuse("step_cache.max_reused_in_a_row",
+                  absl::StrCat(cache.max_reused_in_a_row), "is out of range",
+                  absl::StrCat("0..", kMaxStepCacheReusedInARow));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace dserve::common

@@ -77,6 +77,19 @@ absl::Status CheckGenerationItem(const GenerationLimits& limits,
                                  absl::string_view prompt,
                                  absl::string_view negative_prompt);
 
+// A generation's step cache (dserve.v1.StepCache, README "Step cache").
+struct StepCacheSettings {
+  float threshold = 0.0f;  // 0 = off
+  int warmup_steps = 0;
+  int max_reused_in_a_row = 0;
+};
+inline constexpr float kMaxStepCacheThreshold = 10.0f;
+inline constexpr int kMaxStepCacheReusedInARow = 1000;
+// Checks step_cache.threshold (0..kMaxStepCacheThreshold, finite),
+// step_cache.warmup_steps (0..num_steps) and
+// step_cache.max_reused_in_a_row (0..kMaxStepCacheReusedInARow).
+absl::Status CheckStepCache(const StepCacheSettings& cache, int num_steps);
+
 // Words as the word tokenizer (worker/models/text_encoder.cc) splits them:
 // maximal runs of ASCII letters and bytes >= 0x80.
 int CountPromptWords(absl::string_view text);

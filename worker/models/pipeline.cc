@@ -195,6 +195,12 @@ absl::Status Pipeline::ValidateSpec(const GenerationSpec& spec) const {
     RETURN_IF_ERROR(common::CheckGenerationItem(
         limits, item.guidance_scale, item.prompt, item.negative_prompt));
   }
+  if (spec.step_cache.enabled) {
+    RETURN_IF_ERROR(common::CheckStepCache(
+        {static_cast<float>(spec.step_cache.threshold),
+         spec.step_cache.warmup_steps, spec.step_cache.max_reused_in_a_row},
+        spec.num_steps));
+  }
   return absl::OkStatus();
 }
 
@@ -270,6 +276,7 @@ absl::StatusOr<DenoiseState> Pipeline::Prepare(
     state.latents = at::stack(noise).to(device);
     state.guidance = at::tensor(guidance, at::kFloat);
     state.step = 0;
+    state.step_cache_config = spec.step_cache;
   });
   RETURN_IF_ERROR(torch_status);
   RETURN_IF_ERROR(encode_status);
@@ -298,6 +305,14 @@ absl::Status Pipeline::Step(DenoiseState& state,
         absl::StrCat("Pipeline::Step: step ", state.step,
                      " is outside [0, ", num_steps, ")"));
   }
+  if (predictor && state.step_cache_config.enabled) {
+    // The decision is not yet made collectively over a mesh; reusing steps
+    // per rank would diverge, so a multi-rank replica refuses.
+    return absl::UnimplementedError(
+        "step_cache is not supported on a multi-rank replica (cfg, ulysses, "
+        "ring, pp or tp > 1) yet; send step_cache.threshold = 0 or use a "
+        "1-rank replica");
+  }
   absl::Status predict_status;
   absl::Status torch_status = CatchTorch("Pipeline::Step", [&] {
     const double sigma = state.sigmas[state.step];
@@ -312,7 +327,14 @@ absl::Status Pipeline::Step(DenoiseState& state,
     const DiT& dit = impl_->dit.dit;
     DenoiseFn model = [&](const at::Tensor& xin, const at::Tensor& t,
                           const at::Tensor& ctx) {
-      return dit.Forward(planes ? AppendCoordinatePlanes(xin) : xin, t, ctx);
+      const at::Tensor in = planes ? AppendCoordinatePlanes(xin) : xin;
+      if (state.step_cache_config.enabled) {
+        // GuidedPrediction calls the model once per step (both CFG
+        // branches in one batch), so one decision covers both.
+        return CachedDiTForward(dit, in, t, ctx, state.step_cache_config,
+                                state.step, num_steps, state.step_cache);
+      }
+      return dit.Forward(in, t, ctx);
     };
     at::Tensor pred;
     if (predictor) {

@@ -29,6 +29,7 @@
 #include "worker/models/flow_schedule.h"
 #include "worker/models/model_config.h"
 #include "worker/models/prompt_broadcast.h"
+#include "worker/models/step_cache.h"
 #include "worker/models/unipc_solver.h"
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
@@ -54,6 +55,8 @@ struct GenerationSpec {
   int num_steps = 0;
   float flow_shift = 1.0f;
   SamplerKind sampler = SamplerKind::kModelDefault;
+  // Step cache for the whole batch (step_cache.h); off by default.
+  StepCacheConfig step_cache;
   std::vector<GenerationItem> items;
 };
 
@@ -115,6 +118,9 @@ struct DenoiseState {
   // embedding cache (0 and 0 without one, and on receiving ranks).
   int text_cache_hits = 0;
   int text_cache_misses = 0;
+  // The spec's step cache and its state (counters: steps computed/reused).
+  StepCacheConfig step_cache_config;
+  StepCacheState step_cache;
 };
 
 class DiT;

@@ -1,0 +1,75 @@
+#include "worker/models/step_cache.h"
+
+#include <limits>
+
+#include <ATen/ATen.h>
+
+namespace dserve::models {
+
+bool ShouldReuseStep(const StepCacheConfig& config,
+                     const StepCacheSnapshot& s) {
+  if (!config.enabled || !s.have_cache) return false;
+  if (s.step < config.warmup_steps) return false;
+  if (s.step >= s.num_steps - 1) return false;  // the last step is computed
+  if (s.reused_in_a_row >= config.max_reused_in_a_row) return false;
+  return s.accumulated < config.threshold;
+}
+
+L1Parts RelativeL1Parts(const at::Tensor& current,
+                        const at::Tensor& previous) {
+  // One host read of two float64 sums.
+  at::Tensor sums =
+      at::stack({(current - previous).abs().sum(at::kDouble),
+                 previous.abs().sum(at::kDouble)})
+          .cpu();
+  const double* p = sums.data_ptr<double>();
+  return {p[0], p[1]};
+}
+
+double RelativeL1(const L1Parts& parts) {
+  if (parts.base <= 0) {
+    return parts.diff <= 0 ? 0.0 : std::numeric_limits<double>::infinity();
+  }
+  return parts.diff / parts.base;
+}
+
+at::Tensor CachedDiTForward(const DiT& dit, const at::Tensor& latents,
+                            const at::Tensor& timesteps,
+                            const at::Tensor& context,
+                            const StepCacheConfig& config, int step,
+                            int num_steps, StepCacheState& state) {
+  const int layers = dit.config().num_layers;
+  DiTActivations a = dit.Embed(latents, timesteps, context);
+  const at::Tensor x_in = a.x;
+  dit.RunBlocks(a, 0, 1);
+  const at::Tensor first_residual = a.x - x_in;
+  const at::Tensor x_first = a.x;
+  const bool shapes_match =
+      state.prev_first_residual.defined() &&
+      state.prev_first_residual.sizes() == first_residual.sizes();
+  if (shapes_match) {
+    state.accumulated += RelativeL1(
+        RelativeL1Parts(first_residual, state.prev_first_residual));
+  }
+  StepCacheSnapshot snap;
+  snap.step = step;
+  snap.num_steps = num_steps;
+  snap.have_cache = shapes_match && state.remaining_residual.defined();
+  snap.accumulated = state.accumulated;
+  snap.reused_in_a_row = state.reused_in_a_row;
+  state.prev_first_residual = first_residual;
+  if (ShouldReuseStep(config, snap)) {
+    a.x = x_first + state.remaining_residual;
+    ++state.reused_in_a_row;
+    ++state.steps_reused;
+  } else {
+    dit.RunBlocks(a, 1, layers);
+    state.remaining_residual = a.x - x_first;
+    state.accumulated = 0;
+    state.reused_in_a_row = 0;
+    ++state.steps_computed;
+  }
+  return dit.Head(a);
+}
+
+}  // namespace dserve::models

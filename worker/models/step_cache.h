@@ -1,0 +1,97 @@
+#ifndef DSERVE_WORKER_MODELS_STEP_CACHE_H_
+#define DSERVE_WORKER_MODELS_STEP_CACHE_H_
+
+// Step cache (First-Block-Cache style, with TeaCache-style accumulation):
+// adjacent denoising steps change the DiT's hidden states little, so a step
+// may skip every block after the first and add the residual those blocks
+// produced at the last computed step instead.
+//
+// Signal: block 0 always runs. Its residual r = x_after_block0 − x_embedded
+// is compared with the previous step's: δ = Σ|r − r_prev| / Σ|r_prev|
+// (relative L1 over the whole model batch, so the CFG branches and batched
+// items share ONE decision). δ is accumulated since the last computed step;
+// the step is reused while the sum stays < threshold, once warmup_steps
+// steps have run, at most max_reused_in_a_row steps in a row, and never on
+// the last step (it sets the fine detail). A computed step resets the sum.
+//
+// Why the first block's residual and not TeaCache's modulated-input
+// estimate: it needs no per-model fitted polynomial, it measures the actual
+// network response at this step, and it is computed from data every rank
+// layout already has (the first block's output, sharded like the
+// activations), so a multi-rank decision is two reduced scalars.
+//
+// Ownership / threading: StepCacheState owns the cached tensors of one
+// generation (on the activations' device, fp32 like the residual stream);
+// it is used by one thread at a time, like the DenoiseState holding it.
+// Functions block until their compute is done (the decision reads one
+// scalar back from the device).
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "worker/models/dit.h"
+#include <ATen/core/Tensor.h>
+
+namespace dserve::models {
+
+struct StepCacheConfig {
+  // Off: the plain forward, nothing measured. On with threshold 0: every
+  // step is computed through the cached path (bit-identical to off).
+  bool enabled = false;
+  // Reuse while the accumulated relative L1 change < threshold.
+  double threshold = 0.0;
+  // The first warmup_steps steps are always computed.
+  int warmup_steps = 0;
+  // At most this many reused steps in a row (0 = no reuse).
+  int max_reused_in_a_row = 0;
+};
+
+// What the policy sees at one step (a snapshot; pure data).
+struct StepCacheSnapshot {
+  int step = 0;             // 0-based index of the step being taken
+  int num_steps = 0;        // steps of the generation
+  bool have_cache = false;  // a computed step's residual is cached
+  double accumulated = 0;   // Σ δ since the last computed step, incl. this
+  int reused_in_a_row = 0;  // reused steps just before this one
+};
+
+// The decision rule, a pure function: true = reuse the cached residual.
+bool ShouldReuseStep(const StepCacheConfig& config,
+                     const StepCacheSnapshot& snapshot);
+
+// Cache state of one generation; lives in DenoiseState.
+struct StepCacheState {
+  at::Tensor prev_first_residual;  // block 0's residual at the previous step
+  at::Tensor remaining_residual;   // x_end − x_after_block0, last computed
+  double accumulated = 0;
+  int reused_in_a_row = 0;
+  int steps_computed = 0;
+  int steps_reused = 0;
+};
+
+// Σ|a − b| and Σ|b| as float64 scalars on the host: the parts of δ, so
+// sharded ranks can add theirs before dividing.
+struct L1Parts {
+  double diff = 0;
+  double base = 0;
+};
+L1Parts RelativeL1Parts(const at::Tensor& current, const at::Tensor& previous);
+
+// δ from (possibly summed) parts; 0/0 → +inf (nothing to compare yet).
+double RelativeL1(const L1Parts& parts);
+
+// The whole DiT forward of one step with the cache: Embed, block 0,
+// decision, then either the remaining blocks (caching their residual) or
+// the cached residual, then Head. Updates `state`'s counters. `step` and
+// `num_steps` feed the policy. Same contract as DiT::Forward otherwise; the
+// DiT must hold every block and the head.
+at::Tensor CachedDiTForward(const DiT& dit, const at::Tensor& latents,
+                            const at::Tensor& timesteps,
+                            const at::Tensor& context,
+                            const StepCacheConfig& config, int step,
+                            int num_steps, StepCacheState& state);
+
+}  // namespace dserve::models
+
+#endif  // DSERVE_WORKER_MODELS_STEP_CACHE_H_
