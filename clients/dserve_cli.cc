@@ -81,6 +81,10 @@ ABSL_FLAG(std::string, format, "",
           "raw (float32 tensor); empty = mp4 when --out ends in .mp4, else "
           "png.");
 ABSL_FLAG(int32_t, fps, 0, "MP4 frames per second; 0 = model default.");
+ABSL_FLAG(std::string, cache, "",
+          "Step-cache preset: off, slow, medium or fast (more steps reuse "
+          "the DiT's cached residual: faster, less faithful); empty = the "
+          "server's --step_cache.");
 ABSL_FLAG(std::string, state, "",
           "jobs: only jobs in this state (queued, running, succeeded, failed, "
           "cancelled, deadline_exceeded).");
@@ -96,6 +100,7 @@ constexpr char kUsage[] =
     "           [--height H] [--frames F] [--steps N] [--guidance G]\n"
     "           [--seed S] [--priority P] [--model M]\n"
     "           [--format png|mp4|raw] [--fps N]   (--out x.mp4 = mp4)\n"
+    "           [--cache off|slow|medium|fast]\n"
     "  submit   --prompt TEXT [same request flags]   prints the job id\n"
     "  status JOB | watch JOB [--out FILE] | cancel JOB\n"
     "  jobs [--state S] | info | models\n"
@@ -180,6 +185,9 @@ int Main(const std::vector<std::string>& args) {
   absl::StatusOr<dserve::v1::OutputFormat> format =
       OutputFormatFor(absl::GetFlag(FLAGS_format), absl::GetFlag(FLAGS_out));
   if (!format.ok()) return Usage(std::string(format.status().message()));
+  absl::StatusOr<std::optional<dserve::v1::StepCache>> cache =
+      StepCacheForPreset(absl::GetFlag(FLAGS_cache));
+  if (!cache.ok()) return Usage(std::string(cache.status().message()));
   // Before anything is sent: a result nobody can save is wasted work.
   if ((command == "generate" || command == "watch") &&
       !absl::GetFlag(FLAGS_out).empty()) {
@@ -226,6 +234,7 @@ int Main(const std::vector<std::string>& args) {
 
   RequestOptions request_options = RequestOptionsFromFlags();
   request_options.output_format = *format;
+  request_options.step_cache = *cache;
   if (command == "generate") {
     return RunGenerate(*stub, BuildGenerateRequest(request_options),
                        absl::GetFlag(FLAGS_out), env);

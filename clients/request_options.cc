@@ -8,6 +8,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/match.h"
 #include "absl/strings/strip.h"
+#include "common/step_cache_presets.h"
 
 namespace dserve::clients {
 namespace {
@@ -43,7 +44,24 @@ dserve::v1::GenerateRequest BuildGenerateRequest(
   request.set_client_request_id(options.client_request_id);
   request.set_output_format(options.output_format);
   request.set_fps(options.fps);
+  if (options.step_cache.has_value()) {
+    *request.mutable_step_cache() = *options.step_cache;
+  }
   return request;
+}
+
+absl::StatusOr<std::optional<dserve::v1::StepCache>> StepCacheForPreset(
+    const std::string& preset) {
+  if (preset.empty()) return std::nullopt;
+  absl::StatusOr<common::StepCacheSettings> settings =
+      common::StepCachePreset(preset, "--cache");
+  if (!settings.ok()) return settings.status();
+  dserve::v1::StepCache cache;
+  cache.set_threshold(settings->threshold);
+  cache.set_warmup_steps(settings->warmup_steps);
+  cache.set_max_reused_in_a_row(settings->max_reused_in_a_row);
+  cache.set_preset(preset);
+  return cache;
 }
 
 absl::StatusOr<dserve::v1::OutputFormat> OutputFormatFor(
@@ -105,11 +123,16 @@ std::string FormatMesh(const dserve::v1::MeshLayout& mesh) {
 }
 
 std::string FormatTimings(const dserve::v1::Timings& timings) {
-  return absl::StrFormat(
+  std::string out = absl::StrFormat(
       "queue %.1f ms, text %.1f ms, denoise %.1f ms (%.1f ms/step), "
       "decode %.1f ms, total %.1f ms",
       timings.queue_ms(), timings.text_encode_ms(), timings.denoise_ms(),
       timings.step_ms_mean(), timings.decode_ms(), timings.total_ms());
+  if (timings.steps_computed() + timings.steps_reused() > 0) {
+    absl::StrAppendFormat(&out, ", steps computed %d, reused %d",
+                          timings.steps_computed(), timings.steps_reused());
+  }
+  return out;
 }
 
 }  // namespace dserve::clients

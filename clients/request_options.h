@@ -38,7 +38,15 @@ struct RequestOptions {
   dserve::v1::OutputFormat output_format = dserve::v1::OUTPUT_FORMAT_UNSPECIFIED;
   // MP4 frames per second; 0 = the model's default.
   int32_t fps = 0;
+  // --cache: the request's step cache; nullopt = the server's --step_cache.
+  std::optional<dserve::v1::StepCache> step_cache;
 };
+
+// --cache=PRESET (common/step_cache_presets.h: off, slow, medium, fast):
+// the StepCache it stands for (preset name set), or nullopt for "" (the
+// server's default). INVALID_ARGUMENT naming --cache for another name.
+absl::StatusOr<std::optional<dserve::v1::StepCache>> StepCacheForPreset(
+    const std::string& preset);
 
 // --format: "png", "mp4", "raw" (case-insensitive) or "" (then MP4 when
 // `out_path` ends in .mp4, else the server's default, PNG).

@@ -128,3 +128,41 @@ TEST(OutputFormatForTest, NamesAndTheMp4FileRule) {
 
 }  // namespace
 }  // namespace dserve::clients
+
+namespace dserve::clients {
+namespace {
+
+TEST(StepCacheForPresetTest, PresetsEmptyAndUnknown) {
+  auto none = StepCacheForPreset("");
+  ASSERT_TRUE(none.ok());
+  EXPECT_FALSE(none->has_value());
+  auto fast = StepCacheForPreset("fast");
+  ASSERT_TRUE(fast.ok()) << fast.status();
+  ASSERT_TRUE(fast->has_value());
+  EXPECT_GT((*fast)->threshold(), 0.0f);
+  EXPECT_EQ((*fast)->preset(), "fast");
+  auto off = StepCacheForPreset("off");
+  ASSERT_TRUE(off.ok());
+  EXPECT_EQ((*off)->threshold(), 0.0f);  // sent: overrides a server default
+  auto bad = StepCacheForPreset("warp");
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.status().message()),
+              ::testing::HasSubstr("--cache"));
+  RequestOptions options;
+  options.prompt = "x";
+  options.step_cache = **fast;
+  EXPECT_EQ(BuildGenerateRequest(options).step_cache().preset(), "fast");
+  EXPECT_FALSE(BuildGenerateRequest(RequestOptions{}).has_step_cache());
+}
+
+TEST(FormatTimingsTest, StepCounters) {
+  dserve::v1::Timings t;
+  EXPECT_THAT(FormatTimings(t), ::testing::Not(::testing::HasSubstr("reused")));
+  t.set_steps_computed(12);
+  t.set_steps_reused(8);
+  EXPECT_THAT(FormatTimings(t),
+              ::testing::HasSubstr("steps computed 12, reused 8"));
+}
+
+}  // namespace
+}  // namespace dserve::clients

@@ -11,7 +11,11 @@ bool CanBatch(const dserve::v1::GenerateRequest& a,
          a.height() == b.height() && a.num_frames() == b.num_frames() &&
          a.num_inference_steps() == b.num_inference_steps() &&
          a.flow_shift() == b.flow_shift() && a.sampler() == b.sampler() &&
-         a.output_format() == b.output_format() && a.fps() == b.fps();
+         a.output_format() == b.output_format() && a.fps() == b.fps() &&
+         a.step_cache().threshold() == b.step_cache().threshold() &&
+         a.step_cache().warmup_steps() == b.step_cache().warmup_steps() &&
+         a.step_cache().max_reused_in_a_row() ==
+             b.step_cache().max_reused_in_a_row();
 }
 
 dserve::internal::v1::ExecutionPlan BuildPlan(
@@ -28,6 +32,7 @@ dserve::internal::v1::ExecutionPlan BuildPlan(
   plan.set_sampler(shape.sampler());
   plan.set_output_format(shape.output_format());
   plan.set_fps(shape.fps());
+  if (shape.has_step_cache()) *plan.mutable_step_cache() = shape.step_cache();
   // The plan stops as a whole, so it carries its latest deadline (none if
   // any job has none); a job whose earlier deadline passes ends alone
   // (Scheduler::ExpireDeadlines).

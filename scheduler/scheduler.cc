@@ -373,6 +373,8 @@ void Scheduler::FinishPlan(int replica, RunningPlan& plan,
     timings->set_text_encode_ms(plan.done->text_encode_ms());
     timings->set_text_cache_hits(plan.done->text_cache_hits());
     timings->set_text_cache_misses(plan.done->text_cache_misses());
+    timings->set_steps_computed(plan.done->steps_computed());
+    timings->set_steps_reused(plan.done->steps_reused());
     timings->set_denoise_ms(plan.done->denoise_ms());
     timings->set_decode_ms(plan.done->decode_ms());
     timings->set_total_ms(Millis(now - job->create_time()));

@@ -114,6 +114,11 @@ ABSL_FLAG(double, max_job_seconds, -1,
           "model's cost per token at start; ListModels cost); a job over it "
           "gets INVALID_ARGUMENT naming the estimate and the budget. -1 = "
           "the model's default (600 s), 0 = no budget.");
+ABSL_FLAG(std::string, step_cache, "off",
+          "Step-cache preset (off, slow, medium, fast) of requests that set "
+          "no step_cache; a request's own step_cache wins. More reuse = "
+          "fewer DiT computes per image at some fidelity (README \"Step "
+          "cache\").");
 ABSL_FLAG(int, default_job_deadline_s, 3600,
           "Deadline of a job whose client set none (SubmitJob, the HTTP "
           "API, a Generate without a gRPC deadline), in seconds from "
@@ -198,6 +203,7 @@ Server::Options OptionsFromFlags(const std::string& argv0,
   o.max_frames = absl::GetFlag(FLAGS_max_frames);
   o.max_pixels = absl::GetFlag(FLAGS_max_pixels);
   o.max_job_seconds = absl::GetFlag(FLAGS_max_job_seconds);
+  o.step_cache = absl::GetFlag(FLAGS_step_cache);
   o.default_job_deadline_s = absl::GetFlag(FLAGS_default_job_deadline_s);
   o.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   o.grace_period_s = absl::GetFlag(FLAGS_grace_period_s);

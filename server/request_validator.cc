@@ -191,6 +191,29 @@ absl::StatusOr<GenerateRequest> RequestValidator::Resolve(
   RETURN_IF_ERROR(common::CheckGenerationItem(
       limits, out.guidance_scale(), out.prompt(), out.negative_prompt()));
 
+  // The step cache: the request's own, else the server's default.
+  if (!request.has_step_cache() && limits_.default_step_cache.threshold > 0) {
+    dserve::v1::StepCache* cache = out.mutable_step_cache();
+    cache->set_threshold(limits_.default_step_cache.threshold);
+    cache->set_warmup_steps(limits_.default_step_cache.warmup_steps);
+    cache->set_max_reused_in_a_row(
+        limits_.default_step_cache.max_reused_in_a_row);
+    cache->set_preset(limits_.default_step_cache_preset);
+  }
+  if (out.has_step_cache()) {
+    const dserve::v1::StepCache& cache = out.step_cache();
+    RETURN_IF_ERROR(common::CheckStepCache(
+        {cache.threshold(), cache.warmup_steps(), cache.max_reused_in_a_row()},
+        out.num_inference_steps()));
+    if (cache.preset().size() >
+        static_cast<size_t>(ValidationLimits::kMaxStepCachePresetChars)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "step_cache.preset: \"", common::EchoValue(cache.preset()),
+          "\" is longer than ", ValidationLimits::kMaxStepCachePresetChars,
+          " characters"));
+    }
+  }
+
   // The server's own caps.
   if (limits_.max_steps > 0) {
     RETURN_IF_ERROR(CheckIntRange("num_inference_steps",

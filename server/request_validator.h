@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -51,6 +52,12 @@ struct ValidationLimits {
   // < 0 = the model's default_max_job_seconds, 0 = no budget. Models that
   // report no cost are not checked.
   double max_job_seconds = -1;
+  // --step_cache=PRESET: the step cache of requests that set none (a
+  // request's own step_cache wins, even one with threshold 0 = off).
+  // threshold 0 = no default.
+  common::StepCacheSettings default_step_cache;
+  std::string default_step_cache_preset;
+  static constexpr int kMaxStepCachePresetChars = 16;
   // Fixed by the API.
   static constexpr int kMaxClientRequestIdChars = 128;
   static constexpr int kMinPriority = -100;

@@ -421,3 +421,47 @@ TEST(RequestValidatorCostTest, BudgetDefaultsToTheModelsAndZeroTurnsItOff) {
 
 }  // namespace
 }  // namespace dserve::server
+
+namespace dserve::server {
+namespace {
+
+TEST(RequestValidatorStepCacheTest, ServerDefaultRequestWinsAndRanges) {
+  ValidationLimits limits;
+  limits.default_step_cache = {0.08f, 2, 2};
+  limits.default_step_cache_preset = "medium";
+  RequestValidator validator(limits, [] { return uint64_t{1}; });
+  GenerateRequest r;
+  r.set_prompt("a cat");
+  absl::StatusOr<GenerateRequest> out = validator.Resolve(r, Models());
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_FLOAT_EQ(out->step_cache().threshold(), 0.08f);
+  EXPECT_EQ(out->step_cache().warmup_steps(), 2);
+  EXPECT_EQ(out->step_cache().max_reused_in_a_row(), 2);
+  EXPECT_EQ(out->step_cache().preset(), "medium");
+  // A request's own setting wins, even "off".
+  r.mutable_step_cache()->set_threshold(0);
+  out = validator.Resolve(r, Models());
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->step_cache().threshold(), 0.0f);
+  // Without a server default nothing is added.
+  GenerateRequest plain;
+  plain.set_prompt("a cat");
+  out = MakeValidator().Resolve(plain, Models());
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_FALSE(out->has_step_cache());
+  // Ranges: warmup beyond the resolved 20 steps.
+  r.mutable_step_cache()->set_threshold(0.1f);
+  r.mutable_step_cache()->set_warmup_steps(21);
+  out = validator.Resolve(r, Models());
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(out.status().message()),
+              ::testing::HasSubstr("step_cache.warmup_steps: 21"));
+  r.mutable_step_cache()->set_warmup_steps(0);
+  r.mutable_step_cache()->set_threshold(11);
+  out = validator.Resolve(r, Models());
+  EXPECT_THAT(std::string(out.status().message()),
+              ::testing::HasSubstr("step_cache.threshold: 11"));
+}
+
+}  // namespace
+}  // namespace dserve::server

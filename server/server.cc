@@ -15,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "common/served_models.h"
 #include "common/status_macros.h"
+#include "common/step_cache_presets.h"
 #include "grpcpp/ext/health_check_service_server_builder_option.h"
 #include "grpcpp/ext/proto_server_reflection_plugin.h"
 #include "grpcpp/health_check_service_interface.h"
@@ -264,6 +265,8 @@ absl::Status CheckOptions(const Server::Options& o) {
         " is out of range (allowed: -1 = the model's default, 0 = no "
         "budget, or up to 604800 seconds)"));
   }
+  RETURN_IF_ERROR(
+      common::StepCachePreset(o.step_cache, "--step_cache").status());
   RETURN_IF_ERROR(CheckRange("default_job_deadline_s", o.default_job_deadline_s,
                              0, 86400 * 7));
   RETURN_IF_ERROR(
@@ -445,6 +448,12 @@ absl::Status Server::Start(Options options) {
   limits.max_frames = o.max_frames;
   limits.max_pixels = o.max_pixels;
   limits.max_job_seconds = o.max_job_seconds;
+  limits.default_step_cache =
+      common::StepCachePreset(o.step_cache, "--step_cache")
+          .value_or(common::StepCacheSettings{});
+  if (limits.default_step_cache.threshold > 0) {
+    limits.default_step_cache_preset = o.step_cache;
+  }
   p.validator = std::make_unique<RequestValidator>(
       limits, [&p] { return p.seeds.Next(); });
 

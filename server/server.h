@@ -110,6 +110,9 @@ class Server {
     // Cost budget per job in estimated replica seconds (ModelInfo.cost);
     // -1 = the model's default (600 s for the built-in models), 0 = none.
     double max_job_seconds = -1;
+    // Step-cache preset of requests that set no step_cache
+    // (common/step_cache_presets.h: off, slow, medium, fast).
+    std::string step_cache = "off";
     // Deadline of a job whose client set none (SubmitJob, the HTTP API, a
     // Generate without a gRPC deadline), seconds from admission; 0 = none.
     int default_job_deadline_s = 3600;

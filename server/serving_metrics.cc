@@ -14,6 +14,10 @@ namespace {
 
 constexpr char kJobsTotal[] = "dserve_jobs_total";
 constexpr char kJobsTotalHelp[] = "Admitted jobs by terminal state.";
+constexpr char kStepsTotal[] = "dserve_steps_total";
+constexpr char kStepsTotalHelp[] =
+    "Denoising steps of succeeded jobs: computed whole, or reused by the "
+    "step cache (counted per job of a batch).";
 constexpr char kRejectedTotal[] = "dserve_requests_rejected_total";
 constexpr char kRejectedTotalHelp[] =
     "Generate/SubmitJob requests refused before admission, by gRPC status "
@@ -149,6 +153,12 @@ void ServingMetrics::RecordTerminal(const scheduler::JobEvent& event) {
                       1000.0);
   end_to_end_->Observe(t.total_ms() / 1000.0);
   if (t.step_ms_mean() > 0) step_->Observe(t.step_ms_mean() / 1000.0);
+  if (t.steps_computed() + t.steps_reused() > 0) {
+    registry_->GetCounter(kStepsTotal, kStepsTotalHelp, {{"kind", "computed"}})
+        ->Increment(t.steps_computed());
+    registry_->GetCounter(kStepsTotal, kStepsTotalHelp, {{"kind", "reused"}})
+        ->Increment(t.steps_reused());
+  }
 }
 
 void ServingMetrics::AddCollectors(

@@ -14,6 +14,10 @@
 //   dserve_job_execution_seconds             histogram (encode+denoise+decode)
 //   dserve_job_end_to_end_seconds            histogram (admitted -> result)
 //   dserve_step_seconds                      histogram (mean step of each job)
+//   dserve_steps_total{kind}                 counter, denoising steps of
+//                                            succeeded jobs, kind="computed"
+//                                            or "reused" (the step cache;
+//                                            a batch's steps count per job)
 //   dserve_job_batch_size                    histogram (plan size each job
 //                                            started in; one sample per start)
 //   dserve_queue_depth{priority}             gauge, queued jobs per priority

@@ -37,6 +37,8 @@ TEST(ServingMetricsTest, CountsEachTerminalStateOnceWithLatencies) {
   result.mutable_timings()->set_decode_ms(100);
   result.mutable_timings()->set_total_ms(1020);
   result.mutable_timings()->set_step_ms_mean(40);
+  result.mutable_timings()->set_steps_computed(12);
+  result.mutable_timings()->set_steps_reused(8);
   ASSERT_TRUE(ok->Succeed(result, now));
   // A second terminal transition is refused and not counted.
   EXPECT_FALSE(ok->Finish(absl::CancelledError("late"), now));
@@ -58,6 +60,8 @@ TEST(ServingMetricsTest, CountsEachTerminalStateOnceWithLatencies) {
   EXPECT_THAT(text,
               HasSubstr("dserve_jobs_total{state=\"DEADLINE_EXCEEDED\"} 1\n"));
   EXPECT_THAT(text, HasSubstr("dserve_jobs_total{state=\"FAILED\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("dserve_steps_total{kind=\"computed\"} 12\n"));
+  EXPECT_THAT(text, HasSubstr("dserve_steps_total{kind=\"reused\"} 8\n"));
   EXPECT_THAT(text, HasSubstr("dserve_job_queue_wait_seconds_sum 0.02\n"));
   EXPECT_THAT(text, HasSubstr("dserve_job_execution_seconds_sum 1\n"));
   EXPECT_THAT(text, HasSubstr("dserve_job_end_to_end_seconds_sum 1.02\n"));

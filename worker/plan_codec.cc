@@ -125,6 +125,13 @@ models::GenerationSpec SpecFromPlan(const ExecutionPlan& plan) {
   spec.num_steps = plan.num_inference_steps();
   spec.flow_shift = plan.flow_shift();
   spec.sampler = SamplerFromProto(plan.sampler());
+  if (plan.has_step_cache() && plan.step_cache().threshold() > 0) {
+    spec.step_cache.enabled = true;
+    spec.step_cache.threshold = plan.step_cache().threshold();
+    spec.step_cache.warmup_steps = plan.step_cache().warmup_steps();
+    spec.step_cache.max_reused_in_a_row =
+        plan.step_cache().max_reused_in_a_row();
+  }
   spec.items.reserve(plan.items_size());
   for (const auto& item : plan.items()) {
     models::GenerationItem g;

@@ -69,6 +69,16 @@ absl::StatusOr<models::GenerationSpec> RankLoop::ResolveSpec(
   if (absl::Status s = (*model)->pipeline->ValidateSpec(spec); !s.ok()) {
     return s;
   }
+  if (spec.step_cache.enabled && (*model)->predictor) {
+    // The reuse decision is not yet made collectively over the mesh (issue
+    // 15); refused here, before any rank steps, rather than reusing steps
+    // inconsistently across ranks.
+    return absl::UnimplementedError(absl::StrCat(
+        "step_cache (threshold ", spec.step_cache.threshold,
+        ") is not supported on a multi-rank replica (world size ",
+        world_.size(), ": cfg, ulysses, ring, pp or tp > 1) yet; send "
+        "step_cache.threshold = 0 or use a 1-rank replica"));
+  }
   return spec;
 }
 
@@ -165,6 +175,8 @@ absl::StatusOr<PlanOutput> RankLoop::RunPlan(const ExecutionPlan& plan,
     const double step_ms = Ms(now_() - step_start);
     out.denoise_ms += step_ms;
     out.steps_done = state.step;
+    out.steps_computed = state.step_cache.steps_computed;
+    out.steps_reused = state.step_cache.steps_reused;
     if (observer != nullptr) observer->OnStepDone(state, total, step_ms);
   }
 

@@ -69,6 +69,9 @@ struct PlanOutput {
   // cache (models::DenoiseState).
   int text_cache_hits = 0;
   int text_cache_misses = 0;
+  // Step cache counters (models::StepCacheState); 0 and 0 when it is off.
+  int steps_computed = 0;
+  int steps_reused = 0;
 };
 
 // One model a replica serves, under its pipeline's config().name.

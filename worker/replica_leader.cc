@@ -362,6 +362,8 @@ absl::Status ReplicaLeader::RunCall(PlanCall& call) {
   done->set_text_encode_ms(out->text_encode_ms);
   done->set_text_cache_hits(out->text_cache_hits);
   done->set_text_cache_misses(out->text_cache_misses);
+  done->set_steps_computed(out->steps_computed);
+  done->set_steps_reused(out->steps_reused);
   done->set_denoise_ms(out->denoise_ms);
   done->set_decode_ms(out->decode_ms + absl::ToDoubleMilliseconds(
                                            options_.now() - encode_start));
