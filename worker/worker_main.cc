@@ -51,6 +51,7 @@
 #include "common/served_models.h"
 #include "common/replica_secret.h"
 #include "grpcpp/grpcpp.h"
+#include "parallel/activation_codec.h"
 #include "parallel/device_mesh.h"
 #include "parallel/devices.h"
 #include "parallel/mesh_communicators.h"
@@ -128,6 +129,11 @@ ABSL_FLAG(bool, async_ulysses, false,
           "Ulysses: start the q, k and v all-to-alls together and wait for "
           "all three (false: one blocking all-to-all after another). Same "
           "output either way.");
+ABSL_FLAG(std::string, sp_compression, "off",
+          "Sequence-parallel traffic: off (exact) or int8 (Ulysses "
+          "all-to-alls and Ring K/V blocks sent as int8 residuals against "
+          "the previous denoising step, exact for the first 2 steps of a "
+          "plan). No effect without ulysses or ring > 1.");
 ABSL_FLAG(bool, allow_random_weights, false,
           "With --model_dir empty and the shipped default model not found, "
           "load the default model with deterministic random weights instead "
@@ -220,6 +226,13 @@ absl::StatusOr<WorkerOptions> OptionsFromFlags(
   o.heartbeat_interval =
       std::chrono::milliseconds(absl::GetFlag(FLAGS_heartbeat_ms));
   o.async_ulysses = absl::GetFlag(FLAGS_async_ulysses);
+  o.sp_compression = absl::GetFlag(FLAGS_sp_compression);
+  if (absl::StatusOr<parallel::SpCompression> mode =
+          parallel::ParseSpCompression(o.sp_compression);
+      !mode.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--", mode.status().message()));
+  }
   o.text_cache_mb = absl::GetFlag(FLAGS_text_cache_mb);
   if (absl::Status s = ValidateWorkerOptions(o); !s.ok()) return s;
   return o;
@@ -464,12 +477,17 @@ int Main(const WorkerOptions& options, const std::string& replica_secret) {
   if (options.world > 1) {
     // One ParallelDiT per model over the same mesh groups: plans run one
     // at a time, so the models take turns on them.
+    models::ParallelDiTOptions dit_options;
+    dit_options.async_ulysses = options.async_ulysses;
+    // Checked by ParseOptions.
+    dit_options.sp_compression =
+        parallel::ParseSpCompression(options.sp_compression)
+            .value_or(parallel::SpCompression::kOff);
     for (LoopModel& served : loop_models) {
       const models::Pipeline& p = *served.pipeline;
       absl::StatusOr<std::unique_ptr<models::ParallelDiT>> pdit =
           models::ParallelDiT::Create(p, models::ParallelContext{*mesh, &*comms},
-                                      models::ParallelDiTOptions{
-                                          options.async_ulysses});
+                                      dit_options);
       if (!pdit.ok()) {
         return FailStart(options,
                          absl::StrCat("parallel model '", p.config().name,
@@ -483,12 +501,15 @@ int Main(const WorkerOptions& options, const std::string& replica_secret) {
         return dit->GuidedPrediction(x, t, cond, uncond, guidance);
       };
     }
-    spdlog::info("[job -] mesh groups ready; attention {}{}",
+    spdlog::info("[job -] mesh groups ready; attention {}{}{}",
                  mesh->attention_strategy(),
                  mesh->degree(parallel::MeshDim::kUlysses) > 1
                      ? (options.async_ulysses ? " (async ulysses)"
                                               : " (sync ulysses)")
-                     : "");
+                     : "",
+                 options.sp_compression == "off"
+                     ? ""
+                     : absl::StrCat("; sp traffic ", options.sp_compression));
   }
   // This rank's device line for GetStatus, published in the replica's
   // store once the model is loaded (its memory then counts the weights);
