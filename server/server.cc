@@ -386,6 +386,7 @@ absl::Status Server::Start(Options options) {
           absl::StrCat("--log_level=", o.log_level),
           absl::StrCat("--async_ulysses=",
                        o.async_ulysses ? "true" : "false"),
+          absl::StrCat("--sp_compression=", o.sp_compression),
           absl::StrCat("--text_cache_mb=", o.text_cache_mb)};
       if (models.random_weights) {
         replica.extra_worker_args.push_back("--allow_random_weights");
