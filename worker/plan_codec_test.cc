@@ -129,6 +129,21 @@ TEST(PlanCodecTest, SpecFromPlanCarriesTheSampler) {
   EXPECT_EQ(SpecFromPlan(plan).sampler, models::SamplerKind::kFlowUniPC);
 }
 
+TEST(PlanCodecTest, SpecFromPlanCarriesTheStepCache) {
+  ExecutionPlan plan = SamplePlan();
+  EXPECT_FALSE(SpecFromPlan(plan).step_cache.enabled);
+  plan.mutable_step_cache()->set_threshold(0);  // explicit off
+  plan.mutable_step_cache()->set_max_reused_in_a_row(3);
+  EXPECT_FALSE(SpecFromPlan(plan).step_cache.enabled);
+  plan.mutable_step_cache()->set_threshold(0.25f);
+  plan.mutable_step_cache()->set_warmup_steps(2);
+  const models::StepCacheConfig c = SpecFromPlan(plan).step_cache;
+  EXPECT_TRUE(c.enabled);
+  EXPECT_FLOAT_EQ(c.threshold, 0.25f);
+  EXPECT_EQ(c.warmup_steps, 2);
+  EXPECT_EQ(c.max_reused_in_a_row, 3);
+}
+
 TEST(PlanCodecTest, PlanJobIdsJoinsIds) {
   EXPECT_EQ(PlanJobIds(SamplePlan()), "job-0,job-1");
   EXPECT_EQ(PlanJobIds(ExecutionPlan()), "-");
