@@ -345,6 +345,13 @@ absl::Status Server::Start(Options options) {
   const Options& o = p.options;
   RETURN_IF_ERROR(CheckOptions(o));
   ASSIGN_OR_RETURN(p.mesh, ResolveMesh(o.mesh, o.replicas));
+  if (o.step_cache != "off" && scheduler::ReplicaWorldSize(p.mesh) > 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--step_cache=", o.step_cache, " needs 1-rank replicas; --mesh=",
+        o.mesh, " gives ", scheduler::ReplicaWorldSize(p.mesh),
+        " ranks per replica (the step cache is not yet decided across "
+        "ranks; use --step_cache=off)"));
+  }
 
   // Replicas start in the background; the API is up (NOT_SERVING) meanwhile.
   if (o.replica_handles.empty()) {
@@ -449,6 +456,7 @@ absl::Status Server::Start(Options options) {
   limits.max_frames = o.max_frames;
   limits.max_pixels = o.max_pixels;
   limits.max_job_seconds = o.max_job_seconds;
+  limits.replica_world_size = scheduler::ReplicaWorldSize(p.mesh);
   limits.default_step_cache =
       common::StepCachePreset(o.step_cache, "--step_cache")
           .value_or(common::StepCacheSettings{});
