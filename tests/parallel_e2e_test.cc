@@ -62,6 +62,7 @@ common::DecodedImage Serve(const ServerProcess::Options& options,
                       check_mesh->tp();
     for (const dserve::v1::ReplicaInfo& replica : info.replicas()) {
       EXPECT_EQ(replica.world_size(), world) << "replica " << replica.index();
+      // One rank per pid; shown because the server runs --expose_internals.
       EXPECT_EQ(replica.pids_size(), world) << "replica " << replica.index();
       EXPECT_EQ(replica.mesh().cfg(), check_mesh->cfg());
       EXPECT_EQ(replica.mesh().ulysses(), check_mesh->ulysses());
@@ -93,7 +94,7 @@ TEST(ParallelE2eTest, FourRankReplicasReturnTheOneRankPicture) {
 
   ServerProcess::Options mesh;
   mesh.replicas = 2;
-  mesh.extra_flags = {"--mesh=dp=2,cfg=2,ulysses=2"};
+  mesh.extra_flags = {"--mesh=dp=2,cfg=2,ulysses=2", "--expose_internals"};
   dserve::v1::MeshLayout layout;
   layout.set_dp(2);
   layout.set_cfg(2);
