@@ -180,11 +180,21 @@ TEST_F(HttpApiTest, ChunkedBodyIsRefusedUnread) {
         return true;
       },
       "application/json");
-  ASSERT_TRUE(r);
-  EXPECT_EQ(r->status, 411);
-  EXPECT_THAT(json::parse(r->body)["error"]["message"].get<std::string>(),
-              HasSubstr("chunked"));
+  // The server answers 411 and closes without reading; a client still
+  // writing its chunks may see the reply or only the closed connection.
+  if (r) {
+    EXPECT_EQ(r->status, 411);
+    EXPECT_THAT(json::parse(r->body)["error"]["message"].get<std::string>(),
+                HasSubstr("chunked"));
+  } else {
+    EXPECT_TRUE(r.error() == httplib::Error::Write ||
+                r.error() == httplib::Error::Read)
+        << httplib::to_string(r.error());
+  }
   EXPECT_FALSE(replica_.running());
+  auto models = http_->Get("/v1/models");
+  ASSERT_TRUE(models) << "the server still serves after the refused body";
+  EXPECT_EQ(models->status, 200);
 }
 
 TEST_F(HttpApiTest, RoutesAndErrors) {

@@ -60,8 +60,9 @@ class DiffusionServiceServicer(object):
     """Missing associated documentation comment in .proto file."""
 
     def Generate(self, request, context):
-        """Generates one request and streams its life: Queued, Started, one Progress
-        per denoising step, then Result. The stream ends with OK after Result, or
+        """Generates one request and streams its life: Queued, Started, Progress
+        (one ENCODE, one DENOISE per denoising step, DECODE per decode chunk;
+        see Progress), then Result. The stream ends with OK after Result, or
         with a status saying what went wrong (INVALID_ARGUMENT, NOT_FOUND,
         RESOURCE_EXHAUSTED when the queue is full, UNAVAILABLE when draining,
         DEADLINE_EXCEEDED, CANCELLED). A client that disconnects cancels its job.
