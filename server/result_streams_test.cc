@@ -205,8 +205,12 @@ TEST_F(ResultStreamsTest, TwoHundredUnreadWatchersDoNotCopyTheResult) {
             << std::endl;
   // The job, the temporary returned by result(), and every stream.
   EXPECT_EQ(job->result().use_count(), 2 + kWatchers);
-  // A full copy per watcher would be at least 600 MiB more.
+  // A full copy per watcher would be at least 600 MiB more. Not under
+  // AddressSanitizer, whose redzones and quarantine inflate RSS (the
+  // use_count above is the no-copy proof there).
+#if !defined(__SANITIZE_ADDRESS__)
   EXPECT_LT(with - before, kWatchers * (kResultBytes >> 10));
+#endif
   for (auto& w : watches) w->context.TryCancel();
   for (auto& w : watches) w->reader->Finish();
 }
