@@ -27,6 +27,9 @@ class FastestStep final : public PlanObserver {
     fastest_ms_ = std::min(fastest_ms_, step_ms);
   }
   double fastest_ms() const { return fastest_ms_; }
+  // The cost model covers the denoising steps; decoding would only make
+  // every worker start slower (minutes for a real VAE on CPU).
+  bool NeedsPixels() const override { return false; }
 
  private:
   double fastest_ms_ = std::numeric_limits<double>::infinity();

@@ -5,7 +5,8 @@
 // after the model loaded (before rank 0 reports "leader <port>"): the
 // leader runs two short plans (one item, guidance 1, 3 steps, a single
 // square frame of about small_tokens and large_tokens DiT tokens) on every
-// rank, exactly as a job runs, keeps each plan's fastest step (the first
+// rank, exactly as a job runs its steps (no decode: the observer asks for
+// no pixels), keeps each plan's fastest step (the first
 // one pays for warm-up) and fits seconds = a*tokens + b*tokens^2
 // (common::FitStepCost; attention is the b term). The result travels to
 // the frontend as ModelInfo.cost, which refuses jobs over

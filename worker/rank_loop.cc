@@ -180,17 +180,27 @@ absl::StatusOr<PlanOutput> RankLoop::RunPlan(const ExecutionPlan& plan,
     if (observer != nullptr) observer->OnStepDone(state, total, step_ms);
   }
 
-  if (is_leader()) {
+  if (is_leader() && (observer == nullptr || observer->NeedsPixels())) {
     start = now_();
+    absl::Time last_heartbeat = start;
+    absl::Status heartbeat;
     try {
-      out.pixels = pipeline.Decode(
-          state, [observer](int item, int done, int chunks) {
-            if (observer != nullptr) {
-              observer->OnDecodeProgress(item, done, chunks);
-            }
-          });
+      out.pixels = pipeline.Decode(state, [&](int item, int done, int chunks) {
+        if (observer != nullptr) observer->OnDecodeProgress(item, done, chunks);
+        if (world_.size() == 1 || !heartbeat.ok()) return;
+        const absl::Time now = now_();
+        if (now - last_heartbeat < decode_heartbeat_) return;
+        last_heartbeat = now;
+        heartbeat = SendCommand(world_, Command::kIdle, ExecutionPlan());
+      });
     } catch (const std::exception& e) {
       return absl::InternalError(absl::StrCat("Decode: ", e.what()));
+    }
+    if (!heartbeat.ok()) {
+      healthy_ = false;
+      return absl::UnavailableError(absl::StrCat(
+          "heartbeat to the other ranks while decoding failed: ",
+          heartbeat.message()));
     }
     out.decode_ms = Ms(now_() - start);
   }

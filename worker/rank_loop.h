@@ -53,6 +53,9 @@ class PlanObserver {
   // `chunks_total` decode chunks done (0 as it starts; latent_decoder.h).
   virtual void OnDecodeProgress(int /*item*/, int /*chunks_done*/,
                                 int /*chunks_total*/) {}
+  // False: the leader skips Decode and PlanOutput::pixels stays undefined
+  // (cost calibration times the steps only).
+  virtual bool NeedsPixels() const { return true; }
 };
 
 struct PlanOutput {
@@ -126,6 +129,13 @@ class RankLoop {
   absl::Status RunStep(models::DenoiseState& state, PlanObserver* observer,
                        absl::Time deadline = absl::InfiniteFuture());
 
+  // While the leader decodes alone, the other ranks wait in
+  // ReceiveCommand, bounded by the collective timeout. So after a decode
+  // chunk, once `every` has passed since decoding began or since the last
+  // heartbeat, the leader sends them an IDLE command (world size > 1 only).
+  // A decode is then bounded per chunk, not per video. Default 5 s.
+  void set_decode_heartbeat(absl::Duration every) { decode_heartbeat_ = every; }
+
   // False once a collective has failed; the process should exit.
   bool healthy() const { return healthy_; }
   bool is_leader() const { return world_.rank() == 0; }
@@ -138,6 +148,7 @@ class RankLoop {
   // The model of the plan RunPlan is running; the default between plans.
   const LoopModel* current_;
   bool healthy_ = true;
+  absl::Duration decode_heartbeat_ = absl::Seconds(5);
 };
 
 }  // namespace dserve::worker

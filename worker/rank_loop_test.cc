@@ -4,6 +4,7 @@
 
 #include "gtest/gtest.h"
 #include "worker/models/model_config.h"
+#include "worker/plan_codec.h"
 #include "worker/models/pipeline.h"
 #include "worker/models/random_weights.h"
 #include "worker/models/vae/testing/random_vae_weights.h"
@@ -247,6 +248,63 @@ TEST_F(RankLoopTest, TimingsComeFromTheInjectedClock) {
   EXPECT_DOUBLE_EQ(out->text_encode_ms, 5.0);
   EXPECT_DOUBLE_EQ(out->denoise_ms, 10.0);
   EXPECT_DOUBLE_EQ(out->decode_ms, 5.0);
+}
+
+// The leader decodes alone while the other ranks wait for its next command
+// (bounded by the collective timeout): after a decode chunk that ends past
+// the heartbeat interval it sends them IDLE, which FollowLeader skips.
+TEST_F(RankLoopTest, LongDecodeSendsIdleHeartbeatsToTheOtherRanks) {
+  for (const bool long_decode : {true, false}) {
+    SCOPED_TRACE(long_decode ? "decode slower than the interval"
+                             : "decode within the interval");
+    absl::Time fake = absl::UnixEpoch();
+    testing::BroadcastPipe pipe;
+    RankLoop leader(*pipeline_, pipe.leader, [&fake] {
+      fake += absl::Seconds(3);  // every clock reading: 3 s later
+      return fake;
+    });
+    leader.set_decode_heartbeat(long_decode ? absl::Seconds(5)
+                                            : absl::InfiniteDuration());
+    const ExecutionPlan plan = SmallPlan(2);
+    absl::StatusOr<PlanOutput> led = leader.RunPlan(plan, nullptr);
+    ASSERT_TRUE(led.ok()) << led.status();
+    EXPECT_TRUE(led->pixels.defined());
+
+    RankLoop follower(*pipeline_, pipe.follower);
+    ASSERT_TRUE(follower.RunPlan(plan, nullptr).ok());
+    int heartbeats = 0;
+    while (pipe.pending() > 0) {
+      absl::StatusOr<ReceivedCommand> command = ReceiveCommand(pipe.follower);
+      ASSERT_TRUE(command.ok()) << command.status();
+      EXPECT_EQ(command->command, Command::kIdle);
+      ++heartbeats;
+    }
+    if (long_decode) {
+      EXPECT_GE(heartbeats, 1);
+    } else {
+      EXPECT_EQ(heartbeats, 0);
+    }
+  }
+}
+
+// An observer that needs no pixels (cost calibration) skips the decode.
+TEST_F(RankLoopTest, ObserverThatNeedsNoPixelsSkipsTheDecode) {
+  class StepsOnly final : public PlanObserver {
+   public:
+    bool ShouldCancel() override { return false; }
+    void OnStepDone(const models::DenoiseState&, int, double) override {}
+    void OnDecodeProgress(int, int, int) override { ++decode_calls_; }
+    bool NeedsPixels() const override { return false; }
+    int decode_calls_ = 0;
+  } observer;
+  parallel::LocalCommunicator local;
+  RankLoop loop(*pipeline_, local);
+  absl::StatusOr<PlanOutput> out = loop.RunPlan(SmallPlan(2), &observer);
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->steps_done, 2);
+  EXPECT_FALSE(out->pixels.defined());
+  EXPECT_EQ(out->decode_ms, 0.0);
+  EXPECT_EQ(observer.decode_calls_, 0);
 }
 
 TEST_F(RankLoopTest, ResolveSpecRejectsOtherModelsAndBadShapes) {
