@@ -179,6 +179,12 @@ int64_t WorldSize(const MeshDegrees& degrees) {
   return product;
 }
 
+MeshDegrees ReplicaDegrees(const MeshDegrees& degrees) {
+  MeshDegrees replica = degrees;
+  replica.dp = 1;
+  return replica;
+}
+
 absl::Status ValidateDegrees(const MeshDegrees& degrees) {
   auto values = DegreeArray(degrees);
   for (int i = 0; i < kNumAxes; ++i) {
@@ -346,8 +352,7 @@ absl::StatusOr<DeviceMesh> DeviceMesh::Replica(int index) const {
                      " is out of range; allowed range is [0, ", degrees_.dp,
                      ") (dp=", degrees_.dp, ")"));
   }
-  MeshDegrees local = degrees_;
-  local.dp = 1;
+  const MeshDegrees local = ReplicaDegrees(degrees_);
   const int n = replica_size();
   std::vector<int> devices(device_ids_.begin() + index * n,
                            device_ids_.begin() + (index + 1) * n);

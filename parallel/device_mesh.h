@@ -87,6 +87,10 @@ std::string FormatMeshSpec(const MeshDegrees& degrees);
 // dp * cfg * ring * ulysses * pp * tp, computed without overflow.
 int64_t WorldSize(const MeshDegrees& degrees);
 
+// The layout of one data-parallel replica: `degrees` with dp = 1 (what each
+// replica's workers get as --mesh; WorldSize of it is the ranks per replica).
+MeshDegrees ReplicaDegrees(const MeshDegrees& degrees);
+
 // Rules that depend on the degrees alone: every degree in [1, kMaxDegree],
 // cfg in {1, 2}, and sequence parallel (ring or ulysses > 1) not combined
 // with tensor parallel.

@@ -114,6 +114,13 @@ TEST(FormatMeshSpecTest, CanonicalFormRoundTrips) {
   EXPECT_EQ(*parsed, Degrees(3, 1, 2, 4, 5, 1));
 }
 
+TEST(ReplicaDegreesTest, DropsOnlyDp) {
+  const MeshDegrees replica = ReplicaDegrees(Degrees(4, 2, 1, 2, 3, 1));
+  EXPECT_EQ(replica, Degrees(1, 2, 1, 2, 3, 1));
+  EXPECT_EQ(WorldSize(replica), 12);
+  EXPECT_EQ(FormatMeshSpec(replica), "dp=1,cfg=2,ring=1,ulysses=2,pp=3,tp=1");
+}
+
 // ------------------------------------------------------------- validation
 
 TEST(DeviceMeshTest, DeviceCountMustMatchWorldSize) {
