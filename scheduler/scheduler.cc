@@ -6,6 +6,7 @@
 #include "common/status_macros.h"
 #include "scheduler/batch_policy.h"
 #include "scheduler/plan_builder.h"
+#include "scheduler/retry_policy.h"
 #include "spdlog/spdlog.h"
 
 namespace dserve::scheduler {
@@ -306,8 +307,14 @@ void Scheduler::FinishPlan(int replica, RunningPlan& plan,
   for (const auto& job : plan.jobs) {
     // A job cancelled inside a batch already ended; its result is dropped.
     if (job->is_terminal()) continue;
-    if (absl::IsUnavailable(status) && !job->cancel_reason().has_value() &&
-        job->retries() == 0 && !AllReplicasFailed() && job->Requeue()) {
+    RetrySnapshot retry;
+    retry.status = status;
+    retry.cancelled = job->cancel_reason().has_value();
+    retry.retries = job->retries();
+    retry.deadline = job->deadline().value_or(absl::InfiniteFuture());
+    retry.now = now;
+    retry.all_replicas_failed = AllReplicasFailed();
+    if (ShouldRetry(retry) && job->Requeue()) {
       // The replica died or stopped under the job: run it once more, on
       // whichever replica is READY first. Same effective request and seed,
       // so the same output.
