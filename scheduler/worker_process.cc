@@ -241,6 +241,56 @@ absl::StatusOr<std::string> WorkerProcess::ReadLine(absl::Duration timeout) {
   }
 }
 
+bool WorkerProcess::DrainPipe() {
+  while (ready_fd_ >= 0) {
+    struct pollfd pfd = {ready_fd_, POLLIN, 0};
+    const int ready = poll(&pfd, 1, 0);
+    if (ready < 0 && errno == EINTR) continue;
+    if (ready <= 0) return false;
+    char chunk[256];
+    const ssize_t n = read(ready_fd_, chunk, sizeof(chunk));
+    if (n > 0) {
+      buffer_.append(chunk, n);
+    } else if (n == 0 || errno != EINTR) {
+      close(ready_fd_);
+      ready_fd_ = -1;
+      return true;
+    }
+  }
+  return false;
+}
+
+absl::StatusOr<std::optional<std::string>> WorkerProcess::TryReadLine() {
+  if (ready_fd_ < 0 && buffer_.find('\n') == std::string::npos &&
+      !closed_seen_) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("process ", pid_, " has no ready pipe"));
+  }
+  const bool closed_now = DrainPipe();
+  const size_t newline = buffer_.find('\n');
+  if (newline != std::string::npos) {
+    std::string line = buffer_.substr(0, newline);
+    buffer_.erase(0, newline + 1);
+    if (closed_now) closed_seen_ = true;
+    return std::optional<std::string>(std::move(line));
+  }
+  if (closed_now || closed_seen_) {
+    closed_seen_ = true;
+    // EOF: the child closed the pipe (or exited). Wait briefly for the
+    // exit so the message can say how it ended.
+    std::optional<std::string> how = WaitFor(absl::Milliseconds(500));
+    return absl::UnavailableError(absl::StrCat(
+        "process ", pid_, " closed its ready pipe",
+        how.has_value() ? absl::StrCat(" and ", *how) : std::string()));
+  }
+  if (std::optional<std::string> how = Poll()) {
+    // Dead without closing the pipe (a grandchild holds it).
+    return absl::UnavailableError(
+        absl::StrCat("process ", pid_, " ", *how, " before it was ready"));
+  }
+  return std::optional<std::string>();
+}
+
 void WorkerProcess::Signal(int signal) {
   if (!exit_description_.has_value()) kill(pid_, signal);
 }
