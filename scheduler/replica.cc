@@ -16,6 +16,7 @@
 #include "common/replica_secret.h"
 #include "common/rpc_status.h"
 #include "common/status_macros.h"
+#include "parallel/mesh_layout.h"
 #include "spdlog/spdlog.h"
 
 namespace dserve::scheduler {
@@ -87,21 +88,9 @@ absl::StatusOr<std::string> MakePrivateDir(int replica) {
 
 }  // namespace
 
-std::string WorkerMeshSpec(const dserve::v1::MeshLayout& mesh) {
-  auto degree = [](int d) { return d < 1 ? 1 : d; };
-  return absl::StrCat("cfg=", degree(mesh.cfg()), ",ring=", degree(mesh.ring()),
-                      ",ulysses=", degree(mesh.ulysses()),
-                      ",pp=", degree(mesh.pp()), ",tp=", degree(mesh.tp()));
-}
-
-int ReplicaWorldSize(const dserve::v1::MeshLayout& mesh) {
-  auto degree = [](int d) { return d < 1 ? 1 : d; };
-  return degree(mesh.cfg()) * degree(mesh.ring()) * degree(mesh.ulysses()) *
-         degree(mesh.pp()) * degree(mesh.tp());
-}
-
 LocalReplica::LocalReplica(LocalReplicaOptions options)
-    : options_(std::move(options)), world_size_(ReplicaWorldSize(options_.mesh)) {
+    : options_(std::move(options)), world_size_(static_cast<int>(
+          parallel::WorldSize(parallel::ReplicaDegrees(options_.mesh)))) {
   absl::StatusOr<std::string> secret = common::NewReplicaSecret();
   if (secret.ok()) {
     secret_ = *std::move(secret);
@@ -159,7 +148,9 @@ void LocalReplica::Supervise() {
       }
     } else {
       spdlog::info("[replica {}] ready: {} rank(s), mesh {}, leader {}",
-                   options_.index, world_size_, WorkerMeshSpec(options_.mesh),
+                   options_.index, world_size_,
+                   parallel::FormatMeshSpec(
+                       parallel::ReplicaDegrees(options_.mesh)),
                    Info().leader_address());
       SetState(dserve::v1::REPLICA_STATE_READY);
       ever_ready = true;
@@ -254,7 +245,8 @@ absl::Status LocalReplica::StartProcesses() {
                                       : options_.rank_devices[rank]),
         absl::StrCat("--dtype=", options_.dtype),
         absl::StrCat("--comm=", options_.comm),
-        absl::StrCat("--mesh=", WorkerMeshSpec(options_.mesh)),
+        absl::StrCat("--mesh=", parallel::FormatMeshSpec(
+                                    parallel::ReplicaDegrees(options_.mesh))),
         absl::StrCat("--model_dir=", options_.model_dir),
         absl::StrCat("--threads=", options_.threads),
         "--leader_address=127.0.0.1:0"};
@@ -464,7 +456,7 @@ dserve::v1::ReplicaInfo LocalReplica::Info() const {
   dserve::v1::ReplicaInfo info;
   info.set_index(options_.index);
   info.set_state(state_);
-  *info.mutable_mesh() = options_.mesh;
+  *info.mutable_mesh() = parallel::MeshLayoutFromDegrees(options_.mesh);
   info.set_world_size(world_size_);
   for (int pid : pids_) info.add_pids(pid);
   info.set_leader_address(leader_address_);

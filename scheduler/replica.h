@@ -46,6 +46,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "common/served_models.h"
+#include "parallel/device_mesh.h"
 #include "proto/dserve/internal/v1/replica_leader.grpc.pb.h"
 #include "scheduler/replica_handle.h"
 #include "scheduler/worker_process.h"
@@ -57,8 +58,10 @@ struct LocalReplicaOptions {
   int index = 0;
   // Path of the dserve_worker binary.
   std::string worker_binary;
-  // The deployment's layout; the replica runs cfg*ring*ulysses*pp*tp ranks.
-  dserve::v1::MeshLayout mesh;
+  // The deployment's layout; the replica runs cfg*ring*ulysses*pp*tp ranks
+  // (parallel::ReplicaDegrees, passed to each worker as --mesh) and reports
+  // the whole layout in Info().mesh.
+  parallel::MeshDegrees mesh;
   // Passed to the workers as --model_dir (empty = built-in default model).
   std::string model_dir;
   // Several models instead (model_dir then empty): passed as one
@@ -98,12 +101,6 @@ struct LocalReplicaOptions {
   // Appended to every worker's command line (e.g. "--log_level=debug").
   std::vector<std::string> extra_worker_args;
 };
-
-// "cfg=1,ring=1,ulysses=1,pp=1,tp=1": the --mesh a worker of `mesh` gets
-// (a replica's own layout; dp is the number of replicas, not a worker axis).
-std::string WorkerMeshSpec(const dserve::v1::MeshLayout& mesh);
-// cfg*ring*ulysses*pp*tp.
-int ReplicaWorldSize(const dserve::v1::MeshLayout& mesh);
 
 class LocalReplica final : public ReplicaHandle {
  public:

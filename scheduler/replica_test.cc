@@ -31,8 +31,8 @@ LocalReplicaOptions Options(int cfg, std::vector<std::string> extra = {}) {
   LocalReplicaOptions options;
   options.index = 3;
   options.worker_binary = FakeWorker();
-  options.mesh.set_dp(4);
-  options.mesh.set_cfg(cfg);
+  options.mesh.dp = 4;
+  options.mesh.cfg = cfg;
   options.startup_timeout = absl::Seconds(20);
   options.extra_worker_args = std::move(extra);
   return options;
@@ -98,6 +98,10 @@ TEST(LocalReplicaTest, StartsRunsAndShutsDown) {
   const dserve::v1::ReplicaInfo info = replica.Info();
   EXPECT_EQ(info.index(), 3);
   EXPECT_EQ(info.world_size(), 2);
+  // The deployment's whole layout (dp = replicas), every field set.
+  EXPECT_EQ(info.mesh().dp(), 4);
+  EXPECT_EQ(info.mesh().cfg(), 2);
+  EXPECT_EQ(info.mesh().ulysses(), 1);
   EXPECT_EQ(info.pids_size(), 2);
   EXPECT_THAT(info.leader_address(), HasSubstr("127.0.0.1:"));
   ASSERT_EQ(replica.Models().size(), 1u);
@@ -285,15 +289,6 @@ TEST(LocalReplicaTest, MissingBinaryFailsStartUp) {
   ASSERT_TRUE(Eventually([&] {
     return replica.Info().state() == dserve::v1::REPLICA_STATE_FAILED;
   }));
-}
-
-TEST(LocalReplicaTest, WorkerMeshSpecAndWorldSize) {
-  dserve::v1::MeshLayout mesh;
-  mesh.set_dp(2);
-  mesh.set_cfg(2);
-  mesh.set_ulysses(2);
-  EXPECT_EQ(WorkerMeshSpec(mesh), "cfg=2,ring=1,ulysses=2,pp=1,tp=1");
-  EXPECT_EQ(ReplicaWorldSize(mesh), 4);
 }
 
 }  // namespace

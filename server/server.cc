@@ -21,6 +21,7 @@
 #include "grpcpp/health_check_service_interface.h"
 #include "parallel/device_mesh.h"
 #include "parallel/devices.h"
+#include "parallel/mesh_layout.h"
 #include "scheduler/device_probe.h"
 #include "scheduler/clock.h"
 #include "scheduler/job_table.h"
@@ -89,8 +90,8 @@ absl::StatusOr<std::string> ResolveWorkerBinary(const Server::Options& o) {
 }
 
 // The deployment layout from --mesh and --replicas.
-absl::StatusOr<dserve::v1::MeshLayout> ResolveMesh(const std::string& spec,
-                                                   int replicas) {
+absl::StatusOr<parallel::MeshDegrees> ResolveMesh(const std::string& spec,
+                                                  int replicas) {
   absl::StatusOr<parallel::MeshDegrees> degrees = parallel::ParseMeshSpec(spec);
   if (!degrees.ok()) {
     return absl::InvalidArgumentError(
@@ -115,14 +116,7 @@ absl::StatusOr<dserve::v1::MeshLayout> ResolveMesh(const std::string& spec,
         absl::StrCat("--mesh=\"", parallel::FormatMeshSpec(*degrees),
                      "\": ", s.message()));
   }
-  dserve::v1::MeshLayout mesh;
-  mesh.set_dp(degrees->dp);
-  mesh.set_cfg(degrees->cfg);
-  mesh.set_ring(degrees->ring);
-  mesh.set_ulysses(degrees->ulysses);
-  mesh.set_pp(degrees->pp);
-  mesh.set_tp(degrees->tp);
-  return mesh;
+  return *degrees;
 }
 
 absl::Status CheckRange(const char* flag, int64_t value, int64_t lo,
@@ -137,10 +131,11 @@ absl::Status CheckRange(const char* flag, int64_t value, int64_t lo,
 // may name a GPU, so CPU deployments start as fast as before.
 absl::StatusOr<std::vector<std::vector<parallel::Device>>>
 ResolveReplicaDevices(const Server::Options& o,
-                      const dserve::v1::MeshLayout& mesh,
+                      const parallel::MeshDegrees& mesh,
                       const std::string& worker_binary) {
-  const int dp = mesh.dp();
-  const int world = scheduler::ReplicaWorldSize(mesh);
+  const int dp = mesh.dp;
+  const int world =
+      static_cast<int>(parallel::WorldSize(parallel::ReplicaDegrees(mesh)));
   parallel::DeviceProbe probe;
   if (parallel::DevicesSpecMayUseCuda(o.devices)) {
     ASSIGN_OR_RETURN(probe, scheduler::ProbeWorkerDevices(worker_binary,
@@ -309,7 +304,9 @@ class SeedSource {
 // the gRPC server goes first and the replicas last.
 struct Server::Parts {
   Options options;
-  dserve::v1::MeshLayout mesh;
+  parallel::MeshDegrees mesh;
+  // Ranks per replica: WorldSize(ReplicaDegrees(mesh)).
+  int replica_world_size = 1;
   std::vector<std::unique_ptr<scheduler::LocalReplica>> owned_replicas;
   std::vector<scheduler::ReplicaHandle*> replicas;
   scheduler::RealClock clock;
@@ -345,10 +342,12 @@ absl::Status Server::Start(Options options) {
   const Options& o = p.options;
   RETURN_IF_ERROR(CheckOptions(o));
   ASSIGN_OR_RETURN(p.mesh, ResolveMesh(o.mesh, o.replicas));
-  if (o.step_cache != "off" && scheduler::ReplicaWorldSize(p.mesh) > 1) {
+  p.replica_world_size =
+      static_cast<int>(parallel::WorldSize(parallel::ReplicaDegrees(p.mesh)));
+  if (o.step_cache != "off" && p.replica_world_size > 1) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--step_cache=", o.step_cache, " needs 1-rank replicas; --mesh=",
-        o.mesh, " gives ", scheduler::ReplicaWorldSize(p.mesh),
+        o.mesh, " gives ", p.replica_world_size,
         " ranks per replica (the step cache is not yet decided across "
         "ranks; use --step_cache=off)"));
   }
@@ -360,7 +359,7 @@ absl::Status Server::Start(Options options) {
                      ResolveWorkerModels(o, worker_binary));
     ASSIGN_OR_RETURN(const auto replica_devices,
                      ResolveReplicaDevices(o, p.mesh, worker_binary));
-    for (int i = 0; i < p.mesh.dp(); ++i) {
+    for (int i = 0; i < p.mesh.dp; ++i) {
       scheduler::LocalReplicaOptions replica;
       replica.index = i;
       replica.worker_binary = worker_binary;
@@ -415,8 +414,9 @@ absl::Status Server::Start(Options options) {
     spdlog::info(
         "[server] dserve {} starting {} replica(s) of {} rank(s) each ({}), "
         "worker {}, OPENBLAS_CORETYPE={}",
-        kVersion, p.mesh.dp(), scheduler::ReplicaWorldSize(p.mesh),
-        scheduler::WorkerMeshSpec(p.mesh), worker_binary,
+        kVersion, p.mesh.dp, p.replica_world_size,
+        parallel::FormatMeshSpec(parallel::ReplicaDegrees(p.mesh)),
+        worker_binary,
         blas_core == nullptr ? "(unset: OpenBLAS decides)" : blas_core);
     spdlog::info("[server] devices --devices={}: {} (dtype {}, comm {})",
                  o.devices,
@@ -429,10 +429,10 @@ absl::Status Server::Start(Options options) {
                  }(),
                  o.dtype.empty() ? "device default" : o.dtype, o.comm);
   } else {
-    if (static_cast<int>(o.replica_handles.size()) != p.mesh.dp()) {
+    if (static_cast<int>(o.replica_handles.size()) != p.mesh.dp) {
       return absl::InvalidArgumentError(absl::StrCat(
           "replica_handles has ", o.replica_handles.size(),
-          " replica(s) but the mesh has dp=", p.mesh.dp(), "; they must agree"));
+          " replica(s) but the mesh has dp=", p.mesh.dp, "; they must agree"));
     }
     p.replicas = o.replica_handles;
   }
@@ -456,7 +456,7 @@ absl::Status Server::Start(Options options) {
   limits.max_frames = o.max_frames;
   limits.max_pixels = o.max_pixels;
   limits.max_job_seconds = o.max_job_seconds;
-  limits.replica_world_size = scheduler::ReplicaWorldSize(p.mesh);
+  limits.replica_world_size = p.replica_world_size;
   limits.default_step_cache =
       common::StepCachePreset(o.step_cache, "--step_cache")
           .value_or(common::StepCacheSettings{});
@@ -467,7 +467,7 @@ absl::Status Server::Start(Options options) {
       limits, [&p] { return p.seeds.Next(); });
 
   DiffusionServiceOptions service_options;
-  service_options.mesh = p.mesh;
+  service_options.mesh = parallel::MeshLayoutFromDegrees(p.mesh);
   service_options.version = kVersion;
   service_options.instance_id = o.instance_id;
   service_options.default_job_deadline =
@@ -583,7 +583,7 @@ int Server::metrics_port() const {
   return parts_->metrics_http == nullptr ? 0 : parts_->metrics_http->port();
 }
 
-const dserve::v1::MeshLayout& Server::mesh() const { return parts_->mesh; }
+const parallel::MeshDegrees& Server::mesh() const { return parts_->mesh; }
 
 void Server::SetServing(bool serving) {
   grpc::HealthCheckServiceInterface* health =

@@ -37,6 +37,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
+#include "parallel/device_mesh.h"
 #include "proto/dserve/v1/diffusion_service.pb.h"
 #include "scheduler/replica_handle.h"
 
@@ -178,7 +179,8 @@ class Server {
   int metrics_port() const;
   // The bound HTTP API port; 0 when the HTTP API is off.
   int http_port() const;
-  const dserve::v1::MeshLayout& mesh() const;
+  // The deployment's layout: --mesh with --replicas as dp, validated.
+  const parallel::MeshDegrees& mesh() const;
 
   // Stops the server gracefully (see the file comment). Blocks; a second
   // call waits for the first drain to finish.
