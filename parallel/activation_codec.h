@@ -121,7 +121,8 @@ bool CanCompress(const SpCompressionState& state, const at::Tensor& reference,
 // goes through `state`'s next slot: exact in an exact step or on a new
 // shape, else the state's mode's residual (int8 values or packed int4
 // bytes) and its scales (two AllToAlls; CommStats counts the bytes really
-// sent). Returns the received buffer (send's shape
+// sent). The chunk a rank sends itself is received exact (it never goes
+// on the wire). Returns the received buffer (send's shape
 // and dtype). Every rank of the group must pass states in the same step.
 absl::StatusOr<at::Tensor> CompressedAllToAll(Communicator& comm,
                                               const at::Tensor& send,
