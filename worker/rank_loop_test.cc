@@ -461,6 +461,47 @@ TEST_F(RankLoopWanTest, CancelStopsAtTheStepBoundary) {
   EXPECT_TRUE(loop.healthy());
 }
 
+// Records the sampler of every step.
+class SamplerObserver final : public PlanObserver {
+ public:
+  bool ShouldCancel() override { return false; }
+  void OnStepDone(const models::DenoiseState& state, int, double) override {
+    samplers.push_back(state.sampler);
+  }
+  std::vector<models::SamplerKind> samplers;
+};
+
+// The plan's sampler reaches the pipeline: each one asked for is the one
+// every step uses, and SAMPLER_UNSPECIFIED gets the model's default (UniPC
+// on Wan) - the same video as asking for it.
+TEST_F(RankLoopWanTest, PlanSamplerReachesThePipeline) {
+  ASSERT_EQ(pipeline_->config().default_sampler,
+            models::SamplerKind::kFlowUniPC);
+  parallel::LocalCommunicator local;
+  RankLoop loop(*pipeline_, local);
+  const struct {
+    dserve::v1::Sampler asked;
+    models::SamplerKind used;
+  } cases[] = {
+      {dserve::v1::SAMPLER_UNSPECIFIED, models::SamplerKind::kFlowUniPC},
+      {dserve::v1::SAMPLER_FLOW_EULER, models::SamplerKind::kFlowEuler},
+      {dserve::v1::SAMPLER_FLOW_UNIPC, models::SamplerKind::kFlowUniPC}};
+  std::vector<at::Tensor> pixels;
+  for (const auto& c : cases) {
+    ExecutionPlan plan = WanPlan(3);
+    plan.set_sampler(c.asked);
+    SamplerObserver observer;
+    absl::StatusOr<PlanOutput> out = loop.RunPlan(plan, &observer);
+    ASSERT_TRUE(out.ok()) << dserve::v1::Sampler_Name(c.asked) << ": "
+                          << out.status();
+    EXPECT_EQ(observer.samplers, std::vector<models::SamplerKind>(3, c.used))
+        << dserve::v1::Sampler_Name(c.asked);
+    pixels.push_back(out->pixels);
+  }
+  EXPECT_TRUE(pixels[0].equal(pixels[2]));
+  EXPECT_GT((pixels[1] - pixels[2]).abs().max().item<double>(), 1e-4);
+}
+
 TEST_F(RankLoopWanTest, UniPCNeedsAWanSchedule) {
   // The default model's schedule starts at sigma = 1: UniPC is refused with
   // the allowed values, before any collective.
