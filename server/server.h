@@ -135,8 +135,9 @@ class Server {
     std::string dtype;
     std::string comm = "auto";
     bool async_ulysses = false;
-    // Passed to every worker as --sp_compression: "off" (exact) or "int8"
-    // (sequence-parallel traffic as int8 residuals, issue 15 item 2).
+    // Passed to every worker as --sp_compression: "off" (exact), "int8" or
+    // "int4" (sequence-parallel traffic as low-bit residuals, issue 15 item
+    // 2; parallel::ParseSpCompression checks it).
     std::string sp_compression = "off";
     // Passed to every worker as --text_cache_mb: MiB of prompt embeddings
     // each replica's text-encoding rank keeps (LRU); 0 = no cache.
