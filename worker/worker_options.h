@@ -88,9 +88,10 @@ struct WorkerOptions {
   // Ulysses scatters q, k and v with three exchanges in flight at once
   // (models::ParallelDiTOptions::async_ulysses). Same output either way.
   bool async_ulysses = false;
-  // --sp_compression: "off" (exact) or "int8" (the Ulysses all-to-alls and
-  // Ring K/V hops sent as int8 residuals against the previous step,
-  // parallel/activation_codec.h; models::ParallelDiTOptions::sp_compression).
+  // --sp_compression: "off" (exact), "int8" or "int4" (the Ulysses
+  // all-to-alls and Ring K/V hops sent as int8 / packed int4 residuals
+  // against the previous step, parallel/activation_codec.h;
+  // models::ParallelDiTOptions::sp_compression).
   // Checked when the worker parses its flags.
   std::string sp_compression = "off";
   // MiB of prompt embeddings rank 0 (the replica's text-encoding rank)
