@@ -1,55 +1,74 @@
-// Step cache benchmark (issue 15 item 3): over a fixed prompt set on the
-// default model, per preset (common/step_cache_presets.h): steps reused,
-// DiT computes vs uncached, wall-time ratio vs the uncached run in the same
-// process, PSNR and SSIM (7x7 uniform windows, per channel) vs the uncached
-// image, mean and min. One item per generation, the model's default
-// guidance, seed = prompt index.
+// Step cache benchmark (issue 15 item 3). Over the default model's own
+// evaluation set (training/evaluator.h MakeEvalCases: --n canonical shapes
+// prompts from --seed, the set and noise seeds eval_default_model uses for
+// the published accuracy), per step-cache preset (common/step_cache_presets)
+// and uncached:
+//   - steps reused and fewer DiT computes, counted in whole steps (the
+//     issue's measure) and in transformer blocks (a reused step still runs
+//     block 0);
+//   - wall-time ratio vs uncached, measured so that a shared machine does
+//     not bias it: for every prompt and preset the uncached and the cached
+//     generation of that prompt run back to back, the order alternating
+//     between prompts; reported as the median of the per-prompt ratios and
+//     as the ratio of the totals;
+//   - quality vs the uncached image: PSNR and SSIM (7x7 uniform windows,
+//     per channel), mean / min, and images below 30 dB;
+//   - the in-tree analyser's accuracy (training/analyser.h) against what
+//     each prompt asked for: background, shape colour, position, shape and
+//     all four, plus how many prompts lost / gained all-four vs uncached.
+// One item per generation (a request's own batch; the cache decides once
+// per model batch), the model's default guidance, shift and size.
 //
-//   bazel run -c opt //bench:step_cache_bench -- --prompts=24 --steps=20
+//   bazel build //bench:step_cache_bench
+//   bazel-bin/bench/step_cache_bench            # n=400 seed=2024, ~10 min
 //
-// Prints one table row per preset. Blocks until done; single-threaded
-// driver (torch intra-op threads as configured).
+// Prints a markdown table. Blocks until done; single driver thread, torch
+// intra-op threads = --threads.
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/blas_kernels.h"
 #include "common/step_cache_presets.h"
+#include "training/analyser.h"
+#include "training/evaluator.h"
 #include "worker/models/default_model/weights_path.h"
 #include "worker/models/pipeline.h"
-#include <ATen/ATen.h>
+#include "worker/models/pixels.h"
 
 ABSL_FLAG(std::string, model_dir, "", "Model directory; empty = default.");
-ABSL_FLAG(int, prompts, 24, "Prompts in the fixed set.");
-ABSL_FLAG(int, steps, 20, "Denoising steps.");
-ABSL_FLAG(int, size, 32, "Width and height.");
+ABSL_FLAG(int, n, 400, "Prompts (training::MakeEvalCases).");
+ABSL_FLAG(uint64_t, seed, 2024, "Seed of the prompts and their noise.");
+ABSL_FLAG(int, steps, 0, "Denoising steps; 0 = the model's default.");
+ABSL_FLAG(int, size, 0, "Width and height; 0 = the model's default.");
+ABSL_FLAG(int, threads, 1, "LibTorch intra-op threads.");
+ABSL_FLAG(std::vector<std::string>, presets,
+          std::vector<std::string>({"slow", "medium", "fast"}),
+          "Presets to measure (common/step_cache_presets).");
+ABSL_FLAG(bool, timing, true,
+          "Pair every cached generation with an uncached one of the same "
+          "prompt for the wall-time ratio; false = one uncached run per "
+          "prompt and no time columns (quality/accuracy only, for tuning).");
 ABSL_FLAG(std::vector<std::string>, configs, {},
           "Extra rows to try, each threshold:warmup:max (for tuning).");
 
 namespace dserve::bench {
 namespace {
-
-std::vector<std::string> PromptSet(int n) {
-  const char* colours[] = {"red", "green", "blue", "yellow", "purple",
-                           "orange"};
-  const char* shapes[] = {"circle", "square", "triangle"};
-  const char* places[] = {"at the top", "at the bottom", "on the left",
-                          "on the right", "in the middle"};
-  std::vector<std::string> out;
-  for (int i = 0; i < n; ++i) {
-    out.push_back(std::string("a ") + colours[i % 6] + " " +
-                  shapes[(i / 6) % 3] + " " + places[(i / 2) % 5]);
-  }
-  return out;
-}
 
 double Psnr(const at::Tensor& a, const at::Tensor& b) {
   const double mse = (a - b).pow(2).mean().item<double>();
@@ -75,47 +94,99 @@ double Ssim(const at::Tensor& a, const at::Tensor& b) {
   return s.mean().item<double>();
 }
 
-struct Run {
-  std::vector<at::Tensor> images;
-  int computed = 0;
-  int reused = 0;
-  double seconds = 0;
+// CPU seconds of the whole process (every thread), which another
+// process's load on the same cores barely changes, unlike wall time.
+double ProcessCpuSeconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t h = v.size() / 2;
+  return v.size() % 2 ? v[h] : 0.5 * (v[h - 1] + v[h]);
+}
+
+struct Options {
+  int size = 32;
+  int steps = 20;
+  float guidance = 4;
+  float shift = 1;
 };
 
-Run Generate(const models::Pipeline& p, const std::vector<std::string>& set,
-             const models::StepCacheConfig& cache, int steps, int size) {
-  Run run;
+// One generation of one prompt.
+struct Sample {
+  at::Tensor image;  // [H, W, 3] float in [0, 1]
+  training::AttributeMatch match;
+  int computed = 0;
+  int reused = 0;
+  double seconds = 0;       // Prepare + steps + Decode
+  double step_seconds = 0;  // the denoising steps alone
+  double cpu_seconds = 0;   // process CPU time of the generation
+};
+
+Sample Generate(const models::Pipeline& p, const training::EvalCase& c,
+                const models::StepCacheConfig& cache, const Options& o) {
   const absl::Time start = absl::Now();
-  for (size_t i = 0; i < set.size(); ++i) {
-    models::GenerationSpec spec;
-    spec.width = size;
-    spec.height = size;
-    spec.num_steps = steps;
-    spec.flow_shift = p.config().default_shift;
-    spec.step_cache = cache;
-    spec.items = {{set[i], "", static_cast<uint64_t>(i),
-                   p.config().default_guidance}};
-    absl::StatusOr<models::DenoiseState> s = p.Prepare(spec);
-    if (!s.ok()) {
-      std::fprintf(stderr, "prepare: %s\n", s.status().ToString().c_str());
+  const double cpu_start = ProcessCpuSeconds();
+  models::GenerationSpec spec;
+  spec.width = spec.height = o.size;
+  spec.num_frames = 1;
+  spec.num_steps = o.steps;
+  spec.flow_shift = o.shift;
+  spec.step_cache = cache;
+  spec.items = {{c.prompt, "", c.seed, o.guidance}};
+  absl::StatusOr<models::DenoiseState> s = p.Prepare(spec);
+  if (!s.ok()) {
+    std::fprintf(stderr, "prepare: %s\n", s.status().ToString().c_str());
+    std::exit(3);
+  }
+  const absl::Time steps_start = absl::Now();
+  for (int k = 0; k < o.steps; ++k) {
+    if (absl::Status st = p.Step(*s); !st.ok()) {
+      std::fprintf(stderr, "step: %s\n", st.ToString().c_str());
       std::exit(3);
     }
-    for (int k = 0; k < steps; ++k) {
-      if (absl::Status st = p.Step(*s); !st.ok()) {
-        std::fprintf(stderr, "step: %s\n", st.ToString().c_str());
-        std::exit(3);
-      }
-    }
-    run.computed += cache.enabled ? s->step_cache.steps_computed : steps;
-    run.reused += s->step_cache.steps_reused;
-    run.images.push_back(p.Decode(*s)[0][0]);
   }
-  run.seconds = absl::ToDoubleSeconds(absl::Now() - start);
-  return run;
+  Sample out;
+  out.step_seconds = absl::ToDoubleSeconds(absl::Now() - steps_start);
+  out.image = p.Decode(*s)[0][0];
+  out.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  out.cpu_seconds = ProcessCpuSeconds() - cpu_start;
+  out.computed = cache.enabled ? s->step_cache.steps_computed : o.steps;
+  out.reused = s->step_cache.steps_reused;
+  absl::StatusOr<std::vector<uint8_t>> rgb = models::ToRgb8(out.image);
+  if (!rgb.ok()) {
+    std::fprintf(stderr, "rgb: %s\n", rgb.status().ToString().c_str());
+    std::exit(3);
+  }
+  training::RgbImage img;
+  img.width = img.height = o.size;
+  img.rgb = *std::move(rgb);
+  out.match = training::Compare(c.scene, training::Analyse(img));
+  return out;
+}
+
+struct Row {
+  std::string name;
+  common::StepCacheSettings settings;
+  models::StepCacheConfig config;
+  std::vector<Sample> samples;   // per prompt
+  std::vector<Sample> uncached;  // its paired uncached runs, per prompt
+};
+
+std::string AccuracyCells(const std::vector<Sample>& s) {
+  std::vector<training::AttributeMatch> m;
+  for (const Sample& x : s) m.push_back(x.match);
+  const training::Accuracy a = training::Summarise(m);
+  return absl::StrFormat("%.3f | %.3f | %.3f | %.3f | %.3f", a.background,
+                         a.shape_colour, a.position, a.shape, a.all);
 }
 
 int Main(int argc, char** argv) {
-  absl::ParseCommandLine(argc, argv);
+  at::set_num_threads(absl::GetFlag(FLAGS_threads));
   std::string dir = absl::GetFlag(FLAGS_model_dir);
   if (dir.empty()) {
     absl::StatusOr<std::string> d =
@@ -126,25 +197,31 @@ int Main(int argc, char** argv) {
     }
     dir = *d;
   }
-  absl::StatusOr<std::unique_ptr<models::Pipeline>> p =
+  absl::StatusOr<std::unique_ptr<models::Pipeline>> loaded =
       models::Pipeline::LoadFromDirectory(dir);
-  if (!p.ok()) {
-    std::fprintf(stderr, "%s\n", p.status().ToString().c_str());
+  if (!loaded.ok()) {
+    std::fprintf(stderr, "%s\n", loaded.status().ToString().c_str());
     return 3;
   }
-  const int steps = absl::GetFlag(FLAGS_steps);
-  const int size = absl::GetFlag(FLAGS_size);
-  const std::vector<std::string> set = PromptSet(absl::GetFlag(FLAGS_prompts));
-  const Run base = Generate(**p, set, {}, steps, size);
-  std::printf(
-      "%zu prompts, %dx%d, %d steps; uncached %.2f s\n"
-      "| preset | threshold/warmup/max | steps reused | fewer DiT computes "
-      "| wall-time ratio | PSNR mean/min dB | SSIM mean/min |\n"
-      "| --- | --- | --- | --- | --- | --- | --- |\n",
-      set.size(), size, size, steps, base.seconds);
-  std::vector<std::pair<std::string, common::StepCacheSettings>> rows;
-  for (const char* name : {"slow", "medium", "fast"}) {
-    rows.emplace_back(name, *common::StepCachePreset(name, ""));
+  const models::Pipeline& p = **loaded;
+  Options o;
+  o.size = absl::GetFlag(FLAGS_size) > 0 ? absl::GetFlag(FLAGS_size)
+                                         : p.config().default_width;
+  o.steps = absl::GetFlag(FLAGS_steps) > 0 ? absl::GetFlag(FLAGS_steps)
+                                           : p.config().default_steps;
+  o.guidance = p.config().default_guidance;
+  o.shift = p.config().default_shift;
+  const int layers = p.config().dit.num_layers;
+
+  std::vector<Row> rows;
+  for (const std::string& name : absl::GetFlag(FLAGS_presets)) {
+    absl::StatusOr<common::StepCacheSettings> s =
+        common::StepCachePreset(name, "--presets");
+    if (!s.ok()) {
+      std::fprintf(stderr, "%s\n", s.status().ToString().c_str());
+      return 1;
+    }
+    rows.push_back({name, *s, {}, {}, {}});
   }
   for (const std::string& spec : absl::GetFlag(FLAGS_configs)) {
     std::vector<std::string> f = absl::StrSplit(spec, ':');
@@ -152,38 +229,136 @@ int Main(int argc, char** argv) {
     if (f.size() != 3 || !absl::SimpleAtof(f[0], &s.threshold) ||
         !absl::SimpleAtoi(f[1], &s.warmup_steps) ||
         !absl::SimpleAtoi(f[2], &s.max_reused_in_a_row)) {
-      std::fprintf(stderr, "--configs: bad entry %s\n", spec.c_str());
+      std::fprintf(stderr,
+                   "--configs: \"%s\" is not threshold:warmup:max (e.g. "
+                   "0.15:2:2)\n",
+                   spec.c_str());
       return 1;
     }
-    rows.emplace_back("(try)", s);
+    rows.push_back({"(try)", s, {}, {}, {}});
   }
-  for (const auto& [name_str, s] : rows) {
-    const char* name = name_str.c_str();
-    models::StepCacheConfig c;
-    c.enabled = true;
-    c.threshold = s.threshold;
-    c.warmup_steps = s.warmup_steps;
-    c.max_reused_in_a_row = s.max_reused_in_a_row;
-    const Run run = Generate(**p, set, c, steps, size);
-    double psnr_sum = 0, psnr_min = 1e9, ssim_sum = 0, ssim_min = 1e9;
-    for (size_t i = 0; i < set.size(); ++i) {
-      const double ps = Psnr(base.images[i], run.images[i]);
-      const double ss = Ssim(base.images[i], run.images[i]);
+  for (Row& r : rows) {
+    r.config.enabled = true;
+    r.config.threshold = r.settings.threshold;
+    r.config.warmup_steps = r.settings.warmup_steps;
+    r.config.max_reused_in_a_row = r.settings.max_reused_in_a_row;
+  }
+
+  if (absl::GetFlag(FLAGS_n) < 1) {
+    std::fprintf(stderr, "--n=%d: must be >= 1\n", absl::GetFlag(FLAGS_n));
+    return 1;
+  }
+  const std::vector<training::EvalCase> cases = training::MakeEvalCases(
+      absl::GetFlag(FLAGS_n), absl::GetFlag(FLAGS_seed));
+  const models::StepCacheConfig off;
+  Generate(p, cases[0], off, o);  // warm-up, not counted
+  std::vector<Sample> base;       // the first uncached run of each prompt
+  int uncached_mismatch = 0;      // repeated uncached runs that differ
+  const absl::Time start = absl::Now();
+  const bool timing = absl::GetFlag(FLAGS_timing);
+  for (size_t i = 0; i < cases.size(); ++i) {
+    if (!timing || rows.empty()) base.push_back(Generate(p, cases[i], off, o));
+    for (size_t r = 0; r < rows.size(); ++r) {
+      Sample u, c;
+      if (!timing) {
+        c = Generate(p, cases[i], rows[r].config, o);
+        rows[r].samples.push_back(std::move(c));
+        continue;
+      } else if ((i + r) % 2 == 0) {
+        u = Generate(p, cases[i], off, o);
+        c = Generate(p, cases[i], rows[r].config, o);
+      } else {
+        c = Generate(p, cases[i], rows[r].config, o);
+        u = Generate(p, cases[i], off, o);
+      }
+      if (r == 0) {
+        base.push_back(u);  // shares the image tensor
+      } else if (!at::equal(u.image, base[i].image)) {
+        ++uncached_mismatch;
+      }
+      rows[r].uncached.push_back(std::move(u));
+      rows[r].samples.push_back(std::move(c));
+    }
+    if ((i + 1) % 50 == 0) {
+      std::fprintf(stderr, "%zu / %zu prompts, %.0f s\n", i + 1, cases.size(),
+                   absl::ToDoubleSeconds(absl::Now() - start));
+    }
+  }
+  std::printf(
+      "%zu prompts (MakeEvalCases seed %llu), %dx%d, %d steps, guidance "
+      "%.1f, shift %.1f, %d threads, %.0f s; repeated uncached runs "
+      "differing from the first: %d\n\n",
+      cases.size(), static_cast<unsigned long long>(absl::GetFlag(FLAGS_seed)),
+      o.size, o.size, o.steps, o.guidance, o.shift,
+      absl::GetFlag(FLAGS_threads), absl::ToDoubleSeconds(absl::Now() - start),
+      uncached_mismatch);
+  std::printf(
+      "| preset | threshold/warmup/max | steps reused | fewer DiT computes "
+      "(steps / blocks) | wall-time ratio median / total | CPU-time ratio "
+      "median / total | PSNR mean / min dB (< 30 dB) | SSIM mean / min | "
+      "background | colour | position | shape | all four (lost / gained) "
+      "|\n"
+      "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | "
+      "--- | --- |\n");
+  std::printf("| uncached | - | 0 | 1.00x / 1.00x | 1 | 1 | - | - | %s |\n",
+              AccuracyCells(base).c_str());
+  for (const Row& r : rows) {
+    int reused = 0, computed = 0, lost = 0, gained = 0, below30 = 0;
+    double tc = 0, tu = 0, sc = 0, su = 0, cc = 0, cu = 0, psnr_sum = 0,
+           psnr_min = 1e9, ssim_sum = 0, ssim_min = 1e9;
+    std::vector<double> ratios, cpu_ratios;
+    for (size_t i = 0; i < cases.size(); ++i) {
+      const Sample& s = r.samples[i];
+      reused += s.reused;
+      computed += s.computed;
+      if (timing) {
+        const Sample& u = r.uncached[i];
+        tc += s.seconds;
+        tu += u.seconds;
+        sc += s.step_seconds;
+        su += u.step_seconds;
+        cc += s.cpu_seconds;
+        cu += u.cpu_seconds;
+        ratios.push_back(u.seconds / s.seconds);
+        cpu_ratios.push_back(u.cpu_seconds / s.cpu_seconds);
+      }
+      const double ps = Psnr(base[i].image, s.image);
+      const double ss = Ssim(base[i].image, s.image);
       psnr_sum += ps;
       psnr_min = std::min(psnr_min, ps);
+      below30 += ps < 30;
       ssim_sum += ss;
       ssim_min = std::min(ssim_min, ss);
+      lost += base[i].match.all() && !s.match.all();
+      gained += !base[i].match.all() && s.match.all();
     }
-    const double n = static_cast<double>(set.size());
+    const double n = static_cast<double>(cases.size());
+    if (timing) {
+      std::fprintf(stderr,
+                   "%s %.3g/%d/%d: mean per generation, uncached / cached: "
+                   "wall %.1f / %.1f ms (of which steps %.1f / %.1f ms), "
+                   "CPU %.1f / %.1f ms\n",
+                   r.name.c_str(), r.settings.threshold,
+                   r.settings.warmup_steps, r.settings.max_reused_in_a_row,
+                   1e3 * tu / n, 1e3 * tc / n, 1e3 * su / n, 1e3 * sc / n,
+                   1e3 * cu / n, 1e3 * cc / n);
+    }
+    const double steps = static_cast<double>(reused + computed);
+    std::string cells = AccuracyCells(r.samples);
+    const std::string wall =
+        timing
+            ? absl::StrFormat("%.2fx / %.2fx | %.2fx / %.2fx", Median(ratios),
+                              tu / tc, Median(cpu_ratios), cu / cc)
+            : std::string("- | -");
     std::printf(
-        "| %s | %.3g/%d/%d | %d of %d (%.1f%%) | %.2fx | %.2fx | %.1f / %.1f "
-        "| %.3f / %.3f |\n",
-        name, s.threshold, s.warmup_steps, s.max_reused_in_a_row, run.reused,
-        run.reused + run.computed,
-        100.0 * run.reused / std::max(1, run.reused + run.computed),
-        static_cast<double>(base.computed) / std::max(1, run.computed),
-        base.seconds / run.seconds, psnr_sum / n, psnr_min, ssim_sum / n,
-        ssim_min);
+        "| %s | %.3g/%d/%d | %d of %.0f (%.1f%%) | %.2fx / %.2fx | %s | %.1f "
+        "/ %.1f (%d) | %.3f / %.3f | %s (-%d / +%d) |\n",
+        r.name.c_str(), r.settings.threshold, r.settings.warmup_steps,
+        r.settings.max_reused_in_a_row, reused, steps, 100.0 * reused / steps,
+        steps / std::max(1, computed),
+        steps * layers / std::max(1.0, computed * layers + reused * 1.0),
+        wall.c_str(), psnr_sum / n, psnr_min, below30, ssim_sum / n, ssim_min,
+        cells.c_str(), lost, gained);
   }
   return 0;
 }
@@ -191,4 +366,8 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace dserve::bench
 
-int main(int argc, char** argv) { return dserve::bench::Main(argc, argv); }
+int main(int argc, char** argv) {
+  dserve::common::ReexecWithOpenBlasCoreType(argv);
+  absl::ParseCommandLine(argc, argv);
+  return dserve::bench::Main(argc, argv);
+}
