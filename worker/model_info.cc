@@ -53,11 +53,10 @@ dserve::v1::ModelInfo ModelInfoFromConfig(const models::PipelineConfig& config,
 }
 
 absl::Status AddWeightSizes(const models::Pipeline& pipeline,
-                            const std::string& mesh_spec,
+                            const parallel::MeshDegrees& replica_mesh,
                             dserve::v1::ModelInfo& info) {
-  ASSIGN_OR_RETURN(parallel::MeshDegrees degrees,
-                   parallel::ParseMeshSpec(mesh_spec));
-  degrees.dp = 1;
+  const parallel::MeshDegrees degrees = parallel::ReplicaDegrees(replica_mesh);
+  // Device ids do not change a rank's share; any distinct ids will do.
   const int world = static_cast<int>(parallel::WorldSize(degrees));
   std::vector<int> devices(world);
   for (int i = 0; i < world; ++i) devices[i] = i;

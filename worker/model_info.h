@@ -10,6 +10,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "parallel/device_mesh.h"
 #include "proto/dserve/v1/diffusion_service.pb.h"
 #include "worker/models/model_config.h"
 #include "worker/models/pipeline.h"
@@ -21,15 +22,15 @@ dserve::v1::ModelInfo ModelInfoFromConfig(const models::PipelineConfig& config,
 
 // Sets info's parameter_count, dit_bytes_per_rank and weight_bytes_per_rank
 // for `pipeline` (this rank's, the leader's: it sees the text encoder's
-// size) served on a replica of mesh `mesh_spec` (ParseMeshSpec's syntax;
-// "" = 1 rank). Rank r's DiT bytes are DiTShareSize of
+// size) served on a replica of layout `mesh` (its dp is ignored: one
+// replica's ranks). Rank r's DiT bytes are DiTShareSize of
 // DiTShareForRank(mesh, r) at the pipeline's compute dtype; every rank
 // holds the decoder; the text encoder is on every rank, or, when the
 // pipeline shares prompts over a group (PipelineOptions::prompts), on the
 // group's encoding rank only. Pure function of its arguments;
-// INVALID_ARGUMENT for a mesh that does not parse or fit the model.
+// INVALID_ARGUMENT for a mesh that does not fit the model.
 absl::Status AddWeightSizes(const models::Pipeline& pipeline,
-                            const std::string& mesh_spec,
+                            const parallel::MeshDegrees& mesh,
                             dserve::v1::ModelInfo& info);
 
 }  // namespace dserve::worker

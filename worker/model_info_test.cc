@@ -1,6 +1,7 @@
 #include "worker/model_info.h"
 
 #include "gtest/gtest.h"
+#include "parallel/device_mesh.h"
 #include "worker/models/dit_share.h"
 #include "worker/models/pipeline.h"
 #include "worker/models/random_weights.h"
@@ -60,15 +61,20 @@ TEST(ModelInfoTest, WeightSizesPerRankOfTheMesh) {
     return size.ok() ? size->bytes : -1;
   };
 
+  auto mesh = [](const char* spec) {
+    absl::StatusOr<parallel::MeshDegrees> d = parallel::ParseMeshSpec(spec);
+    EXPECT_TRUE(d.ok()) << d.status();
+    return d.value_or(parallel::MeshDegrees{});
+  };
   dserve::v1::ModelInfo one = ModelInfoFromConfig(config, true);
-  ASSERT_TRUE(AddWeightSizes(**pipeline, "", one).ok());
+  ASSERT_TRUE(AddWeightSizes(**pipeline, mesh(""), one).ok());
   EXPECT_EQ(one.parameter_count(), all_params);
   ASSERT_EQ(one.dit_bytes_per_rank_size(), 1);
   EXPECT_EQ(one.dit_bytes_per_rank(0), dit_bytes({}));
   EXPECT_EQ(one.weight_bytes_per_rank(0), dit_bytes({}) + text_params * 4);
 
   dserve::v1::ModelInfo tp = ModelInfoFromConfig(config, true);
-  ASSERT_TRUE(AddWeightSizes(**pipeline, "tp=2", tp).ok());
+  ASSERT_TRUE(AddWeightSizes(**pipeline, mesh("tp=2"), tp).ok());
   ASSERT_EQ(tp.dit_bytes_per_rank_size(), 2);
   EXPECT_EQ(tp.dit_bytes_per_rank(0), dit_bytes({0, 1, 0, 2}));
   EXPECT_EQ(tp.dit_bytes_per_rank(1), dit_bytes({0, 1, 1, 2}));
@@ -76,7 +82,7 @@ TEST(ModelInfoTest, WeightSizesPerRankOfTheMesh) {
 
   // cfg replicates: ranks (cfg, pp) = (0,0) (0,1) (1,0) (1,1).
   dserve::v1::ModelInfo pp = ModelInfoFromConfig(config, true);
-  ASSERT_TRUE(AddWeightSizes(**pipeline, "cfg=2,pp=2", pp).ok());
+  ASSERT_TRUE(AddWeightSizes(**pipeline, mesh("dp=2,cfg=2,pp=2"), pp).ok());
   ASSERT_EQ(pp.weight_bytes_per_rank_size(), 4);
   EXPECT_EQ(pp.dit_bytes_per_rank(0), dit_bytes({0, 2, 0, 1}));
   EXPECT_EQ(pp.dit_bytes_per_rank(1), dit_bytes({1, 2, 0, 1}));
@@ -84,8 +90,7 @@ TEST(ModelInfoTest, WeightSizesPerRankOfTheMesh) {
   EXPECT_EQ(pp.weight_bytes_per_rank(3),
             pp.dit_bytes_per_rank(3) + text_params * 4);
 
-  EXPECT_FALSE(AddWeightSizes(**pipeline, "tp=7", one).ok());
-  EXPECT_FALSE(AddWeightSizes(**pipeline, "bogus", one).ok());
+  EXPECT_FALSE(AddWeightSizes(**pipeline, mesh("tp=7"), one).ok());
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/rpc_status.h"
 #include "common/status_macros.h"
+#include "parallel/mesh_layout.h"
 #include "spdlog/spdlog.h"
 #include "worker/media_encoder.h"
 #include "worker/model_info.h"
@@ -220,7 +221,7 @@ grpc::Status ReplicaLeader::GetStatus(grpc::ServerContext* /*context*/,
                                       const GetStatusRequest* /*request*/,
                                       ReplicaStatus* response) {
   response->set_world_size(world_.size());
-  response->set_mesh(options_.mesh);
+  *response->mutable_mesh() = parallel::MeshLayoutFromDegrees(options_.mesh);
   for (int pid : options_.pids) response->add_pids(pid);
   for (const LoopModel& served : loop_.models()) {
     const models::PipelineConfig& config = served.pipeline->config();

@@ -31,6 +31,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "parallel/communicator.h"
+#include "parallel/device_mesh.h"
 #include "proto/dserve/internal/v1/replica_leader.grpc.pb.h"
 #include "worker/models/pipeline.h"
 #include "worker/plan_queue.h"
@@ -40,8 +41,9 @@ namespace dserve::worker {
 
 struct ReplicaLeaderOptions {
   int replica = 0;
-  // Canonical mesh spec of this replica, for GetStatus.
-  std::string mesh;
+  // This replica's layout (dp = 1): GetStatus reports it, and the models'
+  // weight bytes per rank are computed for it.
+  parallel::MeshDegrees mesh;
   // Pid of every rank, indexed by rank.
   std::vector<int> pids;
   // The idle leader broadcasts at least this often.

@@ -14,6 +14,7 @@
 #include "common/testing/png_compare.h"
 #include "gtest/gtest.h"
 #include "parallel/local_communicator.h"
+#include "parallel/mesh_layout.h"
 #include "worker/models/model_config.h"
 #include "worker/models/pipeline.h"
 #include "worker/models/random_weights.h"
@@ -61,7 +62,6 @@ class ReplicaLeaderTest : public ::testing::Test {
     loop_ = std::make_unique<RankLoop>(*pipeline_, world_);
     ReplicaLeaderOptions options;
     options.replica = 3;
-    options.mesh = "dp=1,cfg=1,ring=1,ulysses=1,pp=1,tp=1";
     options.pids = {1234};
     options.heartbeat_interval = absl::Milliseconds(20);
     options.max_pending_plans = 1;
@@ -139,7 +139,10 @@ models::Pipeline* ReplicaLeaderTest::pipeline_ = nullptr;
 TEST_F(ReplicaLeaderTest, StatusDescribesTheReplica) {
   const ReplicaStatus status = Status();
   EXPECT_EQ(status.world_size(), 1);
-  EXPECT_EQ(status.mesh(), "dp=1,cfg=1,ring=1,ulysses=1,pp=1,tp=1");
+  EXPECT_EQ(parallel::FormatMeshSpec(
+                parallel::MeshDegreesFromLayout(status.mesh()).value()),
+            "dp=1,cfg=1,ring=1,ulysses=1,pp=1,tp=1");
+  EXPECT_EQ(status.mesh().tp(), 1);  // set, not left at 0
   ASSERT_EQ(status.pids_size(), 1);
   EXPECT_EQ(status.pids(0), 1234);
   ASSERT_EQ(status.models_size(), 1);

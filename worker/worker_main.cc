@@ -561,7 +561,7 @@ int Main(const WorkerOptions& options, const std::string& replica_secret) {
 
   ReplicaLeaderOptions leader_options;
   leader_options.replica = options.replica;
-  leader_options.mesh = mesh_spec;
+  leader_options.mesh = mesh->degrees();
   leader_options.pids = replica->pids;
   leader_options.heartbeat_interval =
       absl::FromChrono(options.heartbeat_interval);

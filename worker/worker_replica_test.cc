@@ -31,6 +31,7 @@
 #include "common/testing/png_compare.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
+#include "parallel/mesh_layout.h"
 #include "proto/dserve/internal/v1/replica_leader.grpc.pb.h"
 
 extern char** environ;
@@ -302,7 +303,10 @@ TEST(WorkerReplicaTest, TwoRanksServePlansCancelAndDieWithAPeer) {
     ASSERT_EQ(status.models_size(), 1);
     EXPECT_TRUE(status.models(0).is_default());
     EXPECT_GT(status.models(0).vocabulary_size(), 0);
-    EXPECT_EQ(status.mesh(), "dp=1,cfg=2,ring=1,ulysses=1,pp=1,tp=1");
+    EXPECT_EQ(dserve::parallel::FormatMeshSpec(
+                  dserve::parallel::MeshDegreesFromLayout(status.mesh())
+                      .value()),
+              "dp=1,cfg=2,ring=1,ulysses=1,pp=1,tp=1");
     EXPECT_FALSE(status.busy());
   }
 

@@ -32,6 +32,8 @@
 #include "absl/time/clock.h"
 #include "common/program_flags.h"
 #include "common/replica_secret.h"
+#include "parallel/device_mesh.h"
+#include "parallel/mesh_layout.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/dserve/internal/v1/replica_leader.grpc.pb.h"
 #include "worker/leader_auth.h"
@@ -96,7 +98,12 @@ class FakeLeader final : public dserve::internal::v1::ReplicaLeader::Service {
                          const dserve::internal::v1::GetStatusRequest*,
                          dserve::internal::v1::ReplicaStatus* status) override {
     status->set_world_size(absl::GetFlag(FLAGS_world));
-    status->set_mesh(absl::GetFlag(FLAGS_mesh));
+    // The layout it was given, reported as a real leader does.
+    const auto mesh =
+        dserve::parallel::ParseMeshSpec(absl::GetFlag(FLAGS_mesh));
+    if (mesh.ok()) {
+      *status->mutable_mesh() = dserve::parallel::MeshLayoutFromDegrees(*mesh);
+    }
     for (const std::string& name : models_) {
       auto* model = status->add_models();
       model->set_name(name);
