@@ -294,7 +294,7 @@ void Supervisor::StartIfDue(absl::Time now) {
 }
 
 absl::Status Supervisor::SpawnRanks() {
-  RETURN_IF_ERROR(options_.secret_status);
+  RETURN_IF_ERROR(options_.start_precondition);
   // A fresh store per start: a restarted replica must not find the dead
   // ranks' keys.
   RemoveStoreDir();
@@ -479,11 +479,12 @@ void Supervisor::DrivePlan(absl::Time now, absl::Time& wake) {
     std::weak_ptr<PlanSlot> weak = plan;
     std::shared_ptr<PlanStream> stream = link_->Execute(
         plan->plan, deadline, plan->on_event, [this, weak](absl::Status s) {
-          if (std::shared_ptr<PlanSlot> p = weak.lock()) {
-            absl::MutexLock lock(&mu_);
-            p->ended = std::move(s);
-          }
-          Wake();
+          // Wakes under the lock: once RunOnce can see the end, this
+          // callback touches nothing of the supervisor any more (its owner
+          // may destroy it right after reporting the plan).
+          absl::MutexLock lock(&mu_);
+          if (std::shared_ptr<PlanSlot> p = weak.lock()) p->ended = std::move(s);
+          if (wake_) wake_();
         });
     {
       absl::MutexLock lock(&mu_);

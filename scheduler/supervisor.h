@@ -65,9 +65,11 @@ struct SupervisorOptions {
                                          const std::string& store_file)>
       rank_args;
   // What every leader call carries, handed to the ranks in their
-  // environment. Not OK: every start fails with it.
+  // environment.
   std::string secret;
-  absl::Status secret_status;
+  // Not OK (no secret could be drawn, options that cannot work): every
+  // start fails with it.
+  absl::Status start_precondition;
   // From spawning the ranks until the leader answered GetStatus.
   absl::Duration startup_timeout = absl::Seconds(120);
   RestartPolicy restart;
@@ -107,8 +109,9 @@ class Supervisor {
   // True once a shutdown finished (processes reaped, last plan reported).
   bool stopped() const;
 
-  // Called (any thread, no lock held) when an input arrived that RunOnce
-  // should look at. Set before the first RunOnce.
+  // Called (any thread) when an input arrived that RunOnce should look at;
+  // it must not call into the supervisor (it may run under its lock). Set
+  // before the first RunOnce.
   void SetWake(std::function<void()> wake);
   void SetStateObserver(std::function<void()> observer);
 
