@@ -18,6 +18,8 @@
 
 #include "common/png.h"
 #include "common/testing/png_compare.h"
+#include "parallel/device_mesh.h"
+#include "parallel/mesh_layout.h"
 #include "gtest/gtest.h"
 #include "proto/dserve/v1/diffusion_service.grpc.pb.h"
 #include "tests/testing/rpc_helpers.h"
@@ -42,7 +44,7 @@ dserve::v1::GenerateRequest GuidedRequest(const dserve::v1::ModelInfo& model) {
 // Serves `request` on a fresh server started with `options`; returns the
 // decoded PNG. With `check_mesh`, also checks GetServerInfo's layout.
 common::DecodedImage Serve(const ServerProcess::Options& options,
-                           const dserve::v1::MeshLayout* check_mesh) {
+                           const parallel::MeshDegrees* check_mesh) {
   auto server = ServerProcess::Start(options);
   EXPECT_TRUE(server.ok()) << server.status();
   if (!server.ok()) return {};
@@ -53,19 +55,23 @@ common::DecodedImage Serve(const ServerProcess::Options& options,
     const grpc::Status status = stub->GetServerInfo(
         &context, dserve::v1::GetServerInfoRequest(), &info);
     EXPECT_TRUE(status.ok()) << status.error_message();
-    EXPECT_EQ(info.mesh().dp(), check_mesh->dp());
-    EXPECT_EQ(info.mesh().cfg(), check_mesh->cfg());
-    EXPECT_EQ(info.mesh().ulysses(), check_mesh->ulysses());
-    EXPECT_EQ(info.replicas_size(), check_mesh->dp());
-    const int world = check_mesh->cfg() * check_mesh->ring() *
-                      check_mesh->ulysses() * check_mesh->pp() *
-                      check_mesh->tp();
+    // The layout as the server reports it, read back with the converter.
+    auto layout = [](const dserve::v1::MeshLayout& m) {
+      absl::StatusOr<parallel::MeshDegrees> d =
+          parallel::MeshDegreesFromLayout(m);
+      return d.ok() ? parallel::FormatMeshSpec(*d) : d.status().ToString();
+    };
+    const std::string want_mesh = parallel::FormatMeshSpec(*check_mesh);
+    EXPECT_EQ(layout(info.mesh()), want_mesh);
+    EXPECT_EQ(info.replicas_size(), check_mesh->dp);
+    const int world = static_cast<int>(
+        parallel::WorldSize(parallel::ReplicaDegrees(*check_mesh)));
     for (const dserve::v1::ReplicaInfo& replica : info.replicas()) {
       EXPECT_EQ(replica.world_size(), world) << "replica " << replica.index();
       // One rank per pid; shown because the server runs --expose_internals.
       EXPECT_EQ(replica.pids_size(), world) << "replica " << replica.index();
-      EXPECT_EQ(replica.mesh().cfg(), check_mesh->cfg());
-      EXPECT_EQ(replica.mesh().ulysses(), check_mesh->ulysses());
+      EXPECT_EQ(layout(replica.mesh()), want_mesh)
+          << "replica " << replica.index();
     }
   }
   auto model = DefaultModel(*stub);
@@ -95,14 +101,10 @@ TEST(ParallelE2eTest, FourRankReplicasReturnTheOneRankPicture) {
   ServerProcess::Options mesh;
   mesh.replicas = 2;
   mesh.extra_flags = {"--mesh=dp=2,cfg=2,ulysses=2", "--expose_internals"};
-  dserve::v1::MeshLayout layout;
-  layout.set_dp(2);
-  layout.set_cfg(2);
-  layout.set_ring(1);
-  layout.set_ulysses(2);
-  layout.set_pp(1);
-  layout.set_tp(1);
-  const common::DecodedImage got = Serve(mesh, &layout);
+  absl::StatusOr<parallel::MeshDegrees> layout =
+      parallel::ParseMeshSpec("dp=2,cfg=2,ulysses=2");
+  ASSERT_TRUE(layout.ok()) << layout.status();
+  const common::DecodedImage got = Serve(mesh, &*layout);
   ASSERT_EQ(got.width, want.width);
   ASSERT_EQ(got.height, want.height);
   ASSERT_EQ(got.rgb.size(), want.rgb.size());

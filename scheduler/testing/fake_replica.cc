@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "parallel/mesh_layout.h"
 
 namespace dserve::scheduler::testing {
 
@@ -16,13 +17,8 @@ dserve::v1::ReplicaInfo FakeReplica::Info() const {
   info.set_index(index_);
   info.set_state(state_);
   info.set_world_size(1);
-  dserve::v1::MeshLayout* mesh = info.mutable_mesh();
-  mesh->set_dp(1);
-  mesh->set_cfg(1);
-  mesh->set_ring(1);
-  mesh->set_ulysses(1);
-  mesh->set_pp(1);
-  mesh->set_tp(1);
+  *info.mutable_mesh() =
+      parallel::MeshLayoutFromDegrees(parallel::MeshDegrees{});
   info.set_jobs_completed(jobs_completed_);
   if (plan_.has_value() && plan_->items_size() > 0) {
     info.set_current_job_id(plan_->items(0).job_id());
