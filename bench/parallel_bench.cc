@@ -165,8 +165,9 @@ int RunRank(int rank, int world, int port, const std::string& mode) {
     dit = *std::move(pdit);
     predictor = [&](const at::Tensor& x, const at::Tensor& ts,
                     const at::Tensor& cond, const at::Tensor& uncond,
-                    const std::vector<float>& g) {
-      return dit->GuidedPrediction(x, ts, cond, uncond, g);
+                    const std::vector<float>& g,
+                    models::StepCacheStep* cache) {
+      return dit->GuidedPrediction(x, ts, cond, uncond, g, cache);
     };
   }
   const int steps = absl::GetFlag(FLAGS_steps);

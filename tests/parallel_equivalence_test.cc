@@ -14,6 +14,13 @@
 // Each rank process computes the 1-process reference itself (the model is
 // tiny), then runs the same steps through ParallelDiT on its mesh.
 //
+// The "_cache" layouts (issue 15) run kCacheSteps steps with a step cache
+// that reuses several of them (kCacheConfig): every layout must reuse the
+// same steps as the 1-process run (steps_reused, steps_computed equal,
+// steps_reused > 0), end on the same latents (same tolerance) and decode
+// to the same image (max per-pixel |Δ| <= 1/255); and the cache at
+// threshold 0 must be bit-identical to no cache on the same layout.
+//
 // //tests:parallel_equivalence_cuda_test compiles this file with
 // DSERVE_EQUIVALENCE_ON_CUDA: every rank and the reference run on cuda:0 in
 // bf16 (the ranks share the GPU over Gloo with host staging, as
@@ -21,6 +28,7 @@
 // 3e-2 (bf16 rounding, 2^-8 per op, differs between the sharded and the
 // unsharded order of operations). Without a CUDA device it skips.
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 #include <chrono>
@@ -49,6 +57,22 @@ namespace dserve {
 namespace {
 
 constexpr int kSteps = 3;
+constexpr int kCacheSteps = 10;
+// Random weights change the first block's residual by δ ≈ 0.4-0.85 per
+// step, so threshold 0.9 reuses single steps only (any two add up to more):
+// 4 of 10 on each test model, fewer than the 6 the policy allows (warmup 1,
+// 2 in a row, last computed), and the accumulated δ stays ~10 % away from
+// the threshold, so rounding differences between layouts cannot flip a
+// decision (fp32 reassociation is ~1e-6).
+models::StepCacheConfig CacheConfig(double threshold) {
+  models::StepCacheConfig c;
+  c.enabled = true;
+  c.threshold = threshold;
+  c.warmup_steps = 1;
+  c.max_reused_in_a_row = 2;
+  return c;
+}
+constexpr double kCacheThreshold = 0.9;
 #if defined(DSERVE_EQUIVALENCE_ON_CUDA)
 const models::PipelineOptions kPlacement{at::Device(at::kCUDA, 0),
                                          at::kBFloat16};
@@ -123,30 +147,81 @@ models::GenerationSpec TestSpec(int width, int height, bool wan) {
   return spec;
 }
 
-at::Tensor RunSteps(const models::Pipeline& pipeline,
-                    const models::GenerationSpec& spec,
-                    const models::GuidedPredictor& predictor) {
+// The state after every step of `spec`; latents undefined on failure.
+// `accumulated` (optional): the step cache's accumulated change after each
+// step (the δ sum a reused step was decided on; 0 after a computed one).
+models::DenoiseState RunSteps(const models::Pipeline& pipeline,
+                              const models::GenerationSpec& spec,
+                              const models::GuidedPredictor& predictor,
+                              std::vector<double>* accumulated = nullptr) {
   absl::StatusOr<models::DenoiseState> state = pipeline.Prepare(spec);
   EXPECT_TRUE(state.ok()) << state.status();
-  if (!state.ok()) return at::Tensor();
-  for (int i = 0; i < kSteps; ++i) {
+  if (!state.ok()) return {};
+  for (int i = 0; i < spec.num_steps; ++i) {
     absl::Status s = pipeline.Step(*state, predictor);
     EXPECT_TRUE(s.ok()) << s;
-    if (!s.ok()) return at::Tensor();
+    if (!s.ok()) return {};
+    if (accumulated != nullptr) {
+      accumulated->push_back(state->step_cache.accumulated);
+    }
   }
-  return state->latents;
+  return *std::move(state);
+}
+
+// The cached run on a mesh against the cached 1-process run: the same
+// decisions on every rank and the same image.
+void CheckCachedRun(const models::Pipeline& whole,
+                    const models::DenoiseState& want,
+                    const models::Pipeline& sharded,
+                    const models::DenoiseState& got,
+                    const std::vector<double>& want_accumulated,
+                    const std::vector<double>& got_accumulated,
+                    const std::string& mesh_spec, int rank) {
+  EXPECT_GT(want.step_cache.steps_reused, 0) << "the test config reuses nothing";
+  // Fewer than the policy's maximum: the measured change decided.
+  EXPECT_LT(want.step_cache.steps_reused, 6);
+  EXPECT_EQ(got.step_cache.steps_reused, want.step_cache.steps_reused)
+      << mesh_spec << " rank " << rank;
+  EXPECT_EQ(got.step_cache.steps_computed, want.step_cache.steps_computed)
+      << mesh_spec << " rank " << rank;
+  // The δ sums the reused steps were decided on: the reduced parts equal
+  // the 1-process sums (rows, sequence shards and padding counted alike).
+  ASSERT_EQ(got_accumulated.size(), want_accumulated.size());
+  for (size_t i = 0; i < want_accumulated.size(); ++i) {
+    EXPECT_NEAR(got_accumulated[i], want_accumulated[i],
+                kTolerance * std::max(1.0, want_accumulated[i]))
+        << mesh_spec << " rank " << rank << " step " << i;
+  }
+  const at::Tensor a = whole.Decode(want);
+  const at::Tensor b = sharded.Decode(got);
+  ASSERT_EQ(a.sizes(), b.sizes());
+  const double pixel = (a - b).abs().max().item<double>();
+  if (rank == 0) {
+    std::printf("step cache %s: reused %d of %d (1 process: %d), max pixel "
+                "|d| = %.3g (tol 1/255)\n",
+                mesh_spec.c_str(), got.step_cache.steps_reused, kCacheSteps,
+                want.step_cache.steps_reused, pixel);
+  }
+  EXPECT_LE(pixel, 1.0 / 255) << mesh_spec << " rank " << rank;
 }
 
 void CheckLayout(const std::string& mesh_spec, int width, int height,
-                 bool async_ulysses, bool wan, int rank,
+                 bool async_ulysses, bool wan, bool step_cache, int rank,
                  const c10::intrusive_ptr<c10d::Store>& store) {
   at::set_num_threads(1);
   const models::PipelineConfig config = TestConfig(wan);
   auto pipeline =
       models::Pipeline::Create(config, TestWeights(config), kPlacement);
   ASSERT_TRUE(pipeline.ok()) << pipeline.status();
-  const models::GenerationSpec spec = TestSpec(width, height, wan);
-  const at::Tensor want = RunSteps(**pipeline, spec, nullptr);
+  models::GenerationSpec spec = TestSpec(width, height, wan);
+  if (step_cache) {
+    spec.num_steps = kCacheSteps;
+    spec.step_cache = CacheConfig(kCacheThreshold);
+  }
+  std::vector<double> want_accumulated, got_accumulated;
+  const models::DenoiseState reference =
+      RunSteps(**pipeline, spec, nullptr, &want_accumulated);
+  const at::Tensor want = reference.latents;
   ASSERT_TRUE(want.defined());
 
   auto degrees = parallel::ParseMeshSpec(mesh_spec);
@@ -175,11 +250,30 @@ void CheckLayout(const std::string& mesh_spec, int width, int height,
   ASSERT_TRUE(dit.ok()) << dit.status();
   models::GuidedPredictor predictor =
       [&](const at::Tensor& x, const at::Tensor& t, const at::Tensor& c,
-          const at::Tensor& u, const std::vector<float>& g) {
-        return (*dit)->GuidedPrediction(x, t, c, u, g);
+          const at::Tensor& u, const std::vector<float>& g,
+          models::StepCacheStep* cache) {
+        return (*dit)->GuidedPrediction(x, t, c, u, g, cache);
       };
-  const at::Tensor got = RunSteps(**sharded, spec, predictor);
+  const models::DenoiseState run =
+      RunSteps(**sharded, spec, predictor, &got_accumulated);
+  const at::Tensor got = run.latents;
   ASSERT_TRUE(got.defined());
+  if (step_cache) {
+    CheckCachedRun(**pipeline, reference, **sharded, run, want_accumulated,
+                   got_accumulated, mesh_spec, rank);
+    // Threshold 0 decides on every rank and reuses nothing: bit-identical
+    // to the same layout without the cache.
+    models::GenerationSpec zero = spec;
+    zero.step_cache = CacheConfig(0.0);
+    models::GenerationSpec off = spec;
+    off.step_cache = {};
+    const models::DenoiseState z = RunSteps(**sharded, zero, predictor);
+    const models::DenoiseState o = RunSteps(**sharded, off, predictor);
+    ASSERT_TRUE(z.latents.defined() && o.latents.defined());
+    EXPECT_TRUE(at::equal(z.latents, o.latents)) << mesh_spec << " rank " << rank;
+    EXPECT_EQ(z.step_cache.steps_computed, kCacheSteps);
+    EXPECT_EQ(z.step_cache.steps_reused, 0);
+  }
   ASSERT_EQ(got.sizes(), want.sizes());
   const double err = (got - want).abs().max().item<double>() /
                      want.abs().max().item<double>();
@@ -201,6 +295,8 @@ struct Layout {
   bool async_ulysses = false;
   // The tiny Wan2.1 DiT (TestConfig(true)) instead of the built-in one.
   bool wan = false;
+  // kCacheSteps steps with the step cache on (CheckCachedRun).
+  bool step_cache = false;
 };
 
 std::string LayoutName(const ::testing::TestParamInfo<Layout>& info) {
@@ -211,7 +307,8 @@ std::string LayoutName(const ::testing::TestParamInfo<Layout>& info) {
   return name + "_" + std::to_string(info.param.width) + "x" +
          std::to_string(info.param.height) +
          (info.param.async_ulysses ? "_async" : "") +
-         (info.param.wan ? "_wan" : "");
+         (info.param.wan ? "_wan" : "") +
+         (info.param.step_cache ? "_cache" : "");
 }
 
 class ParallelEquivalenceTest : public ::testing::TestWithParam<Layout> {};
@@ -228,7 +325,8 @@ TEST_P(ParallelEquivalenceTest, MatchesOneProcess) {
       world,
       [&](int rank, int, c10::intrusive_ptr<c10d::Store> store) {
         CheckLayout(layout.mesh, layout.width, layout.height,
-                    layout.async_ulysses, layout.wan, rank, store);
+                    layout.async_ulysses, layout.wan, layout.step_cache, rank,
+                    store);
       },
       absl::Seconds(120));
   EXPECT_TRUE(run.ok()) << run;
@@ -258,7 +356,16 @@ std::vector<Layout> AllLayouts() {
                       Layout{"ulysses=4", 24, 16, true},
                       Layout{"cfg=2,ulysses=2", 24, 16, true},
                       Layout{"ring=2,ulysses=2", 24, 16, true},
-                      Layout{"ulysses=2", 20, 12, true}};
+                      Layout{"ulysses=2", 20, 12, true},
+                      // Step cache: every mode alone, padded SP, and
+                      // combined layouts.
+                      Layout{"cfg=2", 24, 16, false, false, true},
+                      Layout{"ulysses=2", 24, 16, false, false, true},
+                      Layout{"ring=2", 20, 12, false, false, true},
+                      Layout{"pp=2", 24, 16, false, false, true},
+                      Layout{"tp=2", 24, 16, false, false, true},
+                      Layout{"cfg=2,ring=2,pp=2", 20, 12, false, false, true},
+                      Layout{"cfg=2,pp=2,tp=2", 24, 16, false, false, true}};
   std::vector<Layout> all = base;
   for (Layout l : base) {
     const bool square_grid = l.width == 24;

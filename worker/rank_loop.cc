@@ -69,16 +69,6 @@ absl::StatusOr<models::GenerationSpec> RankLoop::ResolveSpec(
   if (absl::Status s = (*model)->pipeline->ValidateSpec(spec); !s.ok()) {
     return s;
   }
-  if (spec.step_cache.enabled && (*model)->predictor) {
-    // The reuse decision is not yet made collectively over the mesh (issue
-    // 15); refused here, before any rank steps, rather than reusing steps
-    // inconsistently across ranks.
-    return absl::UnimplementedError(absl::StrCat(
-        "step_cache (threshold ", spec.step_cache.threshold,
-        ") is not supported on a multi-rank replica (world size ",
-        world_.size(), ": cfg, ulysses, ring, pp or tp > 1) yet; send "
-        "step_cache.threshold = 0 or use a 1-rank replica"));
-  }
   return spec;
 }
 

@@ -497,8 +497,9 @@ int Main(const WorkerOptions& options, const std::string& replica_secret) {
       served.predictor = [dit = parallel_dits.back().get()](
                              const at::Tensor& x, const at::Tensor& t,
                              const at::Tensor& cond, const at::Tensor& uncond,
-                             const std::vector<float>& guidance) {
-        return dit->GuidedPrediction(x, t, cond, uncond, guidance);
+                             const std::vector<float>& guidance,
+                             models::StepCacheStep* cache) {
+        return dit->GuidedPrediction(x, t, cond, uncond, guidance, cache);
       };
     }
     spdlog::info("[job -] mesh groups ready; attention {}{}{}",

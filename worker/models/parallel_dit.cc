@@ -177,7 +177,9 @@ absl::StatusOr<std::unique_ptr<ParallelDiT>> ParallelDiT::Create(
 at::Tensor ParallelDiT::ForwardOrThrow(const at::Tensor& latents,
                                        const at::Tensor& timesteps,
                                        const at::Tensor& context,
-                                       parallel::SpCompressionState* packing) const {
+                                       parallel::SpCompressionState* packing,
+                                       StepCacheStep* cache,
+                                       const std::vector<bool>& counted) const {
   const DiTConfig& c = dit_.config();
   DiTActivations a = dit_.Embed(latents, timesteps, context);
   const TokenGrid grid = a.grid;
@@ -215,20 +217,54 @@ at::Tensor ParallelDiT::ForwardOrThrow(const at::Tensor& latents,
   const int64_t rows = a.x.size(0);
   const int64_t num_micro = std::min<int64_t>(rows, pp.size());
   std::vector<DiTActivations> micro;
+  std::vector<int64_t> micro_begin;
   for (int64_t m = 0, begin = 0; m < num_micro; ++m) {
     const int64_t n = rows / num_micro + (m < rows % num_micro ? 1 : 0);
     micro.push_back(num_micro == 1 ? a : SliceBatch(a, begin, n));
+    micro_begin.push_back(begin);
     begin += n;
   }
-  auto run_layers = [&](DiTActivations& mb) {
+  auto run_blocks = [&](DiTActivations& mb, int first, int last) {
     if (tp_blocks_ != nullptr) {
-      tp_blocks_->RunBlocks(mb, layers.first, layers.last,
-                            context_.group(MeshDim::kTp));
+      tp_blocks_->RunBlocks(mb, first, last, context_.group(MeshDim::kTp));
     } else {
-      dit_.RunBlocks(mb, layers.first, layers.last, core);
+      dit_.RunBlocks(mb, first, last, core);
     }
   };
-  RunPipelineStages(micro, pp, run_layers);
+  if (cache == nullptr) {
+    RunPipelineStages(micro, pp, [&](DiTActivations& mb) {
+      run_blocks(mb, layers.first, layers.last);
+    });
+  } else {
+    // Step cache: block 0 and the decision first (stage 0 has run block 0
+    // on every micro-batch when this returns), then this stage's remaining
+    // blocks, or its cached residual of them.
+    const int64_t shard_len = a.x.size(1);
+    const int64_t valid_tokens = std::clamp<int64_t>(
+        length - int64_t{sp.rank()} * shard_len, 0, shard_len);
+    const bool reuse = DecideStepCache(
+        micro, [&](DiTActivations& mb) { run_blocks(mb, 0, 1); },
+        valid_tokens, counted, *cache);
+    StepCacheState& state = *cache->state;
+    const int first = pp.rank() == 0 ? 1 : layers.first;
+    std::vector<at::Tensor> residuals(micro.size());
+    RunPipelineStages(micro, pp, [&](DiTActivations& mb) {
+      const size_t m = static_cast<size_t>(&mb - micro.data());
+      if (reuse) {
+        mb.x = mb.x + state.remaining_residual.narrow(0, micro_begin[m],
+                                                      mb.x.size(0));
+        return;
+      }
+      const at::Tensor x_in = mb.x;
+      run_blocks(mb, first, layers.last);
+      residuals[m] = mb.x - x_in;
+    });
+    if (!reuse) {
+      state.remaining_residual =
+          residuals.size() == 1 ? residuals[0] : at::cat(residuals, 0);
+    }
+    RecordStep(reuse, state);
+  }
 
   // Head on the last stage, then to every stage and every sequence shard.
   const int64_t per_token = int64_t{c.out_channels} * c.patch_volume();
@@ -248,6 +284,88 @@ at::Tensor ParallelDiT::ForwardOrThrow(const at::Tensor& latents,
                           "sp gather");
   }
   return Unpatchify(tokens, grid, c.patch, c.out_channels);
+}
+
+bool ParallelDiT::DecideStepCache(
+    std::vector<DiTActivations>& micro,
+    const std::function<void(DiTActivations&)>& run_block0,
+    int64_t valid_tokens, const std::vector<bool>& counted,
+    StepCacheStep& cache) const {
+  TORCH_CHECK(cache.config != nullptr && cache.state != nullptr,
+              "ParallelDiT: StepCacheStep without config or state");
+  StepCacheState& state = *cache.state;
+  Communicator& world = context_.comms->world();
+  const at::TensorOptions f64 =
+      micro.front().x.options().dtype(at::kDouble);
+  bool comparable = false;
+  at::Tensor parts;  // [2] float64: Σ|r − r_prev|, Σ|r_prev|
+  if (context_.group(MeshDim::kPp).rank() == 0) {
+    std::vector<at::Tensor> residuals;
+    for (DiTActivations& mb : micro) {
+      const at::Tensor x_in = mb.x;
+      run_block0(mb);
+      residuals.push_back(mb.x - x_in);
+    }
+    at::Tensor first =
+        residuals.size() == 1 ? residuals[0] : at::cat(residuals, 0);
+    comparable = state.prev_first_residual.defined() &&
+                 state.prev_first_residual.sizes() == first.sizes();
+    // TP ranks hold the same activations: tp rank 0's parts stand for its
+    // group, and only groups with tp rank 0 reduce (world rank 0 is in
+    // them). Every member of a cfg/sp group agrees on that and on
+    // `comparable` (same shapes), so all call the same collectives.
+    if (context_.group(MeshDim::kTp).rank() == 0) {
+      parts = at::zeros({2}, f64);
+      if (comparable) {
+        at::Tensor cur = first.narrow(1, 0, valid_tokens);
+        at::Tensor prev = state.prev_first_residual.narrow(1, 0, valid_tokens);
+        std::vector<int64_t> rows;
+        for (size_t i = 0; i < counted.size(); ++i) {
+          if (counted[i]) rows.push_back(static_cast<int64_t>(i));
+        }
+        if (!counted.empty() &&
+            rows.size() != static_cast<size_t>(first.size(0))) {
+          at::Tensor idx = at::tensor(rows, at::kLong).to(first.device());
+          cur = cur.index_select(0, idx);
+          prev = prev.index_select(0, idx);
+        }
+        parts = RelativeL1PartsTensor(cur, prev).contiguous();
+      }
+      for (MeshDim dim : {MeshDim::kCfg, MeshDim::kSp}) {
+        Communicator& group = context_.group(dim);
+        if (group.size() > 1) {
+          ThrowIfError(group.AllReduceSum(parts), "step cache all-reduce");
+        }
+      }
+    }
+    state.prev_first_residual = first;
+  }
+  // [reuse, accumulated] from world rank 0 (cfg, sp, pp, tp coordinates 0).
+  at::Tensor word = at::zeros({2}, f64);
+  if (world.rank() == 0) {
+    at::Tensor host = parts.cpu();
+    const L1Parts sums{host.data_ptr<double>()[0], host.data_ptr<double>()[1]};
+    const bool reuse =
+        DecideStep(*cache.config, cache.step, cache.num_steps, comparable,
+                   state.remaining_residual.defined(), sums, state);
+    word = at::tensor({reuse ? 1.0 : 0.0, state.accumulated}, f64);
+  }
+  if (world.size() > 1) {
+    ThrowIfError(world.Broadcast(word, 0), "step cache broadcast");
+  }
+  at::Tensor host = word.cpu();
+  const bool reuse = host.data_ptr<double>()[0] != 0;
+  state.accumulated = host.data_ptr<double>()[1];
+  if (reuse) {
+    int64_t rows = 0;
+    for (const DiTActivations& mb : micro) rows += mb.x.size(0);
+    TORCH_CHECK(state.remaining_residual.defined() &&
+                    state.remaining_residual.size(0) == rows,
+                "ParallelDiT: step ", cache.step,
+                " reuses the cached residual, but this rank has none for ",
+                rows, " rows");
+  }
+  return reuse;
 }
 
 absl::StatusOr<at::Tensor> ParallelDiT::Forward(
@@ -276,17 +394,19 @@ void ParallelDiT::BeginSpStep(const at::Tensor& timesteps) const {
 absl::StatusOr<at::Tensor> ParallelDiT::GuidedPrediction(
     const at::Tensor& x, const at::Tensor& timesteps,
     const at::Tensor& cond_context, const at::Tensor& uncond_context,
-    const std::vector<float>& guidance) const {
+    const std::vector<float>& guidance, StepCacheStep* step_cache) const {
   at::Tensor out;
   RETURN_IF_ERROR(CatchTorch("ParallelDiT::GuidedPrediction", [&] {
     BeginSpStep(timesteps);
     Communicator& cfg = context_.group(MeshDim::kCfg);
     if (cfg.size() == 1) {
+      // models::GuidedPrediction calls the model once, on the 1-process
+      // batch (both branches where guided): every row counts.
       DenoiseFn model = [&](const at::Tensor& xin, const at::Tensor& t,
                             const at::Tensor& ctx) {
         return ForwardOrThrow(coordinate_planes_ ? AppendCoordinatePlanes(xin)
                                                  : xin,
-                              t, ctx, sp_state_.get());
+                              t, ctx, sp_state_.get(), step_cache);
       };
       out = models::GuidedPrediction(model, x, timesteps, cond_context,
                                      uncond_context, guidance);
@@ -296,8 +416,17 @@ absl::StatusOr<at::Tensor> ParallelDiT::GuidedPrediction(
     // guidance 1 takes the conditional branch below, as the 1-process path).
     const at::Tensor& branch = cfg.rank() == 0 ? cond_context : uncond_context;
     const at::Tensor input = coordinate_planes_ ? AppendCoordinatePlanes(x) : x;
-    at::Tensor pred =
-        ForwardOrThrow(input, timesteps, branch, sp_state_.get()).contiguous();
+    // The 1-process batch has no unconditional row for an item with
+    // guidance 1, so its row here does not count towards the cache decision.
+    std::vector<bool> counted(guidance.size(), true);
+    if (cfg.rank() == 1) {
+      for (size_t i = 0; i < guidance.size(); ++i) {
+        counted[i] = guidance[i] != 1.0f;
+      }
+    }
+    at::Tensor pred = ForwardOrThrow(input, timesteps, branch, sp_state_.get(),
+                                     step_cache, counted)
+                          .contiguous();
     const int64_t b = pred.size(0);
     std::vector<int64_t> shape = pred.sizes().vec();
     shape[0] *= cfg.size();

@@ -23,6 +23,22 @@
 //          broadcast over the pp group so every rank has the prediction.
 //   TP     TensorParallelBlocks (heads and FFN columns sharded).
 //
+// Step cache (GuidedPrediction with a StepCacheStep; step_cache.h): the
+// decision is made once per step for the whole replica and broadcast, so
+// every rank reuses the same steps. Each rank holding block 0 (PP stage 0)
+// runs it on every micro-batch and sums Σ|r − r_prev| and Σ|r_prev| over
+// its shard of the first-block residual r (its CFG branch's rows, minus the
+// unconditional rows of guidance-1 items that the 1-process batch does not
+// hold; its sequence shard, minus padding); the [2] float64 parts are
+// all-reduced over the cfg group, then the sp (ring × ulysses) group, so
+// they are the 1-process sums up to rounding. World rank 0 (cfg, sp, pp
+// and tp coordinates 0) decides and broadcasts [reuse, accumulated] (2
+// float64) to the whole replica: TP ranks and later PP stages cannot
+// diverge. A reused step adds, on each rank, the cached residual of the
+// blocks it holds (per PP stage and micro-batch, its sequence shard, TP
+// replicated); their sum over the stages is the 1-process residual of
+// blocks 1..n. Threshold 0 computes every step: bit-identical to off.
+//
 // Equivalence: on the same weights and inputs every layout returns the
 // 1-process prediction up to float reassociation (tested ≤ 1e-4 relative
 // over whole denoising runs, fp32).
@@ -34,6 +50,7 @@
 // the same inputs, in the same order; calls block until the collectives
 // are done.
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -44,6 +61,7 @@
 #include "worker/models/model_config.h"
 #include "worker/models/parallel_context.h"
 #include "worker/models/pipeline.h"
+#include "worker/models/step_cache.h"
 #include "worker/models/tensor_parallel.h"
 #include <ATen/core/Tensor.h>
 
@@ -63,12 +81,13 @@ struct ParallelDiTOptions {
   // load noise (see the README's Parallelism section); with NCCL both
   // paths enqueue the same kernels on one stream.
   bool async_ulysses = false;
-  // --sp_compression (issue 15 item 2): kInt8 sends the Ulysses all-to-alls
-  // and the Ring K/V hops as int8 residuals against the previous step
-  // (parallel/activation_codec.h) after `sp_exact_steps` exact steps of
-  // each plan. kOff is today's exact path, bit for bit.
+  // --sp_compression (issue 15 item 2): kInt8 / kInt4 send the Ulysses
+  // all-to-alls and the Ring K/V hops as int8 / packed int4 residuals
+  // against the previous step (parallel/activation_codec.h) after
+  // `sp_exact_steps` exact steps of each plan. kOff is today's exact path,
+  // bit for bit.
   parallel::SpCompression sp_compression = parallel::SpCompression::kOff;
-  int sp_exact_steps = 2;
+  int sp_exact_steps = parallel::kDefaultSpExactSteps;
 };
 
 class ParallelDiT {
@@ -96,10 +115,13 @@ class ParallelDiT {
 
   // The parallel counterpart of models::GuidedPrediction (latents without
   // planes), identical inputs on every rank; the result is on every rank.
+  // `step_cache` (null = off): this step's cache (see above); every rank
+  // passes its own, and the decision and counters end up identical on all.
   absl::StatusOr<at::Tensor> GuidedPrediction(
       const at::Tensor& x, const at::Tensor& timesteps,
       const at::Tensor& cond_context, const at::Tensor& uncond_context,
-      const std::vector<float>& guidance) const;
+      const std::vector<float>& guidance,
+      StepCacheStep* step_cache = nullptr) const;
 
   // Drops the compressed-traffic references (a new plan starts exact).
   // GuidedPrediction also does this by itself when a step's timestep is not
@@ -127,10 +149,23 @@ class ParallelDiT {
   // Forward; communication failures throw c10::Error.
   // `sp`: the compressed-traffic state of a GuidedPrediction step, or null
   // (exact; Forward alone has no step to compress against).
+  // `cache`: the step cache of a GuidedPrediction step, or null. `counted`:
+  // per row of `latents`, whether its first-block change counts towards
+  // the decision (empty = every row).
   at::Tensor ForwardOrThrow(const at::Tensor& latents,
                             const at::Tensor& timesteps,
                             const at::Tensor& context,
-                            parallel::SpCompressionState* sp) const;
+                            parallel::SpCompressionState* sp,
+                            StepCacheStep* cache = nullptr,
+                            const std::vector<bool>& counted = {}) const;
+  // Step cache, before this stage's blocks: on PP stage 0, runs block 0 on
+  // every micro-batch (in place, with `run_block0`) and reduces the parts;
+  // then the replica-wide decision (see the class comment). Returns it, the
+  // same on every rank; counters are not touched yet.
+  bool DecideStepCache(std::vector<DiTActivations>& micro,
+                       const std::function<void(DiTActivations&)>& run_block0,
+                       int64_t valid_tokens, const std::vector<bool>& counted,
+                       StepCacheStep& cache) const;
 
   const DiT& dit_;
   bool coordinate_planes_;

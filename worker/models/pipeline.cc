@@ -305,14 +305,6 @@ absl::Status Pipeline::Step(DenoiseState& state,
         absl::StrCat("Pipeline::Step: step ", state.step,
                      " is outside [0, ", num_steps, ")"));
   }
-  if (predictor && state.step_cache_config.enabled) {
-    // The decision is not yet made collectively over a mesh; reusing steps
-    // per rank would diverge, so a multi-rank replica refuses.
-    return absl::UnimplementedError(
-        "step_cache is not supported on a multi-rank replica (cfg, ulysses, "
-        "ring, pp or tp > 1) yet; send step_cache.threshold = 0 or use a "
-        "1-rank replica");
-  }
   absl::Status predict_status;
   absl::Status torch_status = CatchTorch("Pipeline::Step", [&] {
     const double sigma = state.sigmas[state.step];
@@ -338,10 +330,29 @@ absl::Status Pipeline::Step(DenoiseState& state,
     };
     at::Tensor pred;
     if (predictor) {
-      absl::StatusOr<at::Tensor> p = predictor(
-          x, timesteps, state.cond_context, state.uncond_context, guidance);
+      // The predictor decides collectively over its mesh and records the
+      // outcome in state.step_cache (ParallelDiT).
+      StepCacheStep cache{&state.step_cache_config, state.step, num_steps,
+                          &state.step_cache};
+      const bool cached = state.step_cache_config.enabled;
+      const int recorded =
+          state.step_cache.steps_computed + state.step_cache.steps_reused;
+      absl::StatusOr<at::Tensor> p =
+          predictor(x, timesteps, state.cond_context, state.uncond_context,
+                    guidance, cached ? &cache : nullptr);
       if (!p.ok()) {
         predict_status = p.status();
+        return;
+      }
+      if (cached && state.step_cache.steps_computed +
+                            state.step_cache.steps_reused !=
+                        recorded + 1) {
+        predict_status = absl::FailedPreconditionError(absl::StrCat(
+            "Pipeline::Step: step ", state.step,
+            ": the predictor did not record one step-cache decision (",
+            state.step_cache.steps_computed + state.step_cache.steps_reused -
+                recorded,
+            " recorded); it must apply the StepCacheStep it is given"));
         return;
       }
       pred = *std::move(p);

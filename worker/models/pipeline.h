@@ -131,10 +131,13 @@ class PromptEncoder;
 // x [B, C, F, h, w] without coordinate planes, timesteps [B], both contexts
 // and the per-item guidance scales. A multi-rank replica passes
 // ParallelDiT::GuidedPrediction here; null means the local DiT.
+// `step_cache`: null when the plan's step cache is off; otherwise the
+// predictor makes this step's decision and records it (RecordStep) exactly
+// once — Pipeline::Step fails the step if it did not.
 using GuidedPredictor = std::function<absl::StatusOr<at::Tensor>(
     const at::Tensor& x, const at::Tensor& timesteps,
     const at::Tensor& cond_context, const at::Tensor& uncond_context,
-    const std::vector<float>& guidance)>;
+    const std::vector<float>& guidance, StepCacheStep* step_cache)>;
 
 class Pipeline {
  public:

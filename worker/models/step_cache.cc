@@ -18,10 +18,7 @@ bool ShouldReuseStep(const StepCacheConfig& config,
 L1Parts RelativeL1Parts(const at::Tensor& current,
                         const at::Tensor& previous) {
   // One host read of two float64 sums.
-  at::Tensor sums =
-      at::stack({(current - previous).abs().sum(at::kDouble),
-                 previous.abs().sum(at::kDouble)})
-          .cpu();
+  at::Tensor sums = RelativeL1PartsTensor(current, previous).cpu();
   const double* p = sums.data_ptr<double>();
   return {p[0], p[1]};
 }
@@ -31,6 +28,36 @@ double RelativeL1(const L1Parts& parts) {
     return parts.diff <= 0 ? 0.0 : std::numeric_limits<double>::infinity();
   }
   return parts.diff / parts.base;
+}
+
+at::Tensor RelativeL1PartsTensor(const at::Tensor& current,
+                                 const at::Tensor& previous) {
+  return at::stack({(current - previous).abs().sum(at::kDouble),
+                    previous.abs().sum(at::kDouble)});
+}
+
+bool DecideStep(const StepCacheConfig& config, int step, int num_steps,
+                bool comparable, bool have_cache, const L1Parts& parts,
+                StepCacheState& state) {
+  if (comparable) state.accumulated += RelativeL1(parts);
+  StepCacheSnapshot snap;
+  snap.step = step;
+  snap.num_steps = num_steps;
+  snap.have_cache = comparable && have_cache;
+  snap.accumulated = state.accumulated;
+  snap.reused_in_a_row = state.reused_in_a_row;
+  return ShouldReuseStep(config, snap);
+}
+
+void RecordStep(bool reused, StepCacheState& state) {
+  if (reused) {
+    ++state.reused_in_a_row;
+    ++state.steps_reused;
+  } else {
+    state.accumulated = 0;
+    state.reused_in_a_row = 0;
+    ++state.steps_computed;
+  }
 }
 
 at::Tensor CachedDiTForward(const DiT& dit, const at::Tensor& latents,
@@ -47,28 +74,21 @@ at::Tensor CachedDiTForward(const DiT& dit, const at::Tensor& latents,
   const bool shapes_match =
       state.prev_first_residual.defined() &&
       state.prev_first_residual.sizes() == first_residual.sizes();
+  L1Parts parts;
   if (shapes_match) {
-    state.accumulated += RelativeL1(
-        RelativeL1Parts(first_residual, state.prev_first_residual));
+    parts = RelativeL1Parts(first_residual, state.prev_first_residual);
   }
-  StepCacheSnapshot snap;
-  snap.step = step;
-  snap.num_steps = num_steps;
-  snap.have_cache = shapes_match && state.remaining_residual.defined();
-  snap.accumulated = state.accumulated;
-  snap.reused_in_a_row = state.reused_in_a_row;
+  const bool reuse =
+      DecideStep(config, step, num_steps, shapes_match,
+                 state.remaining_residual.defined(), parts, state);
   state.prev_first_residual = first_residual;
-  if (ShouldReuseStep(config, snap)) {
+  if (reuse) {
     a.x = x_first + state.remaining_residual;
-    ++state.reused_in_a_row;
-    ++state.steps_reused;
   } else {
     dit.RunBlocks(a, 1, layers);
     state.remaining_residual = a.x - x_first;
-    state.accumulated = 0;
-    state.reused_in_a_row = 0;
-    ++state.steps_computed;
   }
+  RecordStep(reuse, state);
   return dit.Head(a);
 }
 

@@ -81,6 +81,35 @@ L1Parts RelativeL1Parts(const at::Tensor& current, const at::Tensor& previous);
 // δ from (possibly summed) parts; 0/0 → +inf (nothing to compare yet).
 double RelativeL1(const L1Parts& parts);
 
+// The same two sums as a [2] float64 tensor on `current`'s device, not read
+// back: what a sharded rank adds to its neighbours' with one small
+// all-reduce before anyone divides (ParallelDiT).
+at::Tensor RelativeL1PartsTensor(const at::Tensor& current,
+                                 const at::Tensor& previous);
+
+// One step's decision from the (possibly summed) parts: adds δ to
+// state.accumulated when `comparable` (a previous first-block residual of
+// the same shape exists), then asks ShouldReuseStep. `have_cache`: a
+// computed step's residual is cached. Touches only state.accumulated.
+bool DecideStep(const StepCacheConfig& config, int step, int num_steps,
+                bool comparable, bool have_cache, const L1Parts& parts,
+                StepCacheState& state);
+
+// Records the outcome of a decision in the counters (and resets the
+// accumulated change after a computed step). Call once per step.
+void RecordStep(bool reused, StepCacheState& state);
+
+// One step's cache, as Pipeline::Step hands it to a GuidedPredictor
+// (pipeline.h): the predictor must make the decision and call RecordStep
+// exactly once (ParallelDiT::GuidedPrediction does, collectively).
+// Borrowed pointers into the DenoiseState; valid for that one call.
+struct StepCacheStep {
+  const StepCacheConfig* config = nullptr;
+  int step = 0;
+  int num_steps = 0;
+  StepCacheState* state = nullptr;
+};
+
 // The whole DiT forward of one step with the cache: Embed, block 0,
 // decision, then either the remaining blocks (caching their residual) or
 // the cached residual, then Head. Updates `state`'s counters. `step` and

@@ -145,21 +145,41 @@ TEST_F(StepCachePipelineTest, ReusesStepsWithinBoundsAndStaysClose) {
             steps);
 }
 
-TEST_F(StepCachePipelineTest, MultiRankPredictorRefusesCache) {
+TEST_F(StepCachePipelineTest, PredictorMustRecordTheDecision) {
   absl::StatusOr<DenoiseState> s = pipeline_->Prepare(Spec(On(0.1, 1, 1), 4));
   ASSERT_TRUE(s.ok()) << s.status();
-  bool called = false;
-  GuidedPredictor predictor =
+  // A predictor that ignores the cache it is handed fails the step rather
+  // than silently reporting no decision.
+  StepCacheStep* seen = nullptr;
+  GuidedPredictor ignores =
       [&](const at::Tensor& x, const at::Tensor&, const at::Tensor&,
-          const at::Tensor&,
-          const std::vector<float>&) -> absl::StatusOr<at::Tensor> {
-    called = true;
+          const at::Tensor&, const std::vector<float>&,
+          StepCacheStep* cache) -> absl::StatusOr<at::Tensor> {
+    seen = cache;
     return x;
   };
-  absl::Status st = pipeline_->Step(*s, predictor);
-  EXPECT_EQ(st.code(), absl::StatusCode::kUnimplemented);
-  EXPECT_THAT(st.message(), HasSubstr("step_cache"));
-  EXPECT_FALSE(called);
+  absl::Status st = pipeline_->Step(*s, ignores);
+  EXPECT_EQ(st.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(st.message(), HasSubstr("step-cache decision"));
+  ASSERT_NE(seen, nullptr);
+  EXPECT_EQ(seen->step, 0);
+  EXPECT_EQ(seen->num_steps, 4);
+
+  // One that records it steps; with the cache off it is handed null.
+  GuidedPredictor records =
+      [&](const at::Tensor& x, const at::Tensor&, const at::Tensor&,
+          const at::Tensor&, const std::vector<float>&,
+          StepCacheStep* cache) -> absl::StatusOr<at::Tensor> {
+    seen = cache;
+    if (cache != nullptr) RecordStep(false, *cache->state);
+    return x;
+  };
+  ASSERT_TRUE(pipeline_->Step(*s, records).ok());
+  EXPECT_EQ(s->step_cache.steps_computed, 1);
+  absl::StatusOr<DenoiseState> off = pipeline_->Prepare(Spec({}, 4));
+  ASSERT_TRUE(off.ok()) << off.status();
+  ASSERT_TRUE(pipeline_->Step(*off, records).ok());
+  EXPECT_EQ(seen, nullptr);
 }
 
 }  // namespace
