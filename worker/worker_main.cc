@@ -130,10 +130,10 @@ ABSL_FLAG(bool, async_ulysses, false,
           "all three (false: one blocking all-to-all after another). Same "
           "output either way.");
 ABSL_FLAG(std::string, sp_compression, "off",
-          "Sequence-parallel traffic: off (exact) or int8 (Ulysses "
-          "all-to-alls and Ring K/V blocks sent as int8 residuals against "
-          "the previous denoising step, exact for the first 2 steps of a "
-          "plan). No effect without ulysses or ring > 1.");
+          "Sequence-parallel traffic: off (exact), int8 or int4 (Ulysses "
+          "all-to-alls and Ring K/V blocks sent as int8 / packed int4 "
+          "residuals against the previous denoising step, exact for the "
+          "first step of a plan). No effect without ulysses or ring > 1.");
 ABSL_FLAG(bool, allow_random_weights, false,
           "With --model_dir empty and the shipped default model not found, "
           "load the default model with deterministic random weights instead "
