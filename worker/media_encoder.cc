@@ -54,7 +54,8 @@ absl::StatusOr<dserve::v1::Media> EncodePngFrame(const at::Tensor& frame,
 }
 
 absl::StatusOr<std::vector<dserve::v1::Media>> EncodeMedia(
-    const at::Tensor& pixels, int output_format, int fps) {
+    const at::Tensor& pixels, dserve::v1::OutputFormat output_format,
+    int fps) {
   if (absl::Status s = CheckFrames(pixels); !s.ok()) return s;
   std::vector<dserve::v1::Media> out;
   switch (output_format) {
@@ -110,7 +111,7 @@ absl::StatusOr<std::vector<dserve::v1::Media>> EncodeMedia(
     }
     default:
       return absl::InvalidArgumentError(
-          absl::StrCat("output_format=", output_format,
+          absl::StrCat("output_format=", static_cast<int>(output_format),
                        " is not supported; allowed OUTPUT_FORMAT_PNG (1), "
                        "OUTPUT_FORMAT_RAW_TENSOR (2) or OUTPUT_FORMAT_MP4 (3)"));
   }

@@ -19,10 +19,12 @@ inline constexpr char kPngMimeType[] = "image/png";
 inline constexpr char kRawTensorMimeType[] = "application/x-dserve-f32";
 
 // `pixels` is one item's [F, H, W, 3] float tensor in [0, 1] (values outside
-// are clamped). `output_format` is a dserve.v1.OutputFormat value;
-// UNSPECIFIED means PNG. `fps` is the MP4 frame rate (ignored otherwise).
+// are clamped). OUTPUT_FORMAT_UNSPECIFIED means PNG; a value this build
+// does not know is INVALID_ARGUMENT naming it. `fps` is the MP4 frame rate
+// (ignored otherwise).
 absl::StatusOr<std::vector<dserve::v1::Media>> EncodeMedia(
-    const at::Tensor& pixels, int output_format, int fps = 16);
+    const at::Tensor& pixels, dserve::v1::OutputFormat output_format,
+    int fps = 16);
 
 // One [H, W, 3] float frame in [0, 1] as a PNG Media (previews).
 absl::StatusOr<dserve::v1::Media> EncodePngFrame(const at::Tensor& frame,

@@ -72,11 +72,19 @@ TEST(MediaEncoderTest, RawTensorKeepsFloatValuesAndShape) {
 }
 
 TEST(MediaEncoderTest, RejectsBadShapesAndFormats) {
-  EXPECT_EQ(EncodeMedia(at::zeros({4, 4, 3}), 1).status().code(),
+  EXPECT_EQ(EncodeMedia(at::zeros({4, 4, 3}), dserve::v1::OUTPUT_FORMAT_PNG)
+                .status()
+                .code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(EncodeMedia(at::zeros({1, 4, 4, 4}), 1).status().code(),
-            absl::StatusCode::kInvalidArgument);
-  absl::Status s = EncodeMedia(at::zeros({1, 4, 4, 3}), 9).status();
+  EXPECT_EQ(
+      EncodeMedia(at::zeros({1, 4, 4, 4}), dserve::v1::OUTPUT_FORMAT_PNG)
+          .status()
+          .code(),
+      absl::StatusCode::kInvalidArgument);
+  // A value from a newer frontend this build does not know.
+  absl::Status s = EncodeMedia(at::zeros({1, 4, 4, 3}),
+                               static_cast<dserve::v1::OutputFormat>(9))
+                       .status();
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(s.message().find("output_format=9"), absl::string_view::npos);
 }

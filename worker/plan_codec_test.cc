@@ -21,7 +21,7 @@ ExecutionPlan SamplePlan() {
   plan.set_num_frames(5);
   plan.set_num_inference_steps(4);
   plan.set_flow_shift(3.0f);
-  plan.set_output_format(2);
+  plan.set_output_format(dserve::v1::OUTPUT_FORMAT_RAW_TENSOR);
   for (int i = 0; i < 2; ++i) {
     auto* item = plan.add_items();
     item->set_job_id("job-" + std::to_string(i));

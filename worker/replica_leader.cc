@@ -25,7 +25,7 @@ using ::dserve::internal::v1::ReplicaStatus;
 // How often a waiting Execute handler looks at its RPC's cancellation.
 constexpr absl::Duration kHandlerPoll = absl::Milliseconds(50);
 
-absl::Status CheckOutputFormat(int format, int fps) {
+absl::Status CheckOutputFormat(dserve::v1::OutputFormat format, int fps) {
   if (format == dserve::v1::OUTPUT_FORMAT_MP4 && (fps < 1 || fps > 120)) {
     return absl::InvalidArgumentError(
         absl::StrCat("fps: ", fps, " is out of range (allowed: 1..120)"));
@@ -37,7 +37,7 @@ absl::Status CheckOutputFormat(int format, int fps) {
     return absl::OkStatus();
   }
   return absl::InvalidArgumentError(absl::StrCat(
-      "output_format=", format,
+      "output_format=", static_cast<int>(format),
       " is not supported; allowed 0 (unspecified), 1 (PNG), 2 (RAW_TENSOR), "
       "3 (MP4)"));
 }

@@ -37,7 +37,7 @@ ExecutionPlan Plan(int size, int steps, const std::string& job) {
   plan.set_num_frames(1);
   plan.set_num_inference_steps(steps);
   plan.set_flow_shift(1.0f);
-  plan.set_output_format(1);
+  plan.set_output_format(dserve::v1::OUTPUT_FORMAT_PNG);
   auto* item = plan.add_items();
   item->set_job_id(job);
   item->set_prompt("a square");
@@ -194,7 +194,7 @@ TEST_F(ReplicaLeaderTest, VideoPreviewIsTheFirstFrameAsPng) {
 
 TEST_F(ReplicaLeaderTest, RawTensorPlanMatchesTheDecodedPixels) {
   ExecutionPlan plan = Plan(16, 2, "raw");
-  plan.set_output_format(2);
+  plan.set_output_format(dserve::v1::OUTPUT_FORMAT_RAW_TENSOR);
   Result r = Execute(plan);
   ASSERT_TRUE(r.status.ok()) << r.status.error_message();
   // ENCODE, 2 steps, DECODE 0/1 and 1/1, PlanDone.
@@ -226,7 +226,7 @@ TEST_F(ReplicaLeaderTest, RejectsUnknownModelAndUnsupportedFormat) {
   plan.set_model("nope");
   EXPECT_EQ(Execute(plan).status.error_code(), grpc::StatusCode::NOT_FOUND);
   plan = Plan(16, 2, "x");
-  plan.set_output_format(7);
+  plan.set_output_format(static_cast<dserve::v1::OutputFormat>(7));
   Result r = Execute(plan);
   EXPECT_EQ(r.status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(r.status.error_message().find("output_format=7"), std::string::npos)

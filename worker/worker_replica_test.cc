@@ -212,7 +212,7 @@ ExecutionPlan Plan(int size, int steps, uint64_t seed) {
   plan.set_num_frames(1);
   plan.set_num_inference_steps(steps);
   plan.set_flow_shift(1.0f);
-  plan.set_output_format(1);  // PNG
+  plan.set_output_format(dserve::v1::OUTPUT_FORMAT_PNG);
   auto* item = plan.add_items();
   item->set_job_id(absl::StrCat("job-", seed));
   item->set_prompt("a red circle on a blue zebra");

@@ -113,7 +113,7 @@ ExecutionPlan BigPlan() {
   plan.set_num_frames(1);
   plan.set_num_inference_steps(250);  // The server allows --max_steps=4.
   plan.set_flow_shift(1.0f);
-  plan.set_output_format(1);
+  plan.set_output_format(dserve::v1::OUTPUT_FORMAT_PNG);
   auto* item = plan.add_items();
   item->set_job_id("j-intruder");
   item->set_prompt("a red square");
