@@ -6,10 +6,11 @@
 #include "common/replica_secret.h"
 #include "common/rpc_status.h"
 #include "spdlog/spdlog.h"
+#include "worker/execute_reactor.h"
 
 namespace dserve::worker {
 
-absl::Status CheckReplicaSecret(const grpc::ServerContext& context,
+absl::Status CheckReplicaSecret(const grpc::ServerContextBase& context,
                                 const std::string& secret) {
   const auto& metadata = context.client_metadata();
   const auto found = metadata.find(common::kReplicaSecretMetadata);
@@ -29,27 +30,29 @@ absl::Status CheckReplicaSecret(const grpc::ServerContext& context,
 }
 
 SecretCheckedLeader::SecretCheckedLeader(
-    dserve::internal::v1::ReplicaLeader::Service* leader, std::string secret)
+    dserve::internal::v1::ReplicaLeader::CallbackService* leader,
+    std::string secret)
     : leader_(leader), secret_(std::move(secret)) {}
 
-grpc::Status SecretCheckedLeader::Execute(
-    grpc::ServerContext* context,
-    const dserve::internal::v1::ExecutionPlan* plan,
-    grpc::ServerWriter<dserve::internal::v1::ExecutionEvent>* writer) {
+grpc::ServerWriteReactor<dserve::internal::v1::ExecutionEvent>*
+SecretCheckedLeader::Execute(grpc::CallbackServerContext* context,
+                             const dserve::internal::v1::ExecutionPlan* plan) {
   if (absl::Status s = CheckReplicaSecret(*context, secret_); !s.ok()) {
     spdlog::warn("[job -] refused an Execute from {}: no valid secret",
                  context->peer());
-    return common::ToGrpcStatus(s);
+    return FinishedExecuteReactor(s);
   }
-  return leader_->Execute(context, plan, writer);
+  return leader_->Execute(context, plan);
 }
 
-grpc::Status SecretCheckedLeader::GetStatus(
-    grpc::ServerContext* context,
+grpc::ServerUnaryReactor* SecretCheckedLeader::GetStatus(
+    grpc::CallbackServerContext* context,
     const dserve::internal::v1::GetStatusRequest* request,
     dserve::internal::v1::ReplicaStatus* response) {
   if (absl::Status s = CheckReplicaSecret(*context, secret_); !s.ok()) {
-    return common::ToGrpcStatus(s);
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(common::ToGrpcStatus(s));
+    return reactor;
   }
   return leader_->GetStatus(context, request, response);
 }

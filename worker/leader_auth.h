@@ -7,10 +7,10 @@
 // it: a local process that finds the loopback port cannot run a plan no
 // frontend validated (issue 16, finding 6).
 //
-// Borrows the wrapped service (it must outlive this one). Thread-safe (the
-// secret is immutable); calls block as long as the wrapped ones do. A method
-// added to the proto and not forwarded here answers UNIMPLEMENTED: it fails
-// closed.
+// Both are gRPC callback services (ReplicaLeader::CallbackService). Borrows
+// the wrapped service (it must outlive this one). Thread-safe (the secret is
+// immutable); nothing blocks. A method added to the proto and not forwarded
+// here answers UNIMPLEMENTED: it fails closed.
 
 #include <string>
 
@@ -23,28 +23,27 @@ namespace dserve::worker {
 // OK when `context` carries common::kReplicaSecretMetadata equal to
 // `secret` (constant-time compare); UNAUTHENTICATED otherwise. The message
 // never repeats what the caller sent.
-absl::Status CheckReplicaSecret(const grpc::ServerContext& context,
+absl::Status CheckReplicaSecret(const grpc::ServerContextBase& context,
                                 const std::string& secret);
 
 class SecretCheckedLeader final
-    : public dserve::internal::v1::ReplicaLeader::Service {
+    : public dserve::internal::v1::ReplicaLeader::CallbackService {
  public:
   // `secret` must not be empty.
-  SecretCheckedLeader(dserve::internal::v1::ReplicaLeader::Service* leader,
-                      std::string secret);
+  SecretCheckedLeader(
+      dserve::internal::v1::ReplicaLeader::CallbackService* leader,
+      std::string secret);
 
-  grpc::Status Execute(
-      grpc::ServerContext* context,
-      const dserve::internal::v1::ExecutionPlan* plan,
-      grpc::ServerWriter<dserve::internal::v1::ExecutionEvent>* writer)
-      override;
-  grpc::Status GetStatus(
-      grpc::ServerContext* context,
+  grpc::ServerWriteReactor<dserve::internal::v1::ExecutionEvent>* Execute(
+      grpc::CallbackServerContext* context,
+      const dserve::internal::v1::ExecutionPlan* plan) override;
+  grpc::ServerUnaryReactor* GetStatus(
+      grpc::CallbackServerContext* context,
       const dserve::internal::v1::GetStatusRequest* request,
       dserve::internal::v1::ReplicaStatus* response) override;
 
  private:
-  dserve::internal::v1::ReplicaLeader::Service* const leader_;
+  dserve::internal::v1::ReplicaLeader::CallbackService* const leader_;
   const std::string secret_;
 };
 

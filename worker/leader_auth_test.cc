@@ -11,6 +11,8 @@
 #include "absl/strings/str_cat.h"
 #include "common/replica_secret.h"
 #include "gtest/gtest.h"
+#include "worker/execute_reactor.h"
+#include "worker/plan_queue.h"
 
 namespace dserve::worker {
 namespace {
@@ -23,22 +25,27 @@ using ::dserve::internal::v1::ReplicaStatus;
 
 // Stands in for the real leader: counts the calls that reach it and runs
 // every plan "to the end" (one step event per step).
-class RecordingLeader final : public ReplicaLeader::Service {
+class RecordingLeader final : public ReplicaLeader::CallbackService {
  public:
-  grpc::Status Execute(grpc::ServerContext*, const ExecutionPlan* plan,
-                       grpc::ServerWriter<ExecutionEvent>* writer) override {
+  grpc::ServerWriteReactor<ExecutionEvent>* Execute(
+      grpc::CallbackServerContext*, const ExecutionPlan* plan) override {
     ++executes;
     steps_run += plan->num_inference_steps();
+    auto call = std::make_shared<PlanCall>(*plan);
     ExecutionEvent event;
     event.mutable_step()->set_step(plan->num_inference_steps());
-    writer->Write(event);
-    return grpc::Status::OK;
+    call->Push(event);
+    call->Finish(absl::OkStatus());
+    return StartExecuteReactor(call);
   }
-  grpc::Status GetStatus(grpc::ServerContext*, const GetStatusRequest*,
-                         ReplicaStatus* response) override {
+  grpc::ServerUnaryReactor* GetStatus(grpc::CallbackServerContext* context,
+                                      const GetStatusRequest*,
+                                      ReplicaStatus* response) override {
     ++statuses;
     response->set_world_size(1);
-    return grpc::Status::OK;
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
   }
 
   std::atomic<int> executes{0};

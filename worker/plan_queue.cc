@@ -27,15 +27,34 @@ bool PlanCall::finished() const {
 }
 
 void PlanCall::Push(ExecutionEvent event) {
-  absl::MutexLock lock(&mu_);
-  if (final_.has_value()) return;
-  events_.push_back(std::move(event));
+  std::function<void()> wakeup;
+  {
+    absl::MutexLock lock(&mu_);
+    if (final_.has_value()) return;
+    events_.push_back(std::move(event));
+    wakeup = wakeup_;
+  }
+  if (wakeup) wakeup();
 }
 
 void PlanCall::Finish(absl::Status status) {
+  std::function<void()> wakeup;
+  {
+    absl::MutexLock lock(&mu_);
+    if (final_.has_value()) return;
+    final_ = std::move(status);
+    wakeup = wakeup_;
+  }
+  if (wakeup) wakeup();
+}
+
+void PlanCall::SetWakeup(std::function<void()> wakeup) {
   absl::MutexLock lock(&mu_);
-  if (final_.has_value()) return;
-  final_ = std::move(status);
+  wakeup_ = std::move(wakeup);
+}
+
+PlanCall::Next PlanCall::TryNext(ExecutionEvent* event, absl::Status* status) {
+  return WaitNext(absl::ZeroDuration(), event, status);
 }
 
 PlanCall::Next PlanCall::WaitNext(absl::Duration timeout, ExecutionEvent* event,

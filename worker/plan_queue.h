@@ -5,7 +5,8 @@
 //
 // An Execute RPC wraps its plan in a PlanCall and pushes it on the PlanQueue;
 // the Serve loop pops it, runs it and pushes ExecutionEvents back into the
-// PlanCall, which the RPC handler drains onto the wire. Cancellation flows the
+// PlanCall, which the RPC's reactor (execute_reactor.h) drains onto the
+// wire as they come: every Push and Finish runs the call's wake-up. Cancellation flows the
 // other way: the handler marks the call cancelled and the Serve loop, which
 // asks before every step, stops the plan on every rank.
 //
@@ -14,6 +15,7 @@
 // Only the Wait*/Pop* methods block, and only up to their timeout.
 
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 
@@ -40,6 +42,14 @@ class PlanCall {
   Next WaitNext(absl::Duration timeout,
                 dserve::internal::v1::ExecutionEvent* event,
                 absl::Status* status);
+  // WaitNext without waiting: kTimeout when nothing is ready yet.
+  Next TryNext(dserve::internal::v1::ExecutionEvent* event,
+               absl::Status* status);
+  // Runs after every Push and Finish, on the pushing thread with no
+  // PlanCall lock held (so it may call back into the call). A wake-up
+  // already under way may still finish after SetWakeup(nullptr) returns:
+  // it must hold what it uses (execute_reactor.cc holds a weak_ptr).
+  void SetWakeup(std::function<void()> wakeup);
 
   // --- Serve loop side ---
   bool cancelled() const;
@@ -54,6 +64,7 @@ class PlanCall {
   std::deque<dserve::internal::v1::ExecutionEvent> events_ ABSL_GUARDED_BY(mu_);
   std::optional<absl::Status> final_ ABSL_GUARDED_BY(mu_);
   bool cancelled_ ABSL_GUARDED_BY(mu_) = false;
+  std::function<void()> wakeup_ ABSL_GUARDED_BY(mu_);
 };
 
 // A bounded FIFO of calls waiting for the Serve loop.

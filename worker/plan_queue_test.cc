@@ -1,6 +1,7 @@
 #include "worker/plan_queue.h"
 
 #include <thread>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -106,6 +107,42 @@ TEST(PlanCallTest, WaitTimesOutAndCancelIsVisible) {
   call->Cancel();
   EXPECT_TRUE(call->cancelled());
   EXPECT_FALSE(call->finished());
+}
+
+// The Execute reactor writes without polling: every Push and Finish runs
+// the wake-up, which may read the call back at once (no lock held).
+TEST(PlanCallTest, WakeupRunsAfterEveryPushAndFinish) {
+  auto call = MakeCall("a");
+  std::vector<int> seen;
+  int finishes = 0;
+  call->SetWakeup([&] {
+    ExecutionEvent event;
+    absl::Status status;
+    switch (call->TryNext(&event, &status)) {
+      case PlanCall::Next::kEvent:
+        seen.push_back(event.step().step());
+        break;
+      case PlanCall::Next::kFinished:
+        ++finishes;
+        break;
+      case PlanCall::Next::kTimeout:
+        break;
+    }
+  });
+  ExecutionEvent e;
+  e.mutable_step()->set_step(1);
+  call->Push(e);
+  e.mutable_step()->set_step(2);
+  call->Push(e);
+  call->Finish(absl::OkStatus());
+  EXPECT_EQ(seen, (std::vector<int>{1, 2}));
+  EXPECT_EQ(finishes, 1);
+  call->SetWakeup(nullptr);
+  call->Push(e);  // Ignored after Finish, and no wake-up.
+  EXPECT_EQ(finishes, 1);
+  ExecutionEvent none;
+  absl::Status status;
+  EXPECT_EQ(call->TryNext(&none, &status), PlanCall::Next::kFinished);
 }
 
 }  // namespace

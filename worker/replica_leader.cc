@@ -9,6 +9,7 @@
 #include "common/status_macros.h"
 #include "parallel/mesh_layout.h"
 #include "spdlog/spdlog.h"
+#include "worker/execute_reactor.h"
 #include "worker/media_encoder.h"
 #include "worker/model_info.h"
 #include "worker/plan_codec.h"
@@ -21,9 +22,6 @@ using ::dserve::internal::v1::ExecutionEvent;
 using ::dserve::internal::v1::ExecutionPlan;
 using ::dserve::internal::v1::GetStatusRequest;
 using ::dserve::internal::v1::ReplicaStatus;
-
-// How often a waiting Execute handler looks at its RPC's cancellation.
-constexpr absl::Duration kHandlerPoll = absl::Milliseconds(50);
 
 absl::Status CheckOutputFormat(dserve::v1::OutputFormat format, int fps) {
   if (format == dserve::v1::OUTPUT_FORMAT_MP4 && (fps < 1 || fps > 120)) {
@@ -169,9 +167,8 @@ absl::Status ReplicaLeader::Enqueue(const std::shared_ptr<PlanCall>& call) {
   return queue_.Push(call);
 }
 
-grpc::Status ReplicaLeader::Execute(
-    grpc::ServerContext* context, const ExecutionPlan* plan,
-    grpc::ServerWriter<ExecutionEvent>* writer) {
+grpc::ServerWriteReactor<ExecutionEvent>* ReplicaLeader::Execute(
+    grpc::CallbackServerContext* context, const ExecutionPlan* plan) {
   // The call's gRPC deadline joins the plan's own (the earlier wins), so
   // every rank learns it with the broadcast plan and the leader stops the
   // plan at the first step boundary past it (RankLoop).
@@ -186,40 +183,14 @@ grpc::Status ReplicaLeader::Execute(
   }
   auto call = std::make_shared<PlanCall>(std::move(with_deadline));
   if (absl::Status s = Enqueue(call); !s.ok()) {
-    return common::ToGrpcStatus(s);
+    return FinishedExecuteReactor(s);
   }
-  while (true) {
-    if (context->IsCancelled()) {
-      call->Cancel();
-      return common::ToGrpcStatus(
-          absl::CancelledError("Execute was cancelled by the caller"));
-    }
-    if (context->deadline() < std::chrono::system_clock::now()) {
-      call->Cancel();
-      return common::ToGrpcStatus(
-          absl::DeadlineExceededError("Execute's deadline passed"));
-    }
-    ExecutionEvent event;
-    absl::Status final_status;
-    switch (call->WaitNext(kHandlerPoll, &event, &final_status)) {
-      case PlanCall::Next::kEvent:
-        if (!writer->Write(event)) {
-          call->Cancel();
-          return common::ToGrpcStatus(
-              absl::CancelledError("the caller stopped reading"));
-        }
-        break;
-      case PlanCall::Next::kFinished:
-        return common::ToGrpcStatus(final_status);
-      case PlanCall::Next::kTimeout:
-        break;
-    }
-  }
+  return StartExecuteReactor(std::move(call));
 }
 
-grpc::Status ReplicaLeader::GetStatus(grpc::ServerContext* /*context*/,
-                                      const GetStatusRequest* /*request*/,
-                                      ReplicaStatus* response) {
+grpc::ServerUnaryReactor* ReplicaLeader::GetStatus(
+    grpc::CallbackServerContext* context, const GetStatusRequest* /*request*/,
+    ReplicaStatus* response) {
   response->set_world_size(world_.size());
   *response->mutable_mesh() = parallel::MeshLayoutFromDegrees(options_.mesh);
   for (int pid : options_.pids) response->add_pids(pid);
@@ -246,7 +217,9 @@ grpc::Status ReplicaLeader::GetStatus(grpc::ServerContext* /*context*/,
       *response->add_ranks() = std::move(d);
     }
   }
-  return grpc::Status::OK;
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
 }
 
 absl::Status ReplicaLeader::Serve() {

@@ -5,10 +5,11 @@
 // every rank through the world Communicator.
 //
 // Two halves meet in a PlanQueue:
-//  * gRPC handlers (sync API, gRPC's thread pool): Execute validates the
-//    plan, queues it and streams the events the Serve loop produces;
-//    cancelling the RPC (or its deadline passing) marks the call cancelled.
-//    GetStatus answers from immutable data plus the busy flag.
+//  * gRPC handlers (callback API): Execute validates the plan, queues it
+//    and returns a reactor (execute_reactor.h) that writes the events the
+//    Serve loop pushes as they come; cancelling the RPC (or its deadline
+//    passing) marks the call cancelled. GetStatus answers from immutable
+//    data plus the busy flag. No handler blocks or polls.
 //  * Serve (the tier's one loop, on the thread that owns the Communicator):
 //    wait up to one heartbeat interval for a plan → broadcast IDLE, PLAN or
 //    SHUTDOWN → run the plan in lockstep (RankLoop), streaming StageProgress
@@ -66,7 +67,7 @@ struct ReplicaLeaderOptions {
 };
 
 class ReplicaLeader final
-    : public dserve::internal::v1::ReplicaLeader::Service {
+    : public dserve::internal::v1::ReplicaLeader::CallbackService {
  public:
   // Serves every model of `loop` (RankLoop::models(); GetStatus lists them
   // all, the default one marked).
@@ -77,12 +78,11 @@ class ReplicaLeader final
                 parallel::Communicator& world, ReplicaLeaderOptions options);
   ~ReplicaLeader() override;
 
-  grpc::Status Execute(grpc::ServerContext* context,
-                       const dserve::internal::v1::ExecutionPlan* plan,
-                       grpc::ServerWriter<dserve::internal::v1::ExecutionEvent>*
-                           writer) override;
-  grpc::Status GetStatus(
-      grpc::ServerContext* context,
+  grpc::ServerWriteReactor<dserve::internal::v1::ExecutionEvent>* Execute(
+      grpc::CallbackServerContext* context,
+      const dserve::internal::v1::ExecutionPlan* plan) override;
+  grpc::ServerUnaryReactor* GetStatus(
+      grpc::CallbackServerContext* context,
       const dserve::internal::v1::GetStatusRequest* request,
       dserve::internal::v1::ReplicaStatus* response) override;
 

@@ -1,6 +1,7 @@
 // fake_worker: a stand-in for dserve_worker that speaks the same process
 // protocol (flags, ready pipe, ReplicaLeader RPC) without LibTorch, so
-// LocalReplica's process plumbing can be tested in seconds.
+// LocalReplica's process plumbing can be tested in seconds. Its leader is a
+// gRPC callback service like the real one (worker/execute_reactor.h).
 //
 // Rank 0 writes "store <port>" (a dummy port: there is no real store), binds
 // ReplicaLeader on --leader_address and writes "leader <port>". Execute
@@ -36,7 +37,9 @@
 #include "parallel/mesh_layout.h"
 #include "grpcpp/grpcpp.h"
 #include "proto/dserve/internal/v1/replica_leader.grpc.pb.h"
+#include "worker/execute_reactor.h"
 #include "worker/leader_auth.h"
+#include "worker/plan_queue.h"
 
 ABSL_FLAG(int, replica, 0, "");
 ABSL_FLAG(int, rank, 0, "");
@@ -61,42 +64,52 @@ namespace {
 using dserve::internal::v1::ExecutionEvent;
 using dserve::internal::v1::ExecutionPlan;
 
-class FakeLeader final : public dserve::internal::v1::ReplicaLeader::Service {
+class FakeLeader final
+    : public dserve::internal::v1::ReplicaLeader::CallbackService {
  public:
   // The names of the --model flags it was given ("fake-model" if none).
   explicit FakeLeader(std::vector<std::string> models)
       : models_(std::move(models)) {}
 
-  grpc::Status Execute(grpc::ServerContext* context, const ExecutionPlan* plan,
-                       grpc::ServerWriter<ExecutionEvent>* writer) override {
+  // Served like the real leader (a PlanCall drained by the Execute
+  // reactor); the plan itself runs on a thread of its own.
+  grpc::ServerWriteReactor<ExecutionEvent>* Execute(
+      grpc::CallbackServerContext*, const ExecutionPlan* plan) override {
     // What a real leader answers for a plan its model limits refuse.
     if (plan->num_inference_steps() < 1) {
-      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                          "num_inference_steps: 0 is out of range");
+      return dserve::worker::FinishedExecuteReactor(
+          absl::InvalidArgumentError("num_inference_steps: 0 is out of range"));
     }
-    for (int step = 1; step <= plan->num_inference_steps(); ++step) {
-      absl::SleepFor(absl::Milliseconds(absl::GetFlag(FLAGS_fake_step_ms)));
-      if (context->IsCancelled()) {
-        return grpc::Status(grpc::CANCELLED, "cancelled at a step boundary");
+    auto call = std::make_shared<dserve::worker::PlanCall>(*plan);
+    std::thread([call] {
+      const ExecutionPlan& plan = call->plan();
+      for (int step = 1; step <= plan.num_inference_steps(); ++step) {
+        absl::SleepFor(absl::Milliseconds(absl::GetFlag(FLAGS_fake_step_ms)));
+        if (call->cancelled()) {
+          call->Finish(absl::CancelledError("cancelled at a step boundary"));
+          return;
+        }
+        ExecutionEvent event;
+        event.mutable_step()->set_step(step);
+        event.mutable_step()->set_total(plan.num_inference_steps());
+        call->Push(std::move(event));
       }
-      ExecutionEvent event;
-      event.mutable_step()->set_step(step);
-      event.mutable_step()->set_total(plan->num_inference_steps());
-      writer->Write(event);
-    }
-    ExecutionEvent done;
-    for (const auto& item : plan->items()) {
-      auto* result = done.mutable_done()->add_items();
-      result->set_job_id(item.job_id());
-      result->add_media()->set_data(absl::StrCat("seed=", item.seed()));
-    }
-    writer->Write(done);
-    return grpc::Status::OK;
+      ExecutionEvent done;
+      for (const auto& item : plan.items()) {
+        auto* result = done.mutable_done()->add_items();
+        result->set_job_id(item.job_id());
+        result->add_media()->set_data(absl::StrCat("seed=", item.seed()));
+      }
+      call->Push(std::move(done));
+      call->Finish(absl::OkStatus());
+    }).detach();
+    return dserve::worker::StartExecuteReactor(call);
   }
 
-  grpc::Status GetStatus(grpc::ServerContext*,
-                         const dserve::internal::v1::GetStatusRequest*,
-                         dserve::internal::v1::ReplicaStatus* status) override {
+  grpc::ServerUnaryReactor* GetStatus(
+      grpc::CallbackServerContext* context,
+      const dserve::internal::v1::GetStatusRequest*,
+      dserve::internal::v1::ReplicaStatus* status) override {
     status->set_world_size(absl::GetFlag(FLAGS_world));
     // The layout it was given, reported as a real leader does.
     const auto mesh =
@@ -109,7 +122,9 @@ class FakeLeader final : public dserve::internal::v1::ReplicaLeader::Service {
       model->set_name(name);
       model->set_is_default(name == models_.front());
     }
-    return grpc::Status::OK;
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
   }
 
  private:
