@@ -2,6 +2,7 @@
 
 #include <array>
 #include <cstdint>
+#include <numeric>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -241,6 +242,13 @@ absl::StatusOr<DeviceMesh> DeviceMesh::Create(MeshDegrees degrees,
     }
   }
   return DeviceMesh(degrees, std::move(device_ids));
+}
+
+absl::StatusOr<DeviceMesh> DeviceMesh::OverRanks(MeshDegrees degrees) {
+  RETURN_IF_ERROR(ValidateDegrees(degrees));
+  std::vector<int> ids(static_cast<size_t>(WorldSize(degrees)));
+  std::iota(ids.begin(), ids.end(), 0);
+  return Create(degrees, std::move(ids));
 }
 
 absl::Status DeviceMesh::ValidateForModel(int num_heads, int num_layers) const {

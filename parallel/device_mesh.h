@@ -103,6 +103,10 @@ class DeviceMesh {
   // of global rank r.
   static absl::StatusOr<DeviceMesh> Create(MeshDegrees degrees,
                                            std::vector<int> device_ids);
+  // Create with rank r on device id r: the layout of the ranks alone, for
+  // callers that place each rank elsewhere (the worker's --device) or need
+  // no devices (weight sizes per rank, tests).
+  static absl::StatusOr<DeviceMesh> OverRanks(MeshDegrees degrees);
 
   // Model-dependent rules: num_heads divisible by ulysses * tp (each rank
   // keeps whole heads) and num_layers >= pp (each stage owns a layer).

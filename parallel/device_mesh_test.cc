@@ -114,6 +114,17 @@ TEST(FormatMeshSpecTest, CanonicalFormRoundTrips) {
   EXPECT_EQ(*parsed, Degrees(3, 1, 2, 4, 5, 1));
 }
 
+TEST(DeviceMeshTest, OverRanksPutsRankROnDeviceR) {
+  auto mesh = DeviceMesh::OverRanks(Degrees(2, 2, 1, 2, 1, 1));
+  ASSERT_TRUE(mesh.ok()) << mesh.status();
+  EXPECT_THAT(mesh->device_ids(), ElementsAre(0, 1, 2, 3, 4, 5, 6, 7));
+  EXPECT_EQ(mesh->degrees(), Degrees(2, 2, 1, 2, 1, 1));
+  // Degrees are validated before any device list is made.
+  auto bad = DeviceMesh::OverRanks(Degrees(1, 3, 1, 1, 1, 1));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(Msg(bad.status()), HasSubstr("cfg degree 3"));
+}
+
 TEST(ReplicaDegreesTest, DropsOnlyDp) {
   const MeshDegrees replica = ReplicaDegrees(Degrees(4, 2, 1, 2, 3, 1));
   EXPECT_EQ(replica, Degrees(1, 2, 1, 2, 3, 1));

@@ -25,9 +25,7 @@ using ::testing::HasSubstr;
 DeviceMesh Mesh(const std::string& spec) {
   auto degrees = ParseMeshSpec(spec);
   EXPECT_TRUE(degrees.ok()) << degrees.status();
-  std::vector<int> devices(WorldSize(*degrees));
-  for (size_t i = 0; i < devices.size(); ++i) devices[i] = static_cast<int>(i);
-  auto mesh = DeviceMesh::Create(*degrees, devices);
+  auto mesh = DeviceMesh::OverRanks(*degrees);
   EXPECT_TRUE(mesh.ok()) << mesh.status();
   return *mesh;
 }

@@ -43,10 +43,7 @@ void CheckSequenceParallelAttention(const std::string& spec, int rank,
   at::set_num_threads(1);
   auto degrees = ParseMeshSpec(spec);
   ASSERT_TRUE(degrees.ok());
-  const int world = static_cast<int>(WorldSize(*degrees));
-  std::vector<int> devices(world);
-  for (int i = 0; i < world; ++i) devices[i] = i;
-  auto mesh = DeviceMesh::Create(*degrees, devices);
+  auto mesh = DeviceMesh::OverRanks(*degrees);
   ASSERT_TRUE(mesh.ok()) << mesh.status();
   auto comms = MeshCommunicators::Create(
       *mesh, rank, store, GlooCommunicatorFactory(std::chrono::seconds(20)));

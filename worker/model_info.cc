@@ -55,13 +55,11 @@ dserve::v1::ModelInfo ModelInfoFromConfig(const models::PipelineConfig& config,
 absl::Status AddWeightSizes(const models::Pipeline& pipeline,
                             const parallel::MeshDegrees& replica_mesh,
                             dserve::v1::ModelInfo& info) {
-  const parallel::MeshDegrees degrees = parallel::ReplicaDegrees(replica_mesh);
-  // Device ids do not change a rank's share; any distinct ids will do.
-  const int world = static_cast<int>(parallel::WorldSize(degrees));
-  std::vector<int> devices(world);
-  for (int i = 0; i < world; ++i) devices[i] = i;
-  ASSIGN_OR_RETURN(parallel::DeviceMesh mesh,
-                   parallel::DeviceMesh::Create(degrees, devices));
+  // Device ids do not change a rank's share.
+  ASSIGN_OR_RETURN(const parallel::DeviceMesh mesh,
+                   parallel::DeviceMesh::OverRanks(
+                       parallel::ReplicaDegrees(replica_mesh)));
+  const int world = mesh.world_size();
   const models::DiTConfig& dit = pipeline.config().dit;
   const at::ScalarType dtype = pipeline.options().compute_dtype;
   const models::ComponentSizes& parts = pipeline.component_sizes();

@@ -35,7 +35,6 @@
 #include <cstdlib>
 #include <memory>
 #include <mutex>
-#include <numeric>
 #include <optional>
 #include <string>
 #include <thread>
@@ -247,7 +246,7 @@ absl::StatusOr<parallel::DeviceMesh> ResolveMesh(const std::string& spec,
     return absl::InvalidArgumentError(
         absl::StrCat("--mesh='", spec, "': ", degrees.status().message()));
   }
-  degrees->dp = 1;
+  *degrees = parallel::ReplicaDegrees(*degrees);
   const int64_t needed = parallel::WorldSize(*degrees);
   if (needed != world) {
     return absl::InvalidArgumentError(
@@ -255,9 +254,7 @@ absl::StatusOr<parallel::DeviceMesh> ResolveMesh(const std::string& spec,
                      " ranks per replica but --world=", world, ": device num ",
                      world, " and world size ", needed, " not match"));
   }
-  std::vector<int> devices(world);
-  std::iota(devices.begin(), devices.end(), 0);
-  return parallel::DeviceMesh::Create(*degrees, devices);
+  return parallel::DeviceMesh::OverRanks(*degrees);
 }
 
 // `spec.dir` empty = the built-in model with deterministic random weights

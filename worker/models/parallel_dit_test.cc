@@ -21,9 +21,7 @@ using ::testing::HasSubstr;
 parallel::DeviceMesh Mesh(const std::string& spec) {
   auto degrees = parallel::ParseMeshSpec(spec);
   EXPECT_TRUE(degrees.ok()) << degrees.status();
-  std::vector<int> devices(parallel::WorldSize(*degrees));
-  for (size_t i = 0; i < devices.size(); ++i) devices[i] = static_cast<int>(i);
-  auto mesh = parallel::DeviceMesh::Create(*degrees, devices);
+  auto mesh = parallel::DeviceMesh::OverRanks(*degrees);
   EXPECT_TRUE(mesh.ok()) << mesh.status();
   return *mesh;
 }
