@@ -18,6 +18,8 @@
 //     all four, plus how many prompts lost / gained all-four vs uncached.
 // One item per generation (a request's own batch; the cache decides once
 // per model batch), the model's default guidance, shift and size.
+// --configs adds first-block rows with other settings (tuning);
+// --teacache adds rows with a TeaCache-style signal (GenerateTeaCache).
 //
 //   bazel build //bench:step_cache_bench
 //   bazel-bin/bench/step_cache_bench            # n=400 seed=2024, ~10 min
@@ -48,8 +50,12 @@
 #include "training/analyser.h"
 #include "training/evaluator.h"
 #include "worker/models/default_model/weights_path.h"
+#include "worker/models/dit.h"
 #include "worker/models/pipeline.h"
 #include "worker/models/pixels.h"
+#include "worker/models/safetensors.h"
+#include "worker/models/sampler.h"
+#include "worker/models/step_cache.h"
 
 ABSL_FLAG(std::string, model_dir, "", "Model directory; empty = default.");
 ABSL_FLAG(int, n, 400, "Prompts (training::MakeEvalCases).");
@@ -66,6 +72,9 @@ ABSL_FLAG(bool, timing, true,
           "prompt and no time columns (quality/accuracy only, for tuning).");
 ABSL_FLAG(std::vector<std::string>, configs, {},
           "Extra rows to try, each threshold:warmup:max (for tuning).");
+ABSL_FLAG(std::vector<std::string>, teacache, {},
+          "Rows with the TeaCache-style modulated-input signal (computed "
+          "in this bench), each threshold:warmup:max.");
 
 namespace dserve::bench {
 namespace {
@@ -127,6 +136,19 @@ struct Sample {
   double cpu_seconds = 0;   // process CPU time of the generation
 };
 
+// The analyser's reading of out.image against what `c` asked for.
+void Score(const training::EvalCase& c, const Options& o, Sample& out) {
+  absl::StatusOr<std::vector<uint8_t>> rgb = models::ToRgb8(out.image);
+  if (!rgb.ok()) {
+    std::fprintf(stderr, "rgb: %s\n", rgb.status().ToString().c_str());
+    std::exit(3);
+  }
+  training::RgbImage img;
+  img.width = img.height = o.size;
+  img.rgb = *std::move(rgb);
+  out.match = training::Compare(c.scene, training::Analyse(img));
+}
+
 Sample Generate(const models::Pipeline& p, const training::EvalCase& c,
                 const models::StepCacheConfig& cache, const Options& o) {
   const absl::Time start = absl::Now();
@@ -157,15 +179,101 @@ Sample Generate(const models::Pipeline& p, const training::EvalCase& c,
   out.cpu_seconds = ProcessCpuSeconds() - cpu_start;
   out.computed = cache.enabled ? s->step_cache.steps_computed : o.steps;
   out.reused = s->step_cache.steps_reused;
-  absl::StatusOr<std::vector<uint8_t>> rgb = models::ToRgb8(out.image);
-  if (!rgb.ok()) {
-    std::fprintf(stderr, "rgb: %s\n", rgb.status().ToString().c_str());
+  Score(c, o, out);
+  return out;
+}
+
+// TeaCache-style signal (issue 15: "measure and pick"), computed here from
+// the DiT's public pieces without touching worker/models/step_cache: the
+// modulated input of block 0, LayerNorm(x)·(1 + scale_msa) + shift_msa
+// with (shift, scale) = (blocks.0.modulation + e0)[0, 1], is known before
+// any block runs, so a reused step skips every block (the shipped
+// first-block signal runs block 0 to decide). Its relative L1 change is
+// accumulated and fed to the same policy (models::ShouldReuseStep); a
+// reused step adds the residual of all blocks from the last computed step.
+// No fitted rescaling polynomial (TeaCache fits one per model). The Euler
+// loop below is Pipeline::Step's for a 1-rank flow-Euler model; the bench
+// checks it reproduces the uncached image bit for bit at threshold 0.
+Sample GenerateTeaCache(const models::Pipeline& p, const at::Tensor& mod0,
+                        const training::EvalCase& c,
+                        const models::StepCacheConfig& cache,
+                        const Options& o) {
+  const absl::Time start = absl::Now();
+  const double cpu_start = ProcessCpuSeconds();
+  models::GenerationSpec spec;
+  spec.width = spec.height = o.size;
+  spec.num_frames = 1;
+  spec.num_steps = o.steps;
+  spec.flow_shift = o.shift;
+  spec.items = {{c.prompt, "", c.seed, o.guidance}};
+  absl::StatusOr<models::DenoiseState> s = p.Prepare(spec);
+  if (!s.ok()) {
+    std::fprintf(stderr, "prepare: %s\n", s.status().ToString().c_str());
     std::exit(3);
   }
-  training::RgbImage img;
-  img.width = img.height = o.size;
-  img.rgb = *std::move(rgb);
-  out.match = training::Compare(c.scene, training::Analyse(img));
+  const models::DiT& dit = p.dit();
+  const int layers = dit.config().num_layers;
+  const int64_t dim = dit.config().dim;
+  const bool x0_model = p.config().prediction_type == "x0";
+  at::Tensor prev_inp, residual;
+  models::StepCacheState st;  // counters and the accumulated change
+  const at::Tensor g = s->guidance.to(at::kFloat).contiguous();
+  const std::vector<float> guidance(g.data_ptr<float>(),
+                                    g.data_ptr<float>() + g.numel());
+  for (int k = 0; k < o.steps; ++k) {
+    const double sigma = s->sigmas[k], sigma_next = s->sigmas[k + 1];
+    const at::Tensor& x = s->latents;
+    const at::Tensor t = at::full({x.size(0)}, s->timesteps[k], x.options());
+    models::DenoiseFn model = [&](const at::Tensor& xin, const at::Tensor& ts,
+                                  const at::Tensor& ctx) {
+      const at::Tensor in = p.config().coordinate_planes
+                                ? models::AppendCoordinatePlanes(xin)
+                                : xin;
+      models::DiTActivations a = dit.Embed(in, ts, ctx);
+      const at::Tensor m = mod0 + a.e0;  // [B, 6, dim]
+      const at::Tensor inp =
+          at::layer_norm(a.x, {dim}, {}, {}, dit.config().eps) *
+              (1 + m.select(1, 1).unsqueeze(1)) +
+          m.select(1, 0).unsqueeze(1);
+      models::StepCacheSnapshot snap;
+      snap.step = k;
+      snap.num_steps = o.steps;
+      snap.have_cache = prev_inp.defined() && residual.defined();
+      if (prev_inp.defined()) {
+        st.accumulated +=
+            models::RelativeL1(models::RelativeL1Parts(inp, prev_inp));
+      }
+      snap.accumulated = st.accumulated;
+      snap.reused_in_a_row = st.reused_in_a_row;
+      prev_inp = inp;
+      if (models::ShouldReuseStep(cache, snap)) {
+        a.x = a.x + residual;
+        ++st.reused_in_a_row;
+        ++st.steps_reused;
+      } else {
+        const at::Tensor x_in = a.x;
+        dit.RunBlocks(a, 0, layers);
+        residual = a.x - x_in;
+        st.accumulated = 0;
+        st.reused_in_a_row = 0;
+        ++st.steps_computed;
+      }
+      return dit.Head(a);
+    };
+    const at::Tensor pred = models::GuidedPrediction(
+        model, x, t, s->cond_context, s->uncond_context, guidance);
+    const at::Tensor velocity =
+        x0_model ? models::VelocityFromX0(x, pred, sigma) : pred;
+    s->latents = models::EulerStep(x, velocity, sigma, sigma_next);
+    ++s->step;
+  }
+  Sample out;
+  out.image = p.Decode(*s)[0][0];
+  out.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+  out.cpu_seconds = ProcessCpuSeconds() - cpu_start;
+  out.computed = st.steps_computed;
+  out.reused = st.steps_reused;
+  Score(c, o, out);
   return out;
 }
 
@@ -175,6 +283,7 @@ struct Row {
   models::StepCacheConfig config;
   std::vector<Sample> samples;   // per prompt
   std::vector<Sample> uncached;  // its paired uncached runs, per prompt
+  bool teacache = false;         // the TeaCache-style signal (bench only)
 };
 
 std::string AccuracyCells(const std::vector<Sample>& s) {
@@ -223,19 +332,41 @@ int Main(int argc, char** argv) {
     }
     rows.push_back({name, *s, {}, {}, {}});
   }
-  for (const std::string& spec : absl::GetFlag(FLAGS_configs)) {
-    std::vector<std::string> f = absl::StrSplit(spec, ':');
-    common::StepCacheSettings s;
-    if (f.size() != 3 || !absl::SimpleAtof(f[0], &s.threshold) ||
-        !absl::SimpleAtoi(f[1], &s.warmup_steps) ||
-        !absl::SimpleAtoi(f[2], &s.max_reused_in_a_row)) {
-      std::fprintf(stderr,
-                   "--configs: \"%s\" is not threshold:warmup:max (e.g. "
-                   "0.15:2:2)\n",
-                   spec.c_str());
-      return 1;
+  for (const bool teacache : {false, true}) {
+    for (const std::string& spec : teacache ? absl::GetFlag(FLAGS_teacache)
+                                            : absl::GetFlag(FLAGS_configs)) {
+      std::vector<std::string> f = absl::StrSplit(spec, ':');
+      common::StepCacheSettings s;
+      if (f.size() != 3 || !absl::SimpleAtof(f[0], &s.threshold) ||
+          !absl::SimpleAtoi(f[1], &s.warmup_steps) ||
+          !absl::SimpleAtoi(f[2], &s.max_reused_in_a_row)) {
+        std::fprintf(stderr,
+                     "--%s: \"%s\" is not threshold:warmup:max (e.g. "
+                     "0.15:2:2)\n",
+                     teacache ? "teacache" : "configs", spec.c_str());
+        return 1;
+      }
+      rows.push_back({teacache ? "TeaCache-style" : "first-block",
+                      s,
+                      {},
+                      {},
+                      {},
+                      teacache});
     }
-    rows.push_back({"(try)", s, {}, {}, {}});
+  }
+  at::Tensor mod0;  // blocks.0.modulation, for the TeaCache-style rows
+  if (!absl::GetFlag(FLAGS_teacache).empty()) {
+    absl::StatusOr<models::WeightMap> w = models::ReadSafetensors(
+        dir + "/model.safetensors",
+        [](const std::string& key) { return key == "blocks.0.modulation"; });
+    if (!w.ok() || w->count("blocks.0.modulation") == 0) {
+      std::fprintf(stderr,
+                   "%s/model.safetensors: no blocks.0.modulation (%s)\n",
+                   dir.c_str(), w.status().ToString().c_str());
+      return 3;
+    }
+    mod0 =
+        w->at("blocks.0.modulation").to(p.dit().numerics().device, at::kFloat);
   }
   for (Row& r : rows) {
     r.config.enabled = true;
@@ -251,9 +382,25 @@ int Main(int argc, char** argv) {
   const std::vector<training::EvalCase> cases = training::MakeEvalCases(
       absl::GetFlag(FLAGS_n), absl::GetFlag(FLAGS_seed));
   const models::StepCacheConfig off;
-  Generate(p, cases[0], off, o);  // warm-up, not counted
-  std::vector<Sample> base;       // the first uncached run of each prompt
-  int uncached_mismatch = 0;      // repeated uncached runs that differ
+  const Sample warm = Generate(p, cases[0], off, o);  // warm-up, not counted
+  if (mod0.defined()) {
+    models::StepCacheConfig never;
+    never.enabled = true;  // threshold 0: every step computed
+    if (!at::equal(GenerateTeaCache(p, mod0, cases[0], never, o).image,
+                   warm.image)) {
+      std::fprintf(stderr,
+                   "the bench's TeaCache-style loop at threshold 0 does not "
+                   "reproduce Pipeline's uncached image; its rows would not "
+                   "be comparable\n");
+      return 3;
+    }
+  }
+  auto run = [&](const Row& r, const training::EvalCase& c) {
+    return r.teacache ? GenerateTeaCache(p, mod0, c, r.config, o)
+                      : Generate(p, c, r.config, o);
+  };
+  std::vector<Sample> base;   // the first uncached run of each prompt
+  int uncached_mismatch = 0;  // repeated uncached runs that differ
   const absl::Time start = absl::Now();
   const bool timing = absl::GetFlag(FLAGS_timing);
   for (size_t i = 0; i < cases.size(); ++i) {
@@ -261,14 +408,14 @@ int Main(int argc, char** argv) {
     for (size_t r = 0; r < rows.size(); ++r) {
       Sample u, c;
       if (!timing) {
-        c = Generate(p, cases[i], rows[r].config, o);
+        c = run(rows[r], cases[i]);
         rows[r].samples.push_back(std::move(c));
         continue;
       } else if ((i + r) % 2 == 0) {
         u = Generate(p, cases[i], off, o);
-        c = Generate(p, cases[i], rows[r].config, o);
+        c = run(rows[r], cases[i]);
       } else {
-        c = Generate(p, cases[i], rows[r].config, o);
+        c = run(rows[r], cases[i]);
         u = Generate(p, cases[i], off, o);
       }
       if (r == 0) {
@@ -356,7 +503,8 @@ int Main(int argc, char** argv) {
         r.name.c_str(), r.settings.threshold, r.settings.warmup_steps,
         r.settings.max_reused_in_a_row, reused, steps, 100.0 * reused / steps,
         steps / std::max(1, computed),
-        steps * layers / std::max(1.0, computed * layers + reused * 1.0),
+        steps * layers /
+            std::max(1.0, computed * layers + (r.teacache ? 0.0 : reused)),
         wall.c_str(), psnr_sum / n, psnr_min, below30, ssim_sum / n, ssim_min,
         cells.c_str(), lost, gained);
   }
