@@ -205,14 +205,6 @@ absl::StatusOr<GenerateRequest> RequestValidator::Resolve(
     RETURN_IF_ERROR(common::CheckStepCache(
         {cache.threshold(), cache.warmup_steps(), cache.max_reused_in_a_row()},
         out.num_inference_steps()));
-    if (cache.threshold() > 0 && limits_.replica_world_size > 1) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "step_cache.threshold: ", cache.threshold(),
-          " needs 1-rank replicas; this server's replicas have ",
-          limits_.replica_world_size,
-          " ranks (the step cache is not yet decided across ranks; use "
-          "threshold 0 or omit step_cache)"));
-    }
     if (cache.preset().size() >
         static_cast<size_t>(ValidationLimits::kMaxStepCachePresetChars)) {
       return absl::InvalidArgumentError(absl::StrCat(

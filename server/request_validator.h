@@ -57,10 +57,6 @@ struct ValidationLimits {
   // threshold 0 = no default.
   common::StepCacheSettings default_step_cache;
   std::string default_step_cache_preset;
-  // Ranks per replica. The step cache's per-step decision is not yet made
-  // collectively across ranks, so a cache with threshold > 0 is refused at
-  // admission when this is > 1 (the replica would refuse it too).
-  int replica_world_size = 1;
   static constexpr int kMaxStepCachePresetChars = 16;
   // Fixed by the API.
   static constexpr int kMaxClientRequestIdChars = 128;

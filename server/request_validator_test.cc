@@ -463,23 +463,5 @@ TEST(RequestValidatorStepCacheTest, ServerDefaultRequestWinsAndRanges) {
               ::testing::HasSubstr("step_cache.threshold: 11"));
 }
 
-// Multi-rank replicas do not yet decide reuse collectively: a cache that
-// would reuse steps is refused at admission, threshold 0 still passes.
-TEST(RequestValidatorStepCacheTest, MultiRankReplicasRefuseAnActiveCache) {
-  ValidationLimits limits;
-  limits.replica_world_size = 2;
-  RequestValidator validator(limits, [] { return uint64_t{1}; });
-  GenerateRequest r;
-  r.set_prompt("a cat");
-  r.mutable_step_cache()->set_threshold(0.15f);
-  absl::StatusOr<GenerateRequest> out = validator.Resolve(r, Models());
-  EXPECT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(std::string(out.status().message()),
-              ::testing::HasSubstr("needs 1-rank replicas; this server's "
-                                   "replicas have 2 ranks"));
-  r.mutable_step_cache()->set_threshold(0);
-  EXPECT_TRUE(validator.Resolve(r, Models()).ok());
-}
-
 }  // namespace
 }  // namespace dserve::server

@@ -344,13 +344,6 @@ absl::Status Server::Start(Options options) {
   ASSIGN_OR_RETURN(p.mesh, ResolveMesh(o.mesh, o.replicas));
   p.replica_world_size =
       static_cast<int>(parallel::WorldSize(parallel::ReplicaDegrees(p.mesh)));
-  if (o.step_cache != "off" && p.replica_world_size > 1) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--step_cache=", o.step_cache, " needs 1-rank replicas; --mesh=",
-        o.mesh, " gives ", p.replica_world_size,
-        " ranks per replica (the step cache is not yet decided across "
-        "ranks; use --step_cache=off)"));
-  }
 
   // Replicas start in the background; the API is up (NOT_SERVING) meanwhile.
   if (o.replica_handles.empty()) {
@@ -456,7 +449,6 @@ absl::Status Server::Start(Options options) {
   limits.max_frames = o.max_frames;
   limits.max_pixels = o.max_pixels;
   limits.max_job_seconds = o.max_job_seconds;
-  limits.replica_world_size = p.replica_world_size;
   limits.default_step_cache =
       common::StepCachePreset(o.step_cache, "--step_cache")
           .value_or(common::StepCacheSettings{});
