@@ -267,10 +267,27 @@ void CheckLayout(const std::string& mesh_spec, int width, int height,
     zero.step_cache = CacheConfig(0.0);
     models::GenerationSpec off = spec;
     off.step_cache = {};
+    const int64_t before = comms->TotalStats().total_bytes();
     const models::DenoiseState z = RunSteps(**sharded, zero, predictor);
+    const int64_t between = comms->TotalStats().total_bytes();
     const models::DenoiseState o = RunSteps(**sharded, off, predictor);
+    const int64_t after = comms->TotalStats().total_bytes();
     ASSERT_TRUE(z.latents.defined() && o.latents.defined());
     EXPECT_TRUE(at::equal(z.latents, o.latents)) << mesh_spec << " rank " << rank;
+    // The only extra traffic is the decision: on pp stage 0 / tp rank 0 a
+    // [2] float64 all-reduce over cfg and over sp (CommStats counts
+    // 2·(n−1)/n·16), and world rank 0's 16-byte broadcast.
+    int64_t decision_bytes = 0;
+    const parallel::MeshCoords& at = comms->coords();
+    if (at.pp == 0 && at.tp == 0) {
+      for (int n : {degrees->cfg, degrees->ring * degrees->ulysses}) {
+        if (n > 1) decision_bytes += 2 * (n - 1) * 16 / n;
+      }
+    }
+    if (rank == 0) decision_bytes += (parallel::WorldSize(*degrees) - 1) * 16;
+    EXPECT_EQ((between - before) - (after - between),
+              kCacheSteps * decision_bytes)
+        << mesh_spec << " rank " << rank;
     EXPECT_EQ(z.step_cache.steps_computed, kCacheSteps);
     EXPECT_EQ(z.step_cache.steps_reused, 0);
   }
