@@ -21,7 +21,6 @@
 #include "gtest/gtest.h"
 #include "parallel/sp_compression.h"
 #include "parallel/testing/multiprocess.h"
-#include "worker/models/model_config.h"
 #include "worker/models/parallel_dit.h"
 #include "worker/models/pipeline.h"
 #include "worker/models/testing/parallel_denoise_run.h"
@@ -30,43 +29,24 @@
 namespace dserve {
 namespace {
 
-using models::testing::DenoiseRun;
-using models::testing::MeshRank;
-using parallel::SpCompression;
-
 constexpr int kSteps = 20;
 
-models::PipelineConfig BenchConfig() {
-  models::PipelineConfig c = models::DefaultModelConfig();
-  c.dit.dim = 128;
-  c.dit.num_heads = 4;
-  c.dit.num_layers = 4;
-  c.dit.ffn_dim = 256;
-  return c;
-}
-
-models::GenerationSpec BenchSpec() {
-  models::GenerationSpec spec;
-  spec.width = 64;
-  spec.height = 64;
-  spec.num_frames = 1;
-  spec.num_steps = kSteps;
-  spec.flow_shift = 3.0f;
-  spec.items = {{"a red circle on the left", "blue", 11, 4.5f},
-                {"a green square at the bottom", "", 12, 4.5f}};
-  return spec;
-}
-
-void BenchMesh(MeshRank& me) {
-  const DenoiseRun exact = models::testing::RunDenoise(me, BenchSpec(), {});
+void BenchMesh(models::testing::MeshRank& me) {
+  const models::GenerationSpec spec = models::testing::SquareSpec(
+      64, kSteps,
+      {{"a red circle on the left", "blue", 11, 4.5f},
+       {"a green square at the bottom", "", 12, 4.5f}});
+  const models::testing::DenoiseRun exact =
+      models::testing::RunDenoise(me, spec, {});
   ASSERT_TRUE(exact.pixels.defined());
-  for (SpCompression scheme : {SpCompression::kInt8, SpCompression::kInt4}) {
+  for (parallel::SpCompression scheme :
+       {parallel::SpCompression::kInt8, parallel::SpCompression::kInt4}) {
     for (int warmup : {1, 2}) {
       models::ParallelDiTOptions options;
       options.sp_compression = scheme;
       options.sp_exact_steps = warmup;
-      const DenoiseRun packed =
-          models::testing::RunDenoise(me, BenchSpec(), options);
+      const models::testing::DenoiseRun packed =
+          models::testing::RunDenoise(me, spec, options);
       ASSERT_TRUE(packed.pixels.defined());
       if (me.rank != 0) continue;
       const double exact_step = exact.mean_step_bytes(warmup);
@@ -98,8 +78,8 @@ TEST_P(SpCompressionBench, BytesAndQualityVsExact) {
         kSteps);
   }
   absl::Status run = models::testing::RunOnMeshRanks(
-      GetParam(), BenchConfig(), /*weights_seed=*/21, absl::Seconds(900),
-      BenchMesh);
+      GetParam(), models::testing::SmallDiTConfig(128), /*weights_seed=*/21,
+      absl::Seconds(900), BenchMesh);
   EXPECT_TRUE(run.ok()) << run;
 }
 

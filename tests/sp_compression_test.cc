@@ -15,7 +15,6 @@
 #include "absl/status/status.h"
 #include "gtest/gtest.h"
 #include "parallel/sp_compression.h"
-#include "worker/models/model_config.h"
 #include "worker/models/parallel_dit.h"
 #include "worker/models/pipeline.h"
 #include "worker/models/testing/parallel_denoise_run.h"
@@ -30,38 +29,22 @@ using parallel::SpCompression;
 
 constexpr int kSteps = 8;
 
-models::PipelineConfig TestConfig() {
-  models::PipelineConfig c = models::DefaultModelConfig();
-  c.dit.dim = 64;
-  c.dit.num_heads = 4;
-  c.dit.num_layers = 4;
-  c.dit.ffn_dim = 128;
-  return c;
-}
-
-models::GenerationSpec TestSpec() {
-  models::GenerationSpec spec;
-  spec.width = 32;
-  spec.height = 32;
-  spec.num_frames = 1;
-  spec.num_steps = kSteps;
-  spec.flow_shift = 3.0f;
-  spec.items = {{"a red circle on the left", "blue", 11, 4.5f},
-                {"a green square", "", 12, 1.0f}};
-  return spec;
-}
-
 void CheckScheme(MeshRank& me, SpCompression scheme) {
   const std::string name = parallel::SpCompressionName(scheme);
-  const DenoiseRun exact = models::testing::RunDenoise(me, TestSpec(), {});
+  // Two items, one at guidance 1 (its unconditional branch is skipped).
+  const models::GenerationSpec spec = models::testing::SquareSpec(
+      32, kSteps,
+      {{"a red circle on the left", "blue", 11, 4.5f},
+       {"a green square", "", 12, 1.0f}});
+  const DenoiseRun exact = models::testing::RunDenoise(me, spec, {});
   models::ParallelDiTOptions packing;
   packing.sp_compression = scheme;
   ASSERT_EQ(packing.sp_exact_steps, parallel::kDefaultSpExactSteps);
-  const DenoiseRun packed = models::testing::RunDenoise(me, TestSpec(), packing);
+  const DenoiseRun packed = models::testing::RunDenoise(me, spec, packing);
   models::ParallelDiTOptions warmup_only = packing;
   warmup_only.sp_exact_steps = kSteps;
   const DenoiseRun all_exact =
-      models::testing::RunDenoise(me, TestSpec(), warmup_only);
+      models::testing::RunDenoise(me, spec, warmup_only);
   ASSERT_TRUE(exact.pixels.defined() && packed.pixels.defined() &&
               all_exact.latents.defined());
 
@@ -100,8 +83,8 @@ class SpCompressionTest
 TEST_P(SpCompressionTest, WithinPsnrFewerBytesAndWarmUpExact) {
   const auto& [mesh, scheme] = GetParam();
   absl::Status run = models::testing::RunOnMeshRanks(
-      mesh, TestConfig(), /*weights_seed=*/21, absl::Seconds(120),
-      [&](MeshRank& me) { CheckScheme(me, scheme); });
+      mesh, models::testing::SmallDiTConfig(64), /*weights_seed=*/21,
+      absl::Seconds(120), [&](MeshRank& me) { CheckScheme(me, scheme); });
   EXPECT_TRUE(run.ok()) << run;
 }
 

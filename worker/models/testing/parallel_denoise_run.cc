@@ -61,6 +61,27 @@ at::Tensor Planes(const at::Tensor& pixels) {
 
 }  // namespace
 
+PipelineConfig SmallDiTConfig(int64_t dim) {
+  PipelineConfig c = DefaultModelConfig();
+  c.dit.dim = dim;
+  c.dit.num_heads = 4;
+  c.dit.num_layers = 4;
+  c.dit.ffn_dim = 2 * dim;
+  return c;
+}
+
+GenerationSpec SquareSpec(int size, int steps,
+                          std::vector<GenerationItem> items) {
+  GenerationSpec spec;
+  spec.width = size;
+  spec.height = size;
+  spec.num_frames = 1;
+  spec.num_steps = steps;
+  spec.flow_shift = 3.0f;
+  spec.items = std::move(items);
+  return spec;
+}
+
 absl::Status RunOnMeshRanks(const std::string& mesh_spec,
                             const PipelineConfig& config,
                             uint64_t weights_seed, absl::Duration timeout,

@@ -29,6 +29,14 @@
 
 namespace dserve::models::testing {
 
+// The default model's pipeline with a small DiT: `dim` wide, 4 heads, 4
+// layers, FFN 2 x dim (random weights make it cheap on 2 CPU cores).
+PipelineConfig SmallDiTConfig(int64_t dim);
+
+// `items` at size x size, one frame, `steps` flow-Euler steps, shift 3.
+GenerationSpec SquareSpec(int size, int steps,
+                          std::vector<GenerationItem> items);
+
 // One rank of a mesh layout, in its own process. Owns its communicators
 // and its Pipeline.
 struct MeshRank {
