@@ -220,6 +220,7 @@ Sample GenerateTeaCache(const models::Pipeline& p, const at::Tensor& mod0,
   const at::Tensor g = s->guidance.to(at::kFloat).contiguous();
   const std::vector<float> guidance(g.data_ptr<float>(),
                                     g.data_ptr<float>() + g.numel());
+  const absl::Time steps_start = absl::Now();
   for (int k = 0; k < o.steps; ++k) {
     const double sigma = s->sigmas[k], sigma_next = s->sigmas[k + 1];
     const at::Tensor& x = s->latents;
@@ -268,6 +269,7 @@ Sample GenerateTeaCache(const models::Pipeline& p, const at::Tensor& mod0,
     ++s->step;
   }
   Sample out;
+  out.step_seconds = absl::ToDoubleSeconds(absl::Now() - steps_start);
   out.image = p.Decode(*s)[0][0];
   out.seconds = absl::ToDoubleSeconds(absl::Now() - start);
   out.cpu_seconds = ProcessCpuSeconds() - cpu_start;
