@@ -5,6 +5,7 @@
 // (--out clip.mp4 or --format mp4) and a multi-frame PNG request numbered
 // PNGs, never PNG bytes under an .mp4 name.
 
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -128,6 +129,30 @@ TEST_F(CliE2eTest, GenerateWritesPngAndPrintsSeed) {
   ASSERT_TRUE(png.ok()) << png.status();
   EXPECT_EQ(png->width, 64);
   EXPECT_EQ(png->height, 32);
+}
+
+// `--cache=fast` sends the preset's step cache; the server reuses steps and
+// the CLI prints the counts (issue 15).
+TEST_F(CliE2eTest, CachePresetReusesStepsAndPrintsTheCounts) {
+  const std::string out = TestTempDir() + "/cli_cached.png";
+  const CapturedRun run =
+      Run({"generate", "--prompt", "a red circle", "--width", "32",
+           "--height", "32", "--steps", "20", "--seed", "5", "--cache",
+           "fast", "--out", out});
+  ASSERT_EQ(run.exit_code, kExitOk) << run.stderr_text;
+  int computed = -1;
+  int reused = -1;
+  const size_t at = run.stdout_text.find("steps computed ");
+  ASSERT_NE(at, std::string::npos) << run.stdout_text;
+  ASSERT_EQ(std::sscanf(run.stdout_text.c_str() + at,
+                        "steps computed %d, reused %d", &computed, &reused),
+            2)
+      << run.stdout_text;
+  EXPECT_EQ(computed + reused, 20);
+  EXPECT_GT(reused, 0) << run.stdout_text;
+  EXPECT_EQ(Run({"generate", "--prompt", "x", "--cache", "fastest"})
+                .exit_code,
+            kExitUsage);
 }
 
 // The bar is for a person at a terminal: with stderr captured (a pipe, as
