@@ -18,6 +18,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "common/testing/proc_status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -76,18 +77,7 @@ std::string ReadUntilClosed(int fd, bool* closed) {
 }
 
 int64_t RssBytes() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    absl::string_view rest = line;
-    if (absl::ConsumePrefix(&rest, "VmRSS:")) {
-      rest = absl::StripAsciiWhitespace(rest);
-      absl::ConsumeSuffix(&rest, " kB");
-      int64_t kb = 0;
-      if (absl::SimpleAtoi(rest, &kb)) return kb * 1024;
-    }
-  }
-  return -1;
+  return common::testing::ProcStatusKib(0, "VmRSS") * 1024;
 }
 
 class MetricsHttpServerLimitsTest : public ::testing::Test {

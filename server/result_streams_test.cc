@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "common/testing/proc_status.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -35,18 +36,7 @@ using ::testing::HasSubstr;
 constexpr int64_t kResultBytes = 3 << 20;  // three 1 MiB chunks
 
 // VmRSS of this process in KiB, or -1.
-int64_t SelfRssKib() {
-  std::ifstream in("/proc/self/status");
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) != 0) continue;
-    std::vector<std::string> parts =
-        absl::StrSplit(line, ' ', absl::SkipWhitespace());
-    int64_t kib = -1;
-    if (parts.size() >= 2 && absl::SimpleAtoi(parts[1], &kib)) return kib;
-  }
-  return -1;
-}
+int64_t SelfRssKib() { return common::testing::ProcStatusKib(0, "VmRSS"); }
 
 class ResultStreamsTest : public ::testing::Test {
  protected:

@@ -16,6 +16,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/testing/proc_status.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
 #include "proto/dserve/v1/diffusion_service.grpc.pb.h"
@@ -31,16 +32,7 @@ constexpr int kWaves = 3;
 
 // VmRSS of `pid` in KiB, or -1.
 int64_t RssKib(pid_t pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) != 0) continue;
-    std::vector<std::string> parts =
-        absl::StrSplit(line, ' ', absl::SkipWhitespace());
-    int64_t kib = -1;
-    if (parts.size() >= 2 && absl::SimpleAtoi(parts[1], &kib)) return kib;
-  }
-  return -1;
+  return common::testing::ProcStatusKib(pid, "VmRSS");
 }
 
 TEST(OverloadE2eTest, ExcessIsRefusedAdmittedCompleteMemoryBounded) {

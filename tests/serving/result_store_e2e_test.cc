@@ -29,6 +29,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/testing/proc_status.h"
 #include "gmock/gmock.h"
 #include "grpcpp/grpcpp.h"
 #include "gtest/gtest.h"
@@ -46,16 +47,7 @@ constexpr int kWatchers = 200;
 constexpr int kChannels = 10;
 
 int64_t RssKib(pid_t pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.rfind("VmRSS:", 0) != 0) continue;
-    std::vector<std::string> parts =
-        absl::StrSplit(line, ' ', absl::SkipWhitespace());
-    int64_t kib = -1;
-    if (parts.size() >= 2 && absl::SimpleAtoi(parts[1], &kib)) return kib;
-  }
-  return -1;
+  return common::testing::ProcStatusKib(pid, "VmRSS");
 }
 
 // Channels whose receive window stays at HTTP/2's 64 KiB (no BDP probing),

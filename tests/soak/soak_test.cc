@@ -53,6 +53,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "common/testing/proc_status.h"
 #include "gtest/gtest.h"
 #include "proto/dserve/v1/diffusion_service.grpc.pb.h"
 #include "tests/testing/rpc_helpers.h"
@@ -93,16 +94,8 @@ struct ProcessSample {
 
 ProcessSample Sample(pid_t pid) {
   ProcessSample s;
-  std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
-  std::string line;
-  while (std::getline(status, line)) {
-    if (absl::StartsWith(line, "VmRSS:")) {
-      std::istringstream in(line.substr(6));
-      int64_t kb = 0;
-      in >> kb;
-      s.rss_bytes = kb * 1024;
-    }
-  }
+  const int64_t rss_kib = common::testing::ProcStatusKib(pid, "VmRSS");
+  if (rss_kib >= 0) s.rss_bytes = rss_kib * 1024;
   if (DIR* dir = opendir(absl::StrCat("/proc/", pid, "/fd").c_str())) {
     s.fds = 0;
     while (dirent* e = readdir(dir)) {
