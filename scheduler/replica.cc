@@ -107,6 +107,10 @@ dserve::v1::ReplicaInfo LocalReplica::Info() const {
   return info;
 }
 
+bool LocalReplica::RestartPending() const {
+  return supervisor_->restart_pending();
+}
+
 std::vector<dserve::v1::ModelInfo> LocalReplica::Models() const {
   return supervisor_->Models();
 }

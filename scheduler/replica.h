@@ -126,6 +126,7 @@ class LocalReplica final : public ReplicaHandle {
                    EventCallback on_event, DoneCallback on_done) override;
   void Cancel() override;
   void SetStateObserver(std::function<void()> observer) override;
+  bool RestartPending() const override;
   void Shutdown(absl::Duration grace) override;
 
  private:

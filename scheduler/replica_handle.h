@@ -52,6 +52,12 @@ class ReplicaHandle {
 
   virtual void SetStateObserver(std::function<void()> observer) = 0;
 
+  // True while the replica is FAILED and will start again by itself (its
+  // restart back-off is running): the scheduler then keeps the jobs it would
+  // run, as it would for a replica that is STARTING. False for a replica
+  // that stays FAILED (it never started, or its restarts gave up).
+  virtual bool RestartPending() const { return false; }
+
   // Stops the replica: asks the processes to exit, waits up to `grace`, then
   // kills them. A running plan ends (on_done) before Shutdown returns.
   virtual void Shutdown(absl::Duration grace) = 0;

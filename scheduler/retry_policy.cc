@@ -5,7 +5,7 @@ namespace dserve::scheduler {
 bool ShouldRetry(const RetrySnapshot& s) {
   return absl::IsUnavailable(s.status) && !s.cancelled &&
          s.retries < kMaxRetries && s.now < s.deadline &&
-         !s.all_replicas_failed;
+         !s.no_replica_left;
 }
 
 }  // namespace dserve::scheduler

@@ -29,8 +29,9 @@ struct RetrySnapshot {
   // The job's deadline (absl::InfiniteFuture() = none) and the time now.
   absl::Time deadline = absl::InfiniteFuture();
   absl::Time now;
-  // Every replica is FAILED: nothing could run the retry.
-  bool all_replicas_failed = false;
+  // Every replica is FAILED for good (none restarts by itself): nothing
+  // could run the retry (Scheduler::NoReplicaLeft).
+  bool no_replica_left = false;
 };
 
 inline constexpr int kMaxRetries = 1;

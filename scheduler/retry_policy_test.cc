@@ -48,8 +48,8 @@ TEST(RetryPolicyTest, Table) {
   }
   {
     RetrySnapshot s = Died();
-    s.all_replicas_failed = true;
-    rows.push_back({"not when every replica is FAILED", s, false});
+    s.no_replica_left = true;
+    rows.push_back({"not when every replica is FAILED for good", s, false});
   }
   for (absl::Status other :
        {absl::OkStatus(), absl::CancelledError("x"),

@@ -49,7 +49,7 @@ absl::Status Scheduler::Submit(std::shared_ptr<Job> job) {
     absl::MutexLock lock(&wake_mu_);
     if (admission_closed_.has_value()) return *admission_closed_;
   }
-  if (AllReplicasFailed()) {
+  if (NoReplicaLeft()) {
     return absl::UnavailableError(absl::StrCat(
         "no healthy replica: all ", replicas_.size(),
         " replicas FAILED; see the server log for why they died"));
@@ -313,7 +313,7 @@ void Scheduler::FinishPlan(int replica, RunningPlan& plan,
     retry.retries = job->retries();
     retry.deadline = job->deadline().value_or(absl::InfiniteFuture());
     retry.now = now;
-    retry.all_replicas_failed = AllReplicasFailed();
+    retry.no_replica_left = NoReplicaLeft();
     if (ShouldRetry(retry) && job->Requeue()) {
       // The replica died or stopped under the job: run it once more, on
       // whichever replica is READY first. Same effective request and seed,
@@ -393,10 +393,11 @@ void Scheduler::FinishPlan(int replica, RunningPlan& plan,
   }
 }
 
-bool Scheduler::AllReplicasFailed() const {
+bool Scheduler::NoReplicaLeft() const {
   if (replicas_.empty()) return true;
   for (ReplicaHandle* replica : replicas_) {
-    if (replica->Info().state() != dserve::v1::REPLICA_STATE_FAILED) {
+    if (replica->Info().state() != dserve::v1::REPLICA_STATE_FAILED ||
+        replica->RestartPending()) {
       return false;
     }
   }
@@ -404,7 +405,7 @@ bool Scheduler::AllReplicasFailed() const {
 }
 
 void Scheduler::FailQueuedIfNoReplicaLeft(absl::Time now) {
-  if (queue_.size() == 0 || !AllReplicasFailed()) return;
+  if (queue_.size() == 0 || !NoReplicaLeft()) return;
   for (const std::shared_ptr<Job>& job : queue_.RemoveAll()) {
     job->Finish(absl::UnavailableError(absl::StrCat(
                     "no healthy replica left to run job ", job->id(), ": all ",

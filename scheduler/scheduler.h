@@ -104,8 +104,11 @@ class Scheduler {
   std::vector<dserve::v1::ModelInfo> Models() const;
   // True when at least one replica is READY or BUSY.
   bool AnyReplicaServing() const;
-  // True when every replica is FAILED (or there are none).
-  bool AllReplicasFailed() const;
+  // True when no replica is left to run a job: every one is FAILED and none
+  // will restart by itself (ReplicaHandle::RestartPending), or there are
+  // none. A FAILED replica whose restart is pending keeps the queue, like a
+  // STARTING one.
+  bool NoReplicaLeft() const;
   int queue_depth() const { return queue_.size(); }
   int queue_capacity() const { return queue_.capacity(); }
 

@@ -281,6 +281,54 @@ TEST_F(SchedulerTest, FailureOfTheOnlyReplicaEndsJobWithUnavailable) {
   EXPECT_THAT(stream.last().status.message(), HasSubstr("rank 1"));
 }
 
+// A single replica (dp=1) whose rank died restarts after its back-off:
+// meanwhile the scheduler keeps the running job for one retry, keeps the
+// queued ones and admits new ones, and runs them all once it is READY.
+TEST_F(SchedulerTest, OnlyReplicaThatWillRestartKeepsAndRetriesItsJobs) {
+  MakeScheduler(1);
+  Stream stream;
+  auto job = Submit(0, {}, &stream);
+  scheduler_->RunOnce();
+  ASSERT_TRUE(replicas_[0]->running());
+  const auto first_plan = *replicas_[0]->last_plan();
+  auto queued = Submit();
+  replicas_[0]->SetRestartPending(true);
+  replicas_[0]->EndWith(
+      absl::UnavailableError("replica 0: rank 1 (pid 42) was killed by signal 9"),
+      dserve::v1::REPLICA_STATE_FAILED);
+  scheduler_->RunOnce();
+  EXPECT_EQ(job->state(), dserve::v1::JOB_STATE_QUEUED);
+  EXPECT_EQ(job->retries(), 1);
+  EXPECT_EQ(queued->state(), dserve::v1::JOB_STATE_QUEUED);
+  auto late = Submit();  // admitted while the replica restarts
+  EXPECT_EQ(late->state(), dserve::v1::JOB_STATE_QUEUED);
+  EXPECT_FALSE(scheduler_->AnyReplicaServing());
+  EXPECT_FALSE(scheduler_->NoReplicaLeft());
+
+  // Restarted: the retry runs first (it keeps its place), same seed.
+  replicas_[0]->SetState(dserve::v1::REPLICA_STATE_STARTING);
+  replicas_[0]->SetState(dserve::v1::REPLICA_STATE_READY);
+  scheduler_->RunOnce();
+  ASSERT_TRUE(replicas_[0]->running());
+  EXPECT_EQ(job->state(), dserve::v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(replicas_[0]->last_plan()->items(0).seed(),
+            first_plan.items(0).seed());
+  replicas_[0]->Complete();
+  scheduler_->RunOnce();
+  EXPECT_EQ(job->state(), dserve::v1::JOB_STATE_SUCCEEDED);
+  int terminal = 0;
+  for (const JobEvent& e : stream.events) terminal += e.terminal ? 1 : 0;
+  EXPECT_EQ(terminal, 1);
+
+  // The jobs that waited through the restart run next.
+  scheduler_->RunOnce();
+  ASSERT_TRUE(replicas_[0]->running());
+  EXPECT_EQ(queued->state(), dserve::v1::JOB_STATE_RUNNING);
+}
+
+// A replica that stays FAILED (it never started, or its restarts gave up)
+// leaves nothing to run jobs: as before, queued jobs fail and new ones are
+// refused.
 TEST_F(SchedulerTest, AllReplicasFailedRejectsAndFailsQueued) {
   MakeScheduler(1);
   replicas_[0]->SetState(dserve::v1::REPLICA_STATE_STARTING);

@@ -148,6 +148,11 @@ std::optional<absl::Status> Supervisor::failure() const {
   return failure_;
 }
 
+bool Supervisor::restart_pending() const {
+  absl::MutexLock lock(&mu_);
+  return restart_pending_;
+}
+
 void Supervisor::FillInfo(dserve::v1::ReplicaInfo& info) const {
   absl::MutexLock lock(&mu_);
   info.set_state(state_);
@@ -590,12 +595,17 @@ void Supervisor::CheckHealth(absl::Time now, absl::Time& wake) {
 }
 
 void Supervisor::Fail(const absl::Status& failure, absl::Time now) {
+  // Decided before the state changes, so whoever sees FAILED (the scheduler
+  // routing the failed plan) also sees whether a restart follows.
+  const RestartVerdict verdict =
+      DecideRestart(options_.restart, history_, ready_at_, now);
   std::shared_ptr<PlanStream> stream;
   {
     absl::MutexLock lock(&mu_);
     if (state_ == dserve::v1::REPLICA_STATE_FAILED) return;
     failure_ = failure;
     state_ = dserve::v1::REPLICA_STATE_FAILED;
+    restart_pending_ = verdict.restart;
     // The running Execute ends with `failure` (see DrivePlan).
     if (plan_ != nullptr) stream = plan_->stream;
   }
@@ -613,8 +623,6 @@ void Supervisor::Fail(const absl::Status& failure, absl::Time now) {
   for (auto& process : processes_) process->Signal(SIGKILL);
   for (auto& process : processes_) process->WaitFor(absl::Seconds(5));
 
-  const RestartVerdict verdict =
-      DecideRestart(options_.restart, history_, ready_at_, now);
   const bool first_start = !history_.ever_ready;
   history_ = verdict.history;
   ready_at_ = absl::InfiniteFuture();
@@ -664,6 +672,7 @@ void Supervisor::RestartIfDue(absl::Time now, absl::Time& wake) {
     failure_.reset();
     leader_address_.clear();
     ++restarts_;
+    restart_pending_ = false;
     state_ = dserve::v1::REPLICA_STATE_STARTING;
   }
   spdlog::info("[replica {}] restarting", options_.index);

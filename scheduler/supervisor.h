@@ -133,6 +133,9 @@ class Supervisor {
   std::vector<dserve::v1::ModelInfo> Models() const;
   // Why the replica is FAILED (nullopt unless it is).
   std::optional<absl::Status> failure() const;
+  // FAILED, and the restart policy will start it again
+  // (ReplicaHandle::RestartPending). Set in the same step as the state.
+  bool restart_pending() const;
 
  private:
   struct PlanSlot;
@@ -176,6 +179,7 @@ class Supervisor {
   std::shared_ptr<PlanSlot> plan_ ABSL_GUARDED_BY(mu_);
   bool cancel_requested_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<absl::Status> failure_ ABSL_GUARDED_BY(mu_);
+  bool restart_pending_ ABSL_GUARDED_BY(mu_) = false;
   bool shutdown_requested_ ABSL_GUARDED_BY(mu_) = false;
   absl::Duration shutdown_grace_ ABSL_GUARDED_BY(mu_);
   bool stopped_ ABSL_GUARDED_BY(mu_) = false;

@@ -149,6 +149,7 @@ TEST_F(SupervisorTest, CrashWhileStartingTheFirstTimeStaysFailed) {
   Rank(1)->Die("exited with status 3");
   Step();
   EXPECT_EQ(state(), kFailed);
+  EXPECT_FALSE(supervisor_->restart_pending());  // never READY: stays FAILED
   ASSERT_TRUE(supervisor_->failure().has_value());
   EXPECT_EQ(supervisor_->failure()->message(),
             "rank 1 (pid 1001) exited with status 3 during start-up");
@@ -313,10 +314,16 @@ TEST_F(SupervisorTest, RestartStormBacksOffThenGivesUp) {
     Rank(1)->Die("exited with status 139");
     const absl::Time restart_at = Step();
     EXPECT_EQ(state(), kFailed) << crash;
+    // The scheduler keeps its jobs while a restart is pending, not after
+    // the policy gave up.
+    EXPECT_EQ(supervisor_->restart_pending(),
+              restart_at != absl::InfiniteFuture())
+        << crash;
     if (restart_at == absl::InfiniteFuture()) break;
     backoffs.push_back(restart_at - clock_.Now());
     clock_.Advance(restart_at - clock_.Now());
     Step();
+    EXPECT_FALSE(supervisor_->restart_pending()) << crash;
     BecomeReady();
   }
   EXPECT_EQ(backoffs, (std::vector<absl::Duration>{
@@ -449,6 +456,9 @@ class SteppedReplica final : public ReplicaHandle {
   void SetStateObserver(std::function<void()> observer) override {
     supervisor_->SetStateObserver(std::move(observer));
   }
+  bool RestartPending() const override {
+    return supervisor_->restart_pending();
+  }
   void Shutdown(absl::Duration grace) override {
     supervisor_->RequestShutdown(grace);
   }
@@ -540,6 +550,74 @@ TEST(SupervisedSchedulingTest, JobRetriedOnceThenFailsWithOneTerminalState) {
                                      ": rank 0 (pid 1000) exited with "
                                      "status 134")));
   EXPECT_EQ(launchers[first].leader().plans(), 1);  // Not retried there.
+  scheduler.Stop(absl::UnavailableError("test over"));
+}
+
+// The same crash with a single replica (dp=1): while it restarts there is
+// no READY replica, yet the job is kept and retried once on the restarted
+// replica with the same seed; a job queued meanwhile waits and runs after.
+TEST(SupervisedSchedulingTest, OnlyReplicaRestartsAndRetriesTheJob) {
+  FakeClock clock;
+  FakeWorkerLauncher launcher;
+  SupervisorOptions options = Options();
+  options.index = 0;
+  Supervisor supervisor(options, &launcher, &clock);
+  SteppedReplica replica(0, &supervisor);
+  std::vector<ReplicaHandle*> handles = {&replica};
+  Scheduler scheduler(SchedulerOptions(), handles, &clock);
+  auto step = [&] {
+    supervisor.RunOnce(clock.Now());
+    scheduler.RunOnce();
+  };
+  step();
+  launcher.rank(0)->WriteLine("leader 4242");
+  step();
+  ASSERT_TRUE(scheduler.AnyReplicaServing());
+
+  auto make_job = [&](const std::string& id, int seed) {
+    JobSpec spec;
+    spec.id = id;
+    spec.sequence = seed;
+    spec.effective_request.set_prompt("a red square");
+    spec.effective_request.set_num_inference_steps(3);
+    spec.effective_request.set_width(64);
+    spec.effective_request.set_height(32);
+    spec.effective_request.set_seed(seed);
+    spec.create_time = clock.Now();
+    return std::make_shared<Job>(spec);
+  };
+  auto job = make_job("j-1", 41);
+  int terminal = 0;
+  job->AddListener([&](const JobEvent& e) { terminal += e.terminal ? 1 : 0; });
+  ASSERT_TRUE(scheduler.Submit(job).ok());
+  step();
+  step();
+  ASSERT_EQ(launcher.leader().plans(), 1);
+  launcher.rank(1)->Die("was killed by signal 9 (Killed)");
+  step();
+  launcher.leader().End(absl::CancelledError("Cancelled"));
+  step();
+  step();
+  EXPECT_EQ(supervisor.state(), kFailed);
+  EXPECT_TRUE(supervisor.restart_pending());
+  EXPECT_EQ(job->state(), dserve::v1::JOB_STATE_QUEUED);
+  EXPECT_EQ(job->retries(), 1);
+  EXPECT_EQ(terminal, 0);
+  auto later = make_job("j-2", 77);
+  ASSERT_TRUE(scheduler.Submit(later).ok());  // admitted while restarting
+
+  clock.Advance(absl::Seconds(1));  // the back-off
+  step();
+  step();
+  launcher.rank(2)->WriteLine("leader 4243");
+  step();
+  step();
+  EXPECT_EQ(replica.Info().restarts(), 1);
+  ASSERT_EQ(launcher.leader().plans(), 2);  // the first try, then the retry
+  EXPECT_EQ(launcher.leader().plan(1).items(0).seed(), 41);
+  EXPECT_EQ(job->state(), dserve::v1::JOB_STATE_RUNNING);
+  EXPECT_EQ(later->state(), dserve::v1::JOB_STATE_QUEUED);
+  EXPECT_EQ(terminal, 0);
   scheduler.Stop(absl::UnavailableError("test over"));
 }
 

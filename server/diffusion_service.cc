@@ -122,7 +122,7 @@ DiffusionService::AdmitUnreported(
   }
   const std::vector<dserve::v1::ModelInfo> models = scheduler_->Models();
   if (models.empty()) {
-    if (scheduler_->AllReplicasFailed()) {
+    if (scheduler_->NoReplicaLeft()) {
       return absl::UnavailableError(
           "no healthy replica: every replica failed to start; the server log "
           "says why");

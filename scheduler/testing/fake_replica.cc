@@ -79,6 +79,16 @@ void FakeReplica::SetModels(std::vector<dserve::v1::ModelInfo> models) {
   models_ = std::move(models);
 }
 
+void FakeReplica::SetRestartPending(bool pending) {
+  absl::MutexLock lock(&mu_);
+  restart_pending_ = pending;
+}
+
+bool FakeReplica::RestartPending() const {
+  absl::MutexLock lock(&mu_);
+  return state_ == dserve::v1::REPLICA_STATE_FAILED && restart_pending_;
+}
+
 int FakeReplica::runs() const {
   absl::MutexLock lock(&mu_);
   return runs_;

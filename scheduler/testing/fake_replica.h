@@ -32,11 +32,14 @@ class FakeReplica final : public ReplicaHandle {
                    EventCallback on_event, DoneCallback on_done) override;
   void Cancel() override;
   void SetStateObserver(std::function<void()> observer) override;
+  bool RestartPending() const override;
   void Shutdown(absl::Duration grace) override;
 
   // Test controls.
   void SetState(dserve::v1::ReplicaState state);
   void SetModels(std::vector<dserve::v1::ModelInfo> models);
+  // Whether a FAILED state restarts by itself (RestartPending); default no.
+  void SetRestartPending(bool pending);
   int runs() const;
   bool running() const;
   bool cancel_requested() const;
@@ -63,6 +66,7 @@ class FakeReplica final : public ReplicaHandle {
   int runs_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t jobs_completed_ ABSL_GUARDED_BY(mu_) = 0;
   bool cancel_requested_ ABSL_GUARDED_BY(mu_) = false;
+  bool restart_pending_ ABSL_GUARDED_BY(mu_) = false;
   std::optional<dserve::internal::v1::ExecutionPlan> plan_ ABSL_GUARDED_BY(mu_);
   EventCallback on_event_ ABSL_GUARDED_BY(mu_);
   DoneCallback on_done_ ABSL_GUARDED_BY(mu_);
