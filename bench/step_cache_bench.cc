@@ -149,10 +149,13 @@ void Score(const training::EvalCase& c, const Options& o, Sample& out) {
   out.match = training::Compare(c.scene, training::Analyse(img));
 }
 
-Sample Generate(const models::Pipeline& p, const training::EvalCase& c,
-                const models::StepCacheConfig& cache, const Options& o) {
-  const absl::Time start = absl::Now();
-  const double cpu_start = ProcessCpuSeconds();
+// Case `c` prepared at the bench's size and schedule, with the pipeline's
+// own step cache set to `cache` (off for the TeaCache loop below, which
+// caches by itself). Exits on error.
+models::DenoiseState PrepareOrExit(const models::Pipeline& p,
+                                   const training::EvalCase& c,
+                                   const models::StepCacheConfig& cache,
+                                   const Options& o) {
   models::GenerationSpec spec;
   spec.width = spec.height = o.size;
   spec.num_frames = 1;
@@ -165,20 +168,28 @@ Sample Generate(const models::Pipeline& p, const training::EvalCase& c,
     std::fprintf(stderr, "prepare: %s\n", s.status().ToString().c_str());
     std::exit(3);
   }
+  return *std::move(s);
+}
+
+Sample Generate(const models::Pipeline& p, const training::EvalCase& c,
+                const models::StepCacheConfig& cache, const Options& o) {
+  const absl::Time start = absl::Now();
+  const double cpu_start = ProcessCpuSeconds();
+  models::DenoiseState state = PrepareOrExit(p, c, cache, o);
   const absl::Time steps_start = absl::Now();
   for (int k = 0; k < o.steps; ++k) {
-    if (absl::Status st = p.Step(*s); !st.ok()) {
+    if (absl::Status st = p.Step(state); !st.ok()) {
       std::fprintf(stderr, "step: %s\n", st.ToString().c_str());
       std::exit(3);
     }
   }
   Sample out;
   out.step_seconds = absl::ToDoubleSeconds(absl::Now() - steps_start);
-  out.image = p.Decode(*s)[0][0];
+  out.image = p.Decode(state)[0][0];
   out.seconds = absl::ToDoubleSeconds(absl::Now() - start);
   out.cpu_seconds = ProcessCpuSeconds() - cpu_start;
-  out.computed = cache.enabled ? s->step_cache.steps_computed : o.steps;
-  out.reused = s->step_cache.steps_reused;
+  out.computed = cache.enabled ? state.step_cache.steps_computed : o.steps;
+  out.reused = state.step_cache.steps_reused;
   Score(c, o, out);
   return out;
 }
@@ -200,31 +211,23 @@ Sample GenerateTeaCache(const models::Pipeline& p, const at::Tensor& mod0,
                         const Options& o) {
   const absl::Time start = absl::Now();
   const double cpu_start = ProcessCpuSeconds();
-  models::GenerationSpec spec;
-  spec.width = spec.height = o.size;
-  spec.num_frames = 1;
-  spec.num_steps = o.steps;
-  spec.flow_shift = o.shift;
-  spec.items = {{c.prompt, "", c.seed, o.guidance}};
-  absl::StatusOr<models::DenoiseState> s = p.Prepare(spec);
-  if (!s.ok()) {
-    std::fprintf(stderr, "prepare: %s\n", s.status().ToString().c_str());
-    std::exit(3);
-  }
+  models::DenoiseState state =
+      PrepareOrExit(p, c, models::StepCacheConfig(), o);
   const models::DiT& dit = p.dit();
   const int layers = dit.config().num_layers;
   const int64_t dim = dit.config().dim;
   const bool x0_model = p.config().prediction_type == "x0";
   at::Tensor prev_inp, residual;
   models::StepCacheState st;  // counters and the accumulated change
-  const at::Tensor g = s->guidance.to(at::kFloat).contiguous();
+  const at::Tensor g = state.guidance.to(at::kFloat).contiguous();
   const std::vector<float> guidance(g.data_ptr<float>(),
                                     g.data_ptr<float>() + g.numel());
   const absl::Time steps_start = absl::Now();
   for (int k = 0; k < o.steps; ++k) {
-    const double sigma = s->sigmas[k], sigma_next = s->sigmas[k + 1];
-    const at::Tensor& x = s->latents;
-    const at::Tensor t = at::full({x.size(0)}, s->timesteps[k], x.options());
+    const double sigma = state.sigmas[k], sigma_next = state.sigmas[k + 1];
+    const at::Tensor& x = state.latents;
+    const at::Tensor t =
+        at::full({x.size(0)}, state.timesteps[k], x.options());
     models::DenoiseFn model = [&](const at::Tensor& xin, const at::Tensor& ts,
                                   const at::Tensor& ctx) {
       const at::Tensor in = p.config().coordinate_planes
@@ -262,15 +265,15 @@ Sample GenerateTeaCache(const models::Pipeline& p, const at::Tensor& mod0,
       return dit.Head(a);
     };
     const at::Tensor pred = models::GuidedPrediction(
-        model, x, t, s->cond_context, s->uncond_context, guidance);
+        model, x, t, state.cond_context, state.uncond_context, guidance);
     const at::Tensor velocity =
         x0_model ? models::VelocityFromX0(x, pred, sigma) : pred;
-    s->latents = models::EulerStep(x, velocity, sigma, sigma_next);
-    ++s->step;
+    state.latents = models::EulerStep(x, velocity, sigma, sigma_next);
+    ++state.step;
   }
   Sample out;
   out.step_seconds = absl::ToDoubleSeconds(absl::Now() - steps_start);
-  out.image = p.Decode(*s)[0][0];
+  out.image = p.Decode(state)[0][0];
   out.seconds = absl::ToDoubleSeconds(absl::Now() - start);
   out.cpu_seconds = ProcessCpuSeconds() - cpu_start;
   out.computed = st.steps_computed;
