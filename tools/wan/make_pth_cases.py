@@ -19,6 +19,11 @@ Writes into OUT_DIR:
                        global the reader must refuse by name)
   storage_overflow.pth a storage of 2**62 floats (bytes wrap past 2**64) and
                        a view beyond its record (must be refused)
+  self_list.pth        a state dict whose entry is a list holding itself
+  self_dict.pth        a dict holding itself (both must be refused, and the
+                       reference cycle freed)
+  deep_nesting.pth     a hand-written pickle of a list nested 1,000,000 deep
+                       (must be refused without exhausting the stack)
 """
 
 import collections
@@ -123,6 +128,14 @@ def write_storage_overflow(dst):
             w.writestr(n, data if n == pkl else z.read(n))
 
 
+def write_pickle_archive(dst, pickle_bytes):
+    """A torch.save-shaped zip (archive/data.pkl, archive/byteorder) around a
+    pickle written by hand."""
+    with zipfile.ZipFile(dst, "w", zipfile.ZIP_STORED) as w:
+        w.writestr("archive/data.pkl", pickle_bytes)
+        w.writestr("archive/byteorder", "little")
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
@@ -143,6 +156,18 @@ def main():
     torch.save(collections.OrderedDict(w=torch.ones(2), obj=NotATensor()),
                os.path.join(out, "foreign_global.pth"))
     write_storage_overflow(os.path.join(out, "storage_overflow.pth"))
+    looped = []
+    looped.append(looped)
+    torch.save({"w": torch.ones(1), "loop": looped},
+               os.path.join(out, "self_list.pth"))
+    itself = {"w": torch.ones(1)}
+    itself["self"] = itself
+    torch.save(itself, os.path.join(out, "self_dict.pth"))
+    # PROTO 2, a million EMPTY_LISTs, each APPENDed to the one below, STOP.
+    depth = 1000000
+    write_pickle_archive(os.path.join(out, "deep_nesting.pth"),
+                         b"\x80\x02" + b"]" * depth + b"a" * (depth - 1) +
+                         b".")
 
 
 if __name__ == "__main__":

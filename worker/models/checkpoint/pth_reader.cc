@@ -74,6 +74,21 @@ class Unpickler {
  public:
   Unpickler(std::string path, const uint8_t* data, uint64_t size)
       : path_(std::move(path)), data_(data), size_(size) {}
+  Unpickler(const Unpickler&) = delete;
+  Unpickler& operator=(const Unpickler&) = delete;
+
+  // A pickle's containers form a graph, not a tree: a memoised list can be
+  // appended to itself (shared ownership alone would leak the cycle), and
+  // a list nested a million deep would be freed by a million nested
+  // destructor calls (a stack overflow). So every container stays owned by
+  // the unpickler too, and here each is emptied while all are still alive:
+  // dropping an element only decrements another container's count, and the
+  // empty containers are then freed one by one. Values read from Run() are
+  // empty after this, so the caller finishes with them first.
+  ~Unpickler() {
+    for (auto& list : lists_) list->clear();
+    for (auto& dict : dicts_) dict->clear();
+  }
 
   absl::StatusOr<Value> Run() {
     while (true) {
@@ -136,16 +151,20 @@ class Unpickler {
     stack_.resize(m - 1);
     return items;
   }
-  static Value Tuple(std::vector<Value> items) {
+  // Every container is also kept in lists_/dicts_ until the unpickler is
+  // destroyed (see ~Unpickler).
+  Value Tuple(std::vector<Value> items) {
     Value v;
     v.kind = Value::kTuple;
     v.items = std::make_shared<std::vector<Value>>(std::move(items));
+    lists_.push_back(v.items);
     return v;
   }
-  static Value Dict() {
+  Value Dict() {
     Value v;
     v.kind = Value::kDict;
     v.dict = std::make_shared<std::vector<std::pair<Value, Value>>>();
+    dicts_.push_back(v.dict);
     return v;
   }
 
@@ -478,6 +497,8 @@ class Unpickler {
   uint64_t pos_ = 0;
   std::vector<Value> stack_;
   std::map<uint64_t, Value> memo_;
+  std::vector<std::shared_ptr<std::vector<Value>>> lists_;  // and tuples
+  std::vector<std::shared_ptr<std::vector<std::pair<Value, Value>>>> dicts_;
 };
 
 }  // namespace

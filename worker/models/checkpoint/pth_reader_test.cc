@@ -116,6 +116,29 @@ TEST_F(PthReaderTest, StorageSizeOverflowIsRefused) {
   EXPECT_THAT(got.status().message(), HasSubstr("4611686018427387904"));
 }
 
+// Found by fuzz/pth_fuzzer (a leak): a memoised container appended to
+// itself is a reference cycle; the reader refuses it and frees it (the
+// fuzzer's seed fuzz/corpus/pth_fuzzer/repro_self_list runs under
+// LeakSanitizer on every CI run).
+TEST_F(PthReaderTest, SelfReferencesAreRefused) {
+  absl::StatusOr<WeightMap> list = ReadPth(Path("self_list.pth"));
+  EXPECT_EQ(list.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(list.status().message(),
+              HasSubstr("entry \"loop\" is a list, expected a tensor"));
+  absl::StatusOr<WeightMap> dict = ReadPth(Path("self_dict.pth"));
+  EXPECT_EQ(dict.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(dict.status().message(),
+              HasSubstr("entry \"self\" is a dict, expected a tensor"));
+}
+
+// A list nested a million deep is refused, and freeing it does not recurse
+// once per level (which overflowed the stack).
+TEST_F(PthReaderTest, DeepNestingIsRefusedWithoutRecursion) {
+  absl::StatusOr<WeightMap> got = ReadPth(Path("deep_nesting.pth"));
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(got.status().message(), HasSubstr("is a list"));
+}
+
 TEST_F(PthReaderTest, NotAZipAndMissingFile) {
   EXPECT_EQ(ReadPth(Path("nope.pth")).status().code(),
             absl::StatusCode::kNotFound);
