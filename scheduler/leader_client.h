@@ -11,8 +11,11 @@
 // (common/replica_secret.h).
 //
 // Ownership: owns the channel and stub; each running Execute owns itself
-// until its OnDone (so a link destroyed mid-plan leaves the call to finish;
-// the caller's callbacks must stay valid until on_end). Thread-safe.
+// until its OnDone. Destroying the link cancels the Execute calls still
+// running and blocks until each has returned from on_end (bounded at 10 s),
+// so the link's reference to the channel is always its last (see
+// RunningCalls in the .cc): never destroy it from on_event or on_end.
+// Thread-safe.
 
 #include <memory>
 #include <string>
