@@ -16,6 +16,7 @@
 #include "absl/strings/str_split.h"
 #include "common/replica_secret.h"
 #include "common/status_macros.h"
+#include "scheduler/store_dir.h"
 #include "spdlog/spdlog.h"
 
 namespace dserve::scheduler {
@@ -74,23 +75,6 @@ absl::StatusOr<int> ParseReadyLine(const std::string& line,
         "expected \"", word, " <port>\" on the ready pipe, got \"", line, "\""));
   }
   return port;
-}
-
-// A fresh directory only this user can enter (mkdtemp makes it 0700), for
-// the replica's FileStore: no other local user can read or write the store
-// the ranks rendezvous through.
-absl::StatusOr<std::string> MakePrivateDir(int replica) {
-  std::error_code ec;
-  std::filesystem::path base = std::filesystem::temp_directory_path(ec);
-  if (ec) base = "/tmp";
-  std::string path =
-      (base / absl::StrCat("dserve-replica", replica, "-XXXXXX")).string();
-  if (mkdtemp(path.data()) == nullptr) {
-    return absl::InternalError(absl::StrCat(
-        "replica ", replica, ": cannot create a private directory for its "
-        "store under ", base.string(), ": ", std::strerror(errno)));
-  }
-  return path;
 }
 
 }  // namespace
@@ -303,7 +287,8 @@ absl::Status Supervisor::SpawnRanks() {
   // A fresh store per start: a restarted replica must not find the dead
   // ranks' keys.
   RemoveStoreDir();
-  ASSIGN_OR_RETURN(store_dir_, MakePrivateDir(options_.index));
+  ASSIGN_OR_RETURN(store_dir_,
+                   MakeReplicaStoreDir(DefaultStoreBase(), options_.index));
   const std::string store_file = store_dir_ + "/store";
   // Every rank opens the same FileStore, so all start at once.
   for (int rank = 0; rank < options_.world_size; ++rank) {

@@ -27,6 +27,7 @@
 #include "scheduler/job_table.h"
 #include "scheduler/replica.h"
 #include "scheduler/scheduler.h"
+#include "scheduler/store_dir.h"
 #include "server/bearer_token_auth.h"
 #include "server/diffusion_service.h"
 #include "server/health_service.h"
@@ -352,6 +353,9 @@ absl::Status Server::Start(Options options) {
                      ResolveWorkerModels(o, worker_binary));
     ASSIGN_OR_RETURN(const auto replica_devices,
                      ResolveReplicaDevices(o, p.mesh, worker_binary));
+    // Stores a SIGKILLed server left behind (its supervisors could not
+    // remove them).
+    scheduler::RemoveStaleReplicaStoreDirs(scheduler::DefaultStoreBase());
     for (int i = 0; i < p.mesh.dp; ++i) {
       scheduler::LocalReplicaOptions replica;
       replica.index = i;
