@@ -26,6 +26,9 @@ enum class SpCompression {
 // ring=2 and ring=2,ulysses=2) and costs the whole-run ratio 3.11x -> 2.80x
 // for int8.
 inline constexpr int kDefaultSpExactSteps = 1;
+// The most exact steps --sp_compression_exact_steps accepts (the most
+// steps a request may ask for; more would only mean "never compress").
+inline constexpr int kMaxSpExactSteps = 10000;
 
 // "off", "int8" or "int4"; INVALID_ARGUMENT naming the value and the
 // choices ("sp_compression = 'x' is not one of: off, int8, int4").

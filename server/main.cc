@@ -156,6 +156,12 @@ ABSL_FLAG(std::string, sp_compression, "off",
           "1 exact step; measured 3.5x / 6x fewer bytes per step, images "
           "within PSNR 35 dB of exact). Passed to every worker as "
           "--sp_compression.");
+ABSL_FLAG(int, sp_compression_exact_steps,
+          dserve::parallel::kDefaultSpExactSteps,
+          "With --sp_compression: steps at the start of each plan sent "
+          "exactly before residuals start (1 to 10000; more exact steps, "
+          "closer to the exact picture, fewer bytes saved). Passed to every "
+          "worker.");
 ABSL_FLAG(int, text_cache_mb, 256,
           "MiB of prompt embeddings each replica's text-encoding rank (rank "
           "0, the only one that loads the text encoder) keeps in an LRU, on "
@@ -223,6 +229,8 @@ Server::Options OptionsFromFlags(const std::string& argv0,
   o.comm = absl::GetFlag(FLAGS_comm);
   o.async_ulysses = absl::GetFlag(FLAGS_async_ulysses);
   o.sp_compression = absl::GetFlag(FLAGS_sp_compression);
+  o.sp_compression_exact_steps =
+      absl::GetFlag(FLAGS_sp_compression_exact_steps);
   o.text_cache_mb = absl::GetFlag(FLAGS_text_cache_mb);
   o.startup_timeout_s = absl::GetFlag(FLAGS_startup_timeout_s);
   o.log_level = absl::GetFlag(FLAGS_log_level);

@@ -281,6 +281,9 @@ absl::Status CheckOptions(const Server::Options& o) {
                              o.watcher_write_timeout_s, 0, 86400));
   RETURN_IF_ERROR(CheckRange("worker_threads", o.worker_threads, 1, 1024));
   RETURN_IF_ERROR(CheckRange("text_cache_mb", o.text_cache_mb, 0, 1 << 20));
+  RETURN_IF_ERROR(CheckRange("sp_compression_exact_steps",
+                             o.sp_compression_exact_steps, 1,
+                             parallel::kMaxSpExactSteps));
   RETURN_IF_ERROR(
       CheckRange("max_connection_age_s", o.max_connection_age_s, 0, 86400 * 30));
   return CheckRange("startup_timeout_s", o.startup_timeout_s, 1, 86400);
@@ -390,6 +393,8 @@ absl::Status Server::Start(Options options) {
           absl::StrCat("--async_ulysses=",
                        o.async_ulysses ? "true" : "false"),
           absl::StrCat("--sp_compression=", o.sp_compression),
+          absl::StrCat("--sp_compression_exact_steps=",
+                       o.sp_compression_exact_steps),
           absl::StrCat("--text_cache_mb=", o.text_cache_mb)};
       if (models.random_weights) {
         replica.extra_worker_args.push_back("--allow_random_weights");

@@ -38,6 +38,7 @@
 #include "absl/time/time.h"
 #include "grpcpp/grpcpp.h"
 #include "parallel/device_mesh.h"
+#include "parallel/sp_compression.h"
 #include "proto/dserve/v1/diffusion_service.pb.h"
 #include "scheduler/replica_handle.h"
 
@@ -139,6 +140,9 @@ class Server {
     // "int4" (sequence-parallel traffic as low-bit residuals, issue 15 item
     // 2; parallel::ParseSpCompression checks it).
     std::string sp_compression = "off";
+    // Passed to every worker as --sp_compression_exact_steps: exact steps
+    // at the start of each plan before compression starts (1 to 10000).
+    int sp_compression_exact_steps = parallel::kDefaultSpExactSteps;
     // Passed to every worker as --text_cache_mb: MiB of prompt embeddings
     // each replica's text-encoding rank keeps (LRU); 0 = no cache.
     int text_cache_mb = 256;

@@ -150,6 +150,14 @@ TEST(ServerOptionsTest, BadSettingNamesTheFlag) {
   server = Server::BuildAndStart(options);
   EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(server.status().message(), HasSubstr("disagree"));
+
+  options.replicas = 1;
+  options.mesh = "";
+  options.sp_compression_exact_steps = 0;
+  server = Server::BuildAndStart(options);
+  EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(server.status().message(),
+              HasSubstr("--sp_compression_exact_steps=0"));
 }
 
 TEST(ServerOptionsTest, InjectedReplicasMustMatchDp) {

@@ -10,6 +10,8 @@
 // decoded bytes must be >= 35 dB (the bound); int4's coarser
 // quantisation must change at least one byte, which proves the flag took
 // effect (an ignored flag gives the exact picture bit for bit).
+// A fourth server, int4 with --sp_compression_exact_steps=6, must give the
+// exact picture bit for bit (every step exact).
 // Bytes per step are measured by //tests:sp_compression_test and
 // //bench:sp_compression_bench from CommStats; this test checks the
 // serving path.
@@ -43,13 +45,16 @@ double PsnrDb(const common::DecodedImage& a, const common::DecodedImage& b) {
   return 10.0 * std::log10(255.0 * 255.0 / mse);
 }
 
-// The picture a fresh ulysses=2 server started with `compression` returns
-// for the test's request; empty on failure.
-common::DecodedImage ServeOnce(const std::string& compression) {
+// The picture a fresh ulysses=2 server started with `compression` (and
+// `exact_steps` exact steps per plan) returns for the test's request; empty
+// on failure.
+common::DecodedImage ServeOnce(const std::string& compression,
+                               int exact_steps = 1) {
   ServerProcess::Options options;
   options.replicas = 1;
-  options.extra_flags = {"--mesh=ulysses=2",
-                         "--sp_compression=" + compression};
+  options.extra_flags = {
+      "--mesh=ulysses=2", "--sp_compression=" + compression,
+      "--sp_compression_exact_steps=" + std::to_string(exact_steps)};
   auto server = ServerProcess::Start(options);
   EXPECT_TRUE(server.ok()) << compression << ": " << server.status();
   if (!server.ok()) return {};
@@ -102,6 +107,12 @@ TEST(SpCompressionE2eTest, CompressedReplicasServeWithinTheQualityBound) {
              "reach the ranks";
     }
   }
+  // --sp_compression_exact_steps reaches the ranks: with all 6 steps exact,
+  // int4 sends nothing compressed and gives the exact picture bit for bit
+  // (with the default 1 it changes bytes, above).
+  const common::DecodedImage all_exact = ServeOnce("int4", /*exact_steps=*/6);
+  EXPECT_EQ(all_exact.rgb, exact.rgb)
+      << "int4 with 6 exact steps of 6 differs from the exact picture";
 }
 
 }  // namespace

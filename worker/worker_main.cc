@@ -133,6 +133,11 @@ ABSL_FLAG(std::string, sp_compression, "off",
           "all-to-alls and Ring K/V blocks sent as int8 / packed int4 "
           "residuals against the previous denoising step, exact for the "
           "first step of a plan). No effect without ulysses or ring > 1.");
+ABSL_FLAG(int, sp_compression_exact_steps,
+          dserve::parallel::kDefaultSpExactSteps,
+          "With --sp_compression: how many steps at the start of each plan "
+          "are sent exactly before residuals start (1 to 10000; the first "
+          "step has no reference).");
 ABSL_FLAG(bool, allow_random_weights, false,
           "With --model_dir empty and the shipped default model not found, "
           "load the default model with deterministic random weights instead "
@@ -226,6 +231,7 @@ absl::StatusOr<WorkerOptions> OptionsFromFlags(
       std::chrono::milliseconds(absl::GetFlag(FLAGS_heartbeat_ms));
   o.async_ulysses = absl::GetFlag(FLAGS_async_ulysses);
   o.sp_compression = absl::GetFlag(FLAGS_sp_compression);
+  o.sp_exact_steps = absl::GetFlag(FLAGS_sp_compression_exact_steps);
   if (absl::StatusOr<parallel::SpCompression> mode =
           parallel::ParseSpCompression(o.sp_compression);
       !mode.ok()) {
@@ -480,6 +486,7 @@ int Main(const WorkerOptions& options, const std::string& replica_secret) {
     dit_options.sp_compression =
         parallel::ParseSpCompression(options.sp_compression)
             .value_or(parallel::SpCompression::kOff);
+    dit_options.sp_exact_steps = options.sp_exact_steps;
     for (LoopModel& served : loop_models) {
       const models::Pipeline& p = *served.pipeline;
       absl::StatusOr<std::unique_ptr<models::ParallelDiT>> pdit =

@@ -75,6 +75,13 @@ absl::Status ValidateWorkerOptions(const WorkerOptions& o) {
         "--text_cache_mb=", o.text_cache_mb,
         " is out of range; allowed 0 (off) to 1048576"));
   }
+  if (o.sp_exact_steps < 1 ||
+      o.sp_exact_steps > parallel::kMaxSpExactSteps) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--sp_compression_exact_steps=", o.sp_exact_steps,
+        " is out of range; allowed 1 (the first step has no reference) to ",
+        parallel::kMaxSpExactSteps));
+  }
   if (o.threads < 1 || o.threads > 256) {
     return absl::InvalidArgumentError(absl::StrCat(
         "--threads=", o.threads, " is out of range; allowed 1 to 256"));

@@ -18,6 +18,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "common/served_models.h"
+#include "parallel/sp_compression.h"
 
 namespace dserve::worker {
 
@@ -94,6 +95,10 @@ struct WorkerOptions {
   // models::ParallelDiTOptions::sp_compression).
   // Checked when the worker parses its flags.
   std::string sp_compression = "off";
+  // --sp_compression_exact_steps: the first steps of every plan are sent
+  // exactly before compression starts (at least 1: the first step has no
+  // reference; models::ParallelDiTOptions::sp_exact_steps).
+  int sp_exact_steps = parallel::kDefaultSpExactSteps;
   // MiB of prompt embeddings rank 0 (the replica's text-encoding rank)
   // keeps in an LRU (models/text_embedding_cache.h); 0 = no cache.
   int text_cache_mb = 0;

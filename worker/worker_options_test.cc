@@ -115,6 +115,23 @@ TEST(ValidateWorkerOptionsTest, TextCacheIsOffOrAPositiveSize) {
             absl::string_view::npos);
 }
 
+TEST(ValidateWorkerOptionsTest, SpExactStepsIsAtLeastOne) {
+  WorkerOptions o = Valid();
+  EXPECT_EQ(o.sp_exact_steps, 1);
+  o.sp_exact_steps = 10000;
+  EXPECT_TRUE(ValidateWorkerOptions(o).ok());
+  for (int bad : {0, -3, 10001}) {
+    o.sp_exact_steps = bad;
+    const absl::Status s = ValidateWorkerOptions(o);
+    EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << bad;
+    EXPECT_NE(s.message().find(
+                  absl::StrCat("--sp_compression_exact_steps=", bad)),
+              absl::string_view::npos)
+        << s;
+    EXPECT_NE(s.message().find("allowed 1"), absl::string_view::npos) << s;
+  }
+}
+
 TEST(ValidateWorkerOptionsTest, ModelsAreUniqueValidAndHoldTheDefault) {
   WorkerOptions o = Valid();
   o.models = {{"tiny", "", ""}, {"wan", "/m/wan", ""}};
