@@ -163,6 +163,16 @@ TEST_F(MultiModelE2eTest, ListModelsShowsEveryModelWithItsOwnLimits) {
   // Each model reports its own limits, not the default's.
   EXPECT_NE(tiny.max_prompt_tokens(), wan.max_prompt_tokens());
   EXPECT_NE(tiny.max_frames(), wan.max_frames());
+  // ...and its own measured cost (the replica times every model it serves),
+  // so admission estimates a Wan job with Wan's cost.
+  for (const dserve::v1::ModelInfo* m : {&tiny, &wan, &diffusers}) {
+    SCOPED_TRACE(m->name());
+    ASSERT_TRUE(m->has_cost()) << m->ShortDebugString();
+    EXPECT_GT(m->cost().seconds_per_token() +
+                  m->cost().seconds_per_token_squared(),
+              0);
+  }
+  EXPECT_NE(tiny.cost().ShortDebugString(), wan.cost().ShortDebugString());
 }
 
 TEST_F(MultiModelE2eTest, EachModelServesItsRequestsBothWanLayoutsAgree) {

@@ -206,9 +206,9 @@ grpc::ServerUnaryReactor* ReplicaLeader::GetStatus(
       spdlog::warn("[job -] weight sizes of model '{}': {}", config.name,
                    s.ToString());
     }
-    // The cost was measured on the default model only.
-    if (is_default && options_.cost.has_value()) {
-      *model->mutable_cost() = *options_.cost;
+    if (auto cost = options_.costs.find(config.name);
+        cost != options_.costs.end()) {
+      *model->mutable_cost() = cost->second;
     }
   }
   response->set_busy(busy_.load());

@@ -23,7 +23,7 @@
 
 #include <atomic>
 #include <functional>
-#include <optional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -61,9 +61,10 @@ struct ReplicaLeaderOptions {
   // Every rank's device, dtype, backend and GPU memory for GetStatus
   // (called on a gRPC thread; must be thread-safe). Unset = none reported.
   std::function<std::vector<dserve::v1::RankDevice>()> rank_devices;
-  // The model's cost measured at start-up (worker/cost_calibration.h),
-  // reported as ModelInfo.cost; unset = none measured.
-  std::optional<dserve::v1::CostModel> cost;
+  // Each served model's cost measured at start-up, by model name
+  // (worker/cost_calibration.h), reported as its ModelInfo.cost; a model
+  // without an entry reports none (its jobs are admitted unestimated).
+  std::map<std::string, dserve::v1::CostModel> costs;
 };
 
 class ReplicaLeader final

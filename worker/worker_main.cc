@@ -592,21 +592,25 @@ int Main(const WorkerOptions& options, const std::string& replica_secret) {
         }
         return ranks;
       };
-  // Before "leader <port>": the frontend reads the cost with the models.
+  // Before "leader <port>": the frontend reads the costs with the models.
+  // Every served model is timed, each for its own admission estimate.
   CostCalibrationOptions calibration;
   calibration.guided_evaluations =
       mesh->degree(parallel::MeshDim::kCfg) > 1 ? 1 : 2;
-  if (absl::StatusOr<dserve::v1::CostModel> cost =
-          CalibrateCost(model.config(), loop, *replica->world, calibration);
-      cost.ok()) {
-    leader_options.cost = *std::move(cost);
-  } else if (!loop.healthy()) {
-    spdlog::error("[job -] leaving: {}", cost.status().ToString());
-    return 1;
-  } else {
-    spdlog::warn("[job -] no cost model (jobs are admitted without a cost "
-                 "estimate): {}",
-                 cost.status().ToString());
+  for (const LoopModel& served : loop.models()) {
+    const models::PipelineConfig& config = served.pipeline->config();
+    if (absl::StatusOr<dserve::v1::CostModel> cost =
+            CalibrateCost(config, loop, *replica->world, calibration);
+        cost.ok()) {
+      leader_options.costs[config.name] = *std::move(cost);
+    } else if (!loop.healthy()) {
+      spdlog::error("[job -] leaving: {}", cost.status().ToString());
+      return 1;
+    } else {
+      spdlog::warn("[job -] model '{}' has no cost model (its jobs are "
+                   "admitted without a cost estimate): {}",
+                   config.name, cost.status().ToString());
+    }
   }
   ReplicaLeader leader(loop, *replica->world, leader_options);
 
