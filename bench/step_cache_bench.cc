@@ -18,7 +18,9 @@
 //     all four, plus how many prompts lost / gained all-four vs uncached.
 // One item per generation (a request's own batch; the cache decides once
 // per model batch), the model's default guidance, shift and size.
-// --configs adds first-block rows with other settings (tuning);
+// --configs adds first-block rows with other settings (tuning), --only
+// runs chosen prompts of the set (e.g. the images a run listed below 30 dB
+// on stderr, with how many of their pixels changed);
 // --teacache adds rows with a TeaCache-style signal (GenerateTeaCache).
 //
 //   bazel build //bench:step_cache_bench
@@ -35,6 +37,7 @@
 #include <cstdio>
 #include <ctime>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -71,7 +74,14 @@ ABSL_FLAG(bool, timing, true,
           "prompt for the wall-time ratio; false = one uncached run per "
           "prompt and no time columns (quality/accuracy only, for tuning).");
 ABSL_FLAG(std::vector<std::string>, configs, {},
-          "Extra rows to try, each threshold:warmup:max (for tuning).");
+          "Extra rows to try, each threshold:warmup:max[:extrapolation"
+          "[:final]] (for tuning): extrapolation = weight of the reused "
+          "residual's first-order term (0 = plain reuse; default "
+          "StepCacheConfig's), final = steps at the end always computed "
+          "(default 1).");
+ABSL_FLAG(std::vector<std::string>, only, {},
+          "Indices (0-based) of the --n prompts to run, e.g. the ones a "
+          "previous run listed below 30 dB; empty = all (for tuning).");
 ABSL_FLAG(std::vector<std::string>, teacache, {},
           "Rows with the TeaCache-style modulated-input signal (computed "
           "in this bench), each threshold:warmup:max.");
@@ -285,6 +295,8 @@ Sample GenerateTeaCache(const models::Pipeline& p, const at::Tensor& mod0,
 struct Row {
   std::string name;
   common::StepCacheSettings settings;
+  // Its extrapolation and final_computed_steps come from --configs (else
+  // StepCacheConfig's defaults, as a request gets them).
   models::StepCacheConfig config;
   std::vector<Sample> samples;   // per prompt
   std::vector<Sample> uncached;  // its paired uncached runs, per prompt
@@ -342,21 +354,31 @@ int Main(int argc, char** argv) {
                                             : absl::GetFlag(FLAGS_configs)) {
       std::vector<std::string> f = absl::StrSplit(spec, ':');
       common::StepCacheSettings s;
-      if (f.size() != 3 || !absl::SimpleAtof(f[0], &s.threshold) ||
-          !absl::SimpleAtoi(f[1], &s.warmup_steps) ||
-          !absl::SimpleAtoi(f[2], &s.max_reused_in_a_row)) {
+      models::StepCacheConfig extra;
+      std::string name = teacache ? "TeaCache-style" : "first-block";
+      bool ok = (f.size() == 3 || (!teacache && f.size() <= 5)) &&
+                absl::SimpleAtof(f[0], &s.threshold) &&
+                absl::SimpleAtoi(f[1], &s.warmup_steps) &&
+                absl::SimpleAtoi(f[2], &s.max_reused_in_a_row);
+      if (ok && f.size() > 3) {
+        ok = absl::SimpleAtod(f[3], &extra.extrapolation) &&
+             extra.extrapolation >= 0;
+        name += ", extrapolation " + f[3];
+      }
+      if (ok && f.size() > 4) {
+        ok = absl::SimpleAtoi(f[4], &extra.final_computed_steps) &&
+             extra.final_computed_steps >= 1;
+        name += ", final " + f[4];
+      }
+      if (!ok) {
         std::fprintf(stderr,
-                     "--%s: \"%s\" is not threshold:warmup:max (e.g. "
+                     "--%s: \"%s\" is not threshold:warmup:max%s (e.g. "
                      "0.15:2:2)\n",
-                     teacache ? "teacache" : "configs", spec.c_str());
+                     teacache ? "teacache" : "configs", spec.c_str(),
+                     teacache ? "" : "[:extrapolation >= 0[:final >= 1]]");
         return 1;
       }
-      rows.push_back({teacache ? "TeaCache-style" : "first-block",
-                      s,
-                      {},
-                      {},
-                      {},
-                      teacache});
+      rows.push_back({name, s, extra, {}, {}, teacache});
     }
   }
   at::Tensor mod0;  // blocks.0.modulation, for the TeaCache-style rows
@@ -384,8 +406,26 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "--n=%d: must be >= 1\n", absl::GetFlag(FLAGS_n));
     return 1;
   }
-  const std::vector<training::EvalCase> cases = training::MakeEvalCases(
+  std::vector<training::EvalCase> cases = training::MakeEvalCases(
       absl::GetFlag(FLAGS_n), absl::GetFlag(FLAGS_seed));
+  std::vector<size_t> index;  // of each case among the --n prompts
+  for (size_t i = 0; i < cases.size(); ++i) index.push_back(i);
+  if (!absl::GetFlag(FLAGS_only).empty()) {
+    std::vector<training::EvalCase> picked;
+    index.clear();
+    for (const std::string& f : absl::GetFlag(FLAGS_only)) {
+      size_t i = 0;
+      if (!absl::SimpleAtoi(f, &i) || i >= cases.size()) {
+        std::fprintf(stderr,
+                     "--only: \"%s\" is not a prompt index in [0, %zu)\n",
+                     f.c_str(), cases.size());
+        return 1;
+      }
+      picked.push_back(cases[i]);
+      index.push_back(i);
+    }
+    cases = std::move(picked);
+  }
   const models::StepCacheConfig off;
   const Sample warm = Generate(p, cases[0], off, o);  // warm-up, not counted
   if (mod0.defined()) {
@@ -459,6 +499,7 @@ int Main(int argc, char** argv) {
     double tc = 0, tu = 0, sc = 0, su = 0, cc = 0, cu = 0, psnr_sum = 0,
            psnr_min = 1e9, ssim_sum = 0, ssim_min = 1e9;
     std::vector<double> ratios, cpu_ratios;
+    std::string below30_list;  // each image < 30 dB (stderr)
     for (size_t i = 0; i < cases.size(); ++i) {
       const Sample& s = r.samples[i];
       reused += s.reused;
@@ -479,6 +520,18 @@ int Main(int argc, char** argv) {
       psnr_sum += ps;
       psnr_min = std::min(psnr_min, ps);
       below30 += ps < 30;
+      if (ps < 30) {
+        // How many pixels moved by more than half the range (an edge pixel
+        // that changed sides) vs by more than 0.1.
+        const at::Tensor d =
+            std::get<0>((base[i].image - s.image).abs().max(2));
+        absl::StrAppendFormat(&below30_list, " %zu: %.1f (%lld/%lld px)",
+                              index[i], ps,
+                              static_cast<long long>(
+                                  (d > 0.5).sum().item<int64_t>()),
+                              static_cast<long long>(
+                                  (d > 0.1).sum().item<int64_t>()));
+      }
       ssim_sum += ss;
       ssim_min = std::min(ssim_min, ss);
       lost += base[i].match.all() && !s.match.all();
@@ -494,6 +547,14 @@ int Main(int argc, char** argv) {
                    r.settings.warmup_steps, r.settings.max_reused_in_a_row,
                    1e3 * tu / n, 1e3 * tc / n, 1e3 * su / n, 1e3 * sc / n,
                    1e3 * cu / n, 1e3 * cc / n);
+    }
+    if (!below30_list.empty()) {
+      std::fprintf(stderr,
+                   "%s %.3g/%d/%d: images < 30 dB (prompt: dB (pixels "
+                   "|d| > 0.5 / > 0.1)):%s\n",
+                   r.name.c_str(), r.settings.threshold,
+                   r.settings.warmup_steps, r.settings.max_reused_in_a_row,
+                   below30_list.c_str());
     }
     const double steps = static_cast<double>(reused + computed);
     std::string cells = AccuracyCells(r.samples);

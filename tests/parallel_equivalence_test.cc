@@ -184,6 +184,11 @@ void CheckCachedRun(const models::Pipeline& whole,
       << mesh_spec << " rank " << rank;
   EXPECT_EQ(got.step_cache.steps_computed, want.step_cache.steps_computed)
       << mesh_spec << " rank " << rank;
+  // Two computed residuals were cached, so the reused steps after the
+  // second computed one added the extrapolated residual (the default
+  // StepCacheConfig::extrapolation), on every rank from its own shard.
+  EXPECT_TRUE(got.step_cache.prev_remaining_residual.defined())
+      << mesh_spec << " rank " << rank;
   // The δ sums the reused steps were decided on: the reduced parts equal
   // the 1-process sums (rows, sequence shards and padding counted alike).
   ASSERT_EQ(got_accumulated.size(), want_accumulated.size());

@@ -248,11 +248,15 @@ at::Tensor ParallelDiT::ForwardOrThrow(const at::Tensor& latents,
     StepCacheState& state = *cache->state;
     const int first = pp.rank() == 0 ? 1 : layers.first;
     std::vector<at::Tensor> residuals(micro.size());
+    // This rank's cached residual (or its extrapolation: elementwise, so
+    // per shard and per stage it sums to the 1-process one).
+    const at::Tensor reused =
+        reuse ? ReusedResidual(*cache->config, cache->step, state)
+              : at::Tensor();
     RunPipelineStages(micro, pp, [&](DiTActivations& mb) {
       const size_t m = static_cast<size_t>(&mb - micro.data());
       if (reuse) {
-        mb.x = mb.x + state.remaining_residual.narrow(0, micro_begin[m],
-                                                      mb.x.size(0));
+        mb.x = mb.x + reused.narrow(0, micro_begin[m], mb.x.size(0));
         return;
       }
       const at::Tensor x_in = mb.x;
@@ -260,8 +264,10 @@ at::Tensor ParallelDiT::ForwardOrThrow(const at::Tensor& latents,
       residuals[m] = mb.x - x_in;
     });
     if (!reuse) {
-      state.remaining_residual =
-          residuals.size() == 1 ? residuals[0] : at::cat(residuals, 0);
+      CacheRemainingResidual(
+          *cache->config,
+          residuals.size() == 1 ? residuals[0] : at::cat(residuals, 0),
+          cache->step, state);
     }
     RecordStep(reuse, state);
   }

@@ -36,8 +36,10 @@
 // float64) to the whole replica: TP ranks and later PP stages cannot
 // diverge. A reused step adds, on each rank, the cached residual of the
 // blocks it holds (per PP stage and micro-batch, its sequence shard, TP
-// replicated); their sum over the stages is the 1-process residual of
-// blocks 1..n. Threshold 0 computes every step: bit-identical to off.
+// replicated), extrapolated from its last two computed ones
+// (ReusedResidual: elementwise and linear, so no extra traffic); their sum
+// over the stages is the 1-process residual of blocks 1..n. Threshold 0
+// computes every step: bit-identical to off.
 //
 // Equivalence: on the same weights and inputs every layout returns the
 // 1-process prediction up to float reassociation (tested ≤ 1e-4 relative

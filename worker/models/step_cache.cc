@@ -1,6 +1,8 @@
 #include "worker/models/step_cache.h"
 
+#include <algorithm>
 #include <limits>
+#include <utility>
 
 #include <ATen/ATen.h>
 
@@ -10,7 +12,10 @@ bool ShouldReuseStep(const StepCacheConfig& config,
                      const StepCacheSnapshot& s) {
   if (!config.enabled || !s.have_cache) return false;
   if (s.step < config.warmup_steps) return false;
-  if (s.step >= s.num_steps - 1) return false;  // the last step is computed
+  // The last step(s) set the fine detail: always computed.
+  if (s.step >= s.num_steps - std::max(1, config.final_computed_steps)) {
+    return false;
+  }
   if (s.reused_in_a_row >= config.max_reused_in_a_row) return false;
   return s.accumulated < config.threshold;
 }
@@ -60,6 +65,36 @@ void RecordStep(bool reused, StepCacheState& state) {
   }
 }
 
+void CacheRemainingResidual(const StepCacheConfig& config,
+                            const at::Tensor& residual, int step,
+                            StepCacheState& state) {
+  if (config.extrapolation > 0) {
+    state.prev_remaining_residual = std::move(state.remaining_residual);
+    state.prev_remaining_step = state.remaining_step;
+  } else {
+    state.prev_remaining_residual = at::Tensor();
+    state.prev_remaining_step = -1;
+  }
+  state.remaining_residual = residual;
+  state.remaining_step = step;
+}
+
+at::Tensor ReusedResidual(const StepCacheConfig& config, int step,
+                          const StepCacheState& state) {
+  const at::Tensor& last = state.remaining_residual;
+  const at::Tensor& prev = state.prev_remaining_residual;
+  const int gap = state.remaining_step - state.prev_remaining_step;
+  const int k = step - state.remaining_step;
+  if (config.extrapolation <= 0 || !prev.defined() ||
+      prev.sizes() != last.sizes() || state.prev_remaining_step < 0 ||
+      gap <= 0 || k <= 0) {
+    return last;
+  }
+  // last + w·(last − prev): one more residual-sized temporary.
+  return at::add(last, last - prev,
+                 config.extrapolation * static_cast<double>(k) / gap);
+}
+
 at::Tensor CachedDiTForward(const DiT& dit, const at::Tensor& latents,
                             const at::Tensor& timesteps,
                             const at::Tensor& context,
@@ -83,10 +118,10 @@ at::Tensor CachedDiTForward(const DiT& dit, const at::Tensor& latents,
                  state.remaining_residual.defined(), parts, state);
   state.prev_first_residual = first_residual;
   if (reuse) {
-    a.x = x_first + state.remaining_residual;
+    a.x = x_first + ReusedResidual(config, step, state);
   } else {
     dit.RunBlocks(a, 1, layers);
-    state.remaining_residual = a.x - x_first;
+    CacheRemainingResidual(config, a.x - x_first, step, state);
   }
   RecordStep(reuse, state);
   return dit.Head(a);

@@ -26,6 +26,11 @@ StepCacheConfig On(double threshold, int warmup, int max_in_a_row) {
   return c;
 }
 
+StepCacheConfig Final(StepCacheConfig c, int final_computed_steps) {
+  c.final_computed_steps = final_computed_steps;
+  return c;
+}
+
 struct PolicyCase {
   const char* name;
   StepCacheConfig config;
@@ -52,6 +57,13 @@ TEST(StepCachePolicyTest, Table) {
       {"second to last may reuse", base, {18, 20, true, 0.0, 0}, true},
       {"threshold 0 never", On(0.0, 0, 5), {5, 20, true, 0.0, 0}, false},
       {"disabled", StepCacheConfig{}, {5, 20, true, 0.0, 0}, false},
+      {"final 3: step 17 computed", Final(base, 3), {17, 20, true, 0.0, 0},
+       false},
+      {"final 3: step 16 may reuse", Final(base, 3), {16, 20, true, 0.0, 0},
+       true},
+      {"final 0 counts as 1", Final(base, 0), {18, 20, true, 0.0, 0}, true},
+      {"final 0 still computes the last", Final(base, 0),
+       {19, 20, true, 0.0, 0}, false},
   };
   for (const PolicyCase& c : cases) {
     EXPECT_EQ(ShouldReuseStep(c.config, c.snapshot), c.reuse) << c.name;
@@ -71,6 +83,59 @@ TEST(StepCacheTest, RelativeL1) {
   EXPECT_DOUBLE_EQ(RelativeL1({a.diff + b.diff, a.base + b.base}), 0.25);
   EXPECT_EQ(RelativeL1({0, 0}), 0.0);
   EXPECT_EQ(RelativeL1({1, 0}), std::numeric_limits<double>::infinity());
+}
+
+TEST(StepCacheTest, ReusedResidualExtrapolatesFromTheLastTwoComputed) {
+  StepCacheConfig full = On(0.1, 0, 2);
+  full.extrapolation = 1.0;
+  StepCacheConfig half = full;
+  half.extrapolation = 0.5;
+  StepCacheConfig plain = full;
+  plain.extrapolation = 0.0;
+  const at::Tensor r2 = at::tensor({1.0f, 2.0f, -1.0f});
+  const at::Tensor r4 = at::tensor({2.0f, 2.0f, 0.0f});
+
+  // One computed residual: reused as is.
+  StepCacheState one;
+  CacheRemainingResidual(full, r2, 2, one);
+  EXPECT_FALSE(one.prev_remaining_residual.defined());
+  EXPECT_TRUE(at::equal(ReusedResidual(full, 3, one), r2));
+
+  // Computed at steps 2 and 4 (gap 2): step 5 is k = 1, step 6 k = 2.
+  StepCacheState s;
+  CacheRemainingResidual(full, r2, 2, s);
+  CacheRemainingResidual(full, r4, 4, s);
+  EXPECT_EQ(s.prev_remaining_step, 2);
+  EXPECT_EQ(s.remaining_step, 4);
+  EXPECT_TRUE(at::allclose(ReusedResidual(full, 5, s),
+                           at::tensor({2.5f, 2.0f, 0.5f})));
+  EXPECT_TRUE(at::allclose(ReusedResidual(full, 6, s),
+                           at::tensor({3.0f, 2.0f, 1.0f})));
+  EXPECT_TRUE(at::allclose(ReusedResidual(half, 5, s),
+                           at::tensor({2.25f, 2.0f, 0.25f})));
+  EXPECT_TRUE(at::equal(ReusedResidual(plain, 5, s), r4));
+  // In the residual's own dtype (and device).
+  EXPECT_EQ(ReusedResidual(half, 5, s).scalar_type(), at::kFloat);
+  EXPECT_EQ(ReusedResidual(half, 5, s).device(), r4.device());
+  // Elementwise: a shard's extrapolation is the shard of the whole's.
+  StepCacheState shard;
+  CacheRemainingResidual(half, r2.narrow(0, 1, 2), 2, shard);
+  CacheRemainingResidual(half, r4.narrow(0, 1, 2), 4, shard);
+  EXPECT_TRUE(at::equal(ReusedResidual(half, 5, shard),
+                        ReusedResidual(half, 5, s).narrow(0, 1, 2)));
+
+  // Extrapolation 0 keeps no second residual.
+  StepCacheState kept;
+  CacheRemainingResidual(plain, r2, 2, kept);
+  CacheRemainingResidual(plain, r4, 4, kept);
+  EXPECT_FALSE(kept.prev_remaining_residual.defined());
+  EXPECT_TRUE(at::equal(ReusedResidual(full, 5, kept), r4));
+
+  // A previous residual of another shape is not extrapolated from.
+  StepCacheState other;
+  CacheRemainingResidual(full, at::ones({2}), 2, other);
+  CacheRemainingResidual(full, r4, 4, other);
+  EXPECT_TRUE(at::equal(ReusedResidual(full, 5, other), r4));
 }
 
 class StepCachePipelineTest : public ::testing::Test {
@@ -143,6 +208,41 @@ TEST_F(StepCachePipelineTest, ReusesStepsWithinBoundsAndStaysClose) {
   EXPECT_LE(some.step_cache.steps_reused, 6);
   EXPECT_EQ(some.step_cache.steps_reused + some.step_cache.steps_computed,
             steps);
+}
+
+TEST_F(StepCachePipelineTest, ExtrapolationChangesOnlyReusedSteps) {
+  const int steps = 12;
+  const at::Tensor reference =
+      pipeline_->Decode(Run(Spec(StepCacheConfig{}, steps)));
+  StepCacheConfig plain = On(10.0, 2, 2);
+  plain.extrapolation = 0;
+  DenoiseState last = Run(Spec(plain, steps));
+  EXPECT_FALSE(last.step_cache.prev_remaining_residual.defined());
+  for (double w : {0.5, 1.0}) {
+    StepCacheConfig zero = On(0.0, 0, 100);
+    zero.extrapolation = w;
+    DenoiseState exact = Run(Spec(zero, 8));
+    DenoiseState off8 = Run(Spec(StepCacheConfig{}, 8));
+    EXPECT_TRUE(at::equal(off8.latents, exact.latents)) << w;
+
+    StepCacheConfig c = plain;
+    c.extrapolation = w;
+    DenoiseState x = Run(Spec(c, steps));
+    // The same steps reused (any change passes threshold 10), a different
+    // estimate for them, still a close image.
+    EXPECT_EQ(x.step_cache.steps_reused, 6) << w;
+    EXPECT_TRUE(x.step_cache.prev_remaining_residual.defined());
+    EXPECT_FALSE(at::equal(x.latents, last.latents)) << w;
+    const at::Tensor b = pipeline_->Decode(x);
+    EXPECT_TRUE(at::isfinite(b).all().item<bool>());
+    const double mse = (reference - b).pow(2).mean().item<double>();
+    EXPECT_GT(10 * std::log10(1.0 / std::max(mse, 1e-20)), 15.0) << w;
+  }
+  // A late guard computes the last 4 steps: 2,3 5,6 reused, 8+ computed.
+  StepCacheConfig guarded = plain;
+  guarded.final_computed_steps = 4;
+  DenoiseState g = Run(Spec(guarded, steps));
+  EXPECT_EQ(g.step_cache.steps_reused, 4);
 }
 
 TEST_F(StepCachePipelineTest, PredictorMustRecordTheDecision) {
