@@ -1,11 +1,8 @@
 #include "scheduler/supervisor.h"
 
 #include <signal.h>
-#include <stdlib.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <system_error>
 #include <utility>
